@@ -1,0 +1,73 @@
+"""GAN objectives as pure functions of discriminator logits (and, for penalties, of a discriminator
+function). All reduce with a mean over the batch and return a scalar.
+
+Non-saturating (Goodfellow et al. 2014), with D(x) = sigmoid(logit):
+    L_D = -E log D(x) - E log(1 - D(G(z))) = E softplus(-real) + E softplus(fake)
+    L_G = -E log D(G(z))                   = E softplus(-fake)
+WGAN-GP (Gulrajani et al. 2017):
+    L_D = E D(G(z)) - E D(x) + lambda E (||grad_xhat D(xhat)||_2 - 1)^2,  xhat = eps x + (1 - eps) G(z),
+    the norm taken per sample over all of its pixels;  L_G = -E D(G(z))
+Hinge (Lim & Ye 2017):  L_D = E relu(1 - real) + E relu(1 + fake);  L_G = -E fake
+R1 (Mescheder et al. 2018):  gamma/2 E ||grad_x D(x)||^2 on real samples.
+
+The penalties need input gradients of D. They are taken with `torch.func.grad` of the summed logits,
+which gives per-sample gradients because our discriminators treat samples independently (no batch
+statistics), and which composes with the outer `grad`/`vjp`/`vmap` transforms of the meta-learners.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch.func import grad
+
+DiscFn = Callable[[torch.Tensor], torch.Tensor]  # (B, ...) samples -> (B,) logits
+
+
+def ns_d_loss(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    return F.softplus(-real).mean() + F.softplus(fake).mean()
+
+
+def ns_g_loss(fake: torch.Tensor) -> torch.Tensor:
+    return F.softplus(-fake).mean()
+
+
+def wgan_d_loss(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    return fake.mean() - real.mean()
+
+
+def wgan_g_loss(fake: torch.Tensor) -> torch.Tensor:
+    return -fake.mean()
+
+
+def hinge_d_loss(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
+
+
+def hinge_g_loss(fake: torch.Tensor) -> torch.Tensor:
+    return -fake.mean()
+
+
+def _input_grad(disc: DiscFn, x: torch.Tensor) -> torch.Tensor:
+    """Per-sample gradient of D's logit w.r.t. its input: (B, ...) -> (B, ...)."""
+    return grad(lambda inp: disc(inp).sum())(x)
+
+
+def gradient_penalty(disc: DiscFn, real: torch.Tensor, fake: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """WGAN-GP term E (||grad D(xhat)|| - 1)^2, eps: (B,) mixing weights in [0, 1]."""
+    e = eps.view(-1, *([1] * (real.dim() - 1)))
+    xhat = e * real + (1.0 - e) * fake
+    g = _input_grad(disc, xhat).flatten(1)  # (B, pixels)
+    # sqrt(sum + tiny) keeps the gradient of the norm finite where it is 0.
+    norm = torch.sqrt(g.pow(2).sum(1) + 1e-12)
+    return (norm - 1.0).pow(2).mean()
+
+
+def r1_penalty(disc: DiscFn, real: torch.Tensor) -> torch.Tensor:
+    """E ||grad_x D(x)||^2 over real samples (multiply by gamma/2)."""
+    return _input_grad(disc, real).flatten(1).pow(2).sum(1).mean()
+
+
+D_LOSSES = {"ns": ns_d_loss, "wgan-gp": wgan_d_loss, "hinge": hinge_d_loss}
+G_LOSSES = {"ns": ns_g_loss, "wgan-gp": wgan_g_loss, "hinge": hinge_g_loss}

@@ -1,0 +1,59 @@
+"""The meta-learner protocol and the meta-batch driver (vmap over tasks, or the per-task loop).
+
+A meta-learner is a small object over pure functions:
+    init_meta(pg, pd) -> meta                 the meta-parameters ({"g", "d"} and learner extras)
+    task_grads(meta, task) -> (grads, aux)    one task's meta-gradient, same structure as meta
+    rates(meta) -> (lr_g, lr_d)               inner learning rates, for adaptation
+A task is {"support": (K, ...), "query": (Q, ...), "noise": {...}} (see problem.py).
+"""
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+from torch import Tensor
+from torch.func import vjp, vmap
+from torch.utils._pytree import tree_map
+
+from ..functional import Meta, Params, index
+from .problem import GanProblem, InnerSchedule
+
+
+class MetaLearner(Protocol):
+    name: str
+    problem: GanProblem
+    sched: InnerSchedule
+
+    def init_meta(self, pg: Params, pd: Params) -> Meta: ...
+
+    def task_grads(self, meta: Meta, task: dict) -> tuple[Meta, dict[str, Tensor]]: ...
+
+    def rates(self, meta: Meta) -> tuple[dict, dict]: ...
+
+
+def player_grads(fn, primals: Meta) -> tuple[Meta, dict[str, Tensor]]:
+    """Each player's gradient of its own loss: fn(primals) -> ((L_D, L_G), aux).
+
+    Groups "d" and "lr_d" take d L_D; "g" and "lr_g" take d L_G. One forward, two backward passes."""
+    (ld, lg), vjp_fn, aux = vjp(fn, primals, has_aux=True)
+    one, zero = torch.ones_like(ld), torch.zeros_like(ld)
+    (gd,) = vjp_fn((one, zero))
+    (gg,) = vjp_fn((zero, one))
+    grads = {group: (gd if group.endswith("d") else gg)[group] for group in primals}
+    return grads, aux
+
+
+def meta_gradients(learner: MetaLearner, meta: Meta, tasks: dict, mode: str = "vmap"):
+    """Mean meta-gradient over a meta-batch (tasks carry a leading B dim). mode: vmap | loop."""
+    if mode == "vmap":
+        grads, aux = vmap(learner.task_grads, in_dims=(None, 0))(meta, tasks)
+        return tree_map(lambda g: g.mean(0), grads), tree_map(lambda a: a.mean(0), aux)
+    if mode != "loop":
+        raise ValueError(f"mode must be vmap or loop, got {mode!r}")
+    n = tasks["support"].shape[0]
+    total_g = total_a = None
+    for i in range(n):
+        g, a = learner.task_grads(meta, index(tasks, i))
+        total_g = g if total_g is None else tree_map(torch.add, total_g, g)
+        total_a = a if total_a is None else tree_map(torch.add, total_a, a)
+    return tree_map(lambda t: t / n, total_g), tree_map(lambda t: t / n, total_a)

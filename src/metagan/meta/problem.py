@@ -1,0 +1,112 @@
+"""The adversarial task objective and the inner loop that every meta-learner (and adaptation) shares.
+
+A `GanProblem` binds a generator and discriminator (used only through `functional_call`) to a loss.
+All randomness of a task is drawn up front into a noise dict, so a task's computation is a pure
+function of (parameters, data, noise): the per-task loop and `vmap` over tasks give the same result.
+
+Noise of one task (B = K, the fake batch matches the real support batch; Q query):
+    z_d   (T, n_d, K, z_dim)   latents of the discriminator updates
+    eps_d (T, n_d, K)          WGAN-GP mixing weights of those updates
+    z_g   (T, n_g, K, z_dim)   latents of the generator updates
+    z_o   (Q, z_dim), eps_o (Q,)   the outer (query) losses
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, grad
+
+from .. import losses
+from ..config import LossConfig
+from ..functional import Params, detach, sgd_update
+
+
+@dataclass(frozen=True)
+class InnerSchedule:
+    steps: int  # T
+    n_d: int
+    n_g: int
+
+
+class GanProblem:
+    def __init__(self, gen: nn.Module, disc: nn.Module, loss: LossConfig):
+        self.gen, self.disc, self.loss = gen, disc, loss
+        self.z_dim = gen.z_dim
+        self._d_main = losses.D_LOSSES[loss.kind]
+        self._g_main = losses.G_LOSSES[loss.kind]
+
+    def generate(self, pg: Params, z: Tensor) -> Tensor:  # (B, z_dim) -> (B, *shape)
+        return functional_call(self.gen, pg, (z,))
+
+    def discriminate(self, pd: Params, x: Tensor) -> Tensor:  # (B, *shape) -> (B,)
+        return functional_call(self.disc, pd, (x,))
+
+    def d_loss(self, pd: Params, real: Tensor, fake: Tensor, eps: Tensor) -> tuple[Tensor, Tensor]:
+        """Discriminator loss (main + penalties); real and fake go through D in one batch.
+        Returns (loss, fake_logits) so a caller can reuse the fake logits for the generator loss."""
+        logits = self.discriminate(pd, torch.cat([real, fake]))
+        real_logits, fake_logits = logits[: real.shape[0]], logits[real.shape[0]:]
+        loss = self._d_main(real_logits, fake_logits)
+        disc = lambda x: self.discriminate(pd, x)  # noqa: E731
+        if self.loss.kind == "wgan-gp":
+            loss = loss + self.loss.gp_weight * losses.gradient_penalty(disc, real, fake, eps)
+        if self.loss.r1_gamma > 0:
+            loss = loss + 0.5 * self.loss.r1_gamma * losses.r1_penalty(disc, real)
+        return loss, fake_logits
+
+    def g_loss(self, pg: Params, pd: Params, z: Tensor) -> Tensor:
+        return self._g_main(self.discriminate(pd, self.generate(pg, z)))
+
+    def outer_losses(self, pg: Params, pd: Params, query: Tensor, noise: dict[str, Tensor]):
+        """Query losses (L_D, L_G) of adapted parameters from one generator forward; aux for logging."""
+        fake = self.generate(pg, noise["z_o"])
+        ld, fake_logits = self.d_loss(pd, query, fake, noise["eps_o"])
+        lg = self._g_main(fake_logits)
+        return (ld, lg), {"d_loss": ld.detach(), "g_loss": lg.detach()}
+
+    def inner_loop(self, pg: Params, pd: Params, lr_g, lr_d, support: Tensor, noise: dict[str, Tensor],
+                   sched: InnerSchedule, first_order: bool) -> tuple[Params, Params, dict[str, Tensor]]:
+        """SGD on the task's support set: per step n_d discriminator then n_g generator updates.
+
+        lr_g / lr_d map parameter names to floats (MAML) or tensors (Meta-SGD). With first_order the
+        inner gradients are detached, so no outer transform differentiates through them."""
+        def d_obj(pd_, fake, eps):
+            loss, _ = self.d_loss(pd_, support, fake, eps)
+            return loss, loss
+
+        def g_obj(pg_, pd_, z):
+            loss = self.g_loss(pg_, pd_, z)
+            return loss, loss
+
+        stats = {}
+        for t in range(sched.steps):
+            for j in range(sched.n_d):
+                fake = self.generate(pg, noise["z_d"][t, j])
+                g, stats["inner_d"] = grad(d_obj, has_aux=True)(pd, fake, noise["eps_d"][t, j])
+                pd = sgd_update(pd, detach(g) if first_order else g, lr_d)
+            for j in range(sched.n_g):
+                g, stats["inner_g"] = grad(g_obj, has_aux=True)(pg, pd, noise["z_g"][t, j])
+                pg = sgd_update(pg, detach(g) if first_order else g, lr_g)
+        return pg, pd, {k: v.detach() for k, v in stats.items()}
+
+
+def sample_noise(batch: int, sched: InnerSchedule, k: int, q: int, z_dim: int,
+                 generator: torch.Generator, dtype=torch.float32) -> dict[str, Tensor]:
+    """Noise for `batch` tasks (leading dim B), all drawn from `generator` in a fixed order."""
+    T = sched.steps
+
+    def normal(*shape):
+        return torch.randn(*shape, generator=generator, dtype=dtype)
+
+    def uniform(*shape):
+        return torch.rand(*shape, generator=generator, dtype=dtype)
+
+    return {
+        "z_d": normal(batch, T, sched.n_d, k, z_dim),
+        "eps_d": uniform(batch, T, sched.n_d, k),
+        "z_g": normal(batch, T, sched.n_g, k, z_dim),
+        "z_o": normal(batch, q, z_dim),
+        "eps_o": uniform(batch, q),
+    }

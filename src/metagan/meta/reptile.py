@@ -1,0 +1,32 @@
+"""Reptile (Nichol et al. 2018) for GANs, as in FIGR (Clouatre & Demers 2019).
+
+The inner loop trains the GAN on the task's support set; the meta-gradient is the displacement
+theta - theta' of each player, which an outer SGD step with learning rate epsilon turns into
+theta <- theta + epsilon (theta' - theta). The query set is not used.
+"""
+from __future__ import annotations
+
+from ..functional import Meta, Params, constant_rates, detach
+from .problem import GanProblem, InnerSchedule
+
+
+class Reptile:
+    name = "reptile"
+
+    def __init__(self, problem: GanProblem, sched: InnerSchedule, lr_g: float, lr_d: float):
+        self.problem, self.sched = problem, sched
+        self.lr_g, self.lr_d = lr_g, lr_d
+
+    def init_meta(self, pg: Params, pd: Params) -> Meta:
+        return {"g": pg, "d": pd}
+
+    def rates(self, meta: Meta):
+        return constant_rates(meta["g"], self.lr_g), constant_rates(meta["d"], self.lr_d)
+
+    def task_grads(self, meta: Meta, task: dict):
+        lr_g, lr_d = self.rates(meta)
+        g0, d0 = detach(meta["g"]), detach(meta["d"])
+        pg, pd, stats = self.problem.inner_loop(g0, d0, lr_g, lr_d, task["support"], task["noise"],
+                                                self.sched, True)
+        grads = {"g": {k: g0[k] - pg[k] for k in g0}, "d": {k: d0[k] - pd[k] for k in d0}}
+        return grads, stats

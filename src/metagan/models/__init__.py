@@ -1,0 +1,30 @@
+"""Generator and discriminator families. Plain nn.Modules without running statistics, so that
+`torch.func.functional_call` over a parameter dict and `vmap` over tasks both work.
+
+    >>> from metagan.config import get_preset
+    >>> g, d = build_models(get_preset("tiny").model, shape=(1, 8, 8))
+"""
+from __future__ import annotations
+
+from torch import nn
+
+from ..config import ModelConfig
+from ..errors import ConfigError
+from .conv import ConvDiscriminator, ConvGenerator
+from .mlp import MLPDiscriminator, MLPGenerator
+
+__all__ = ["build_models", "ConvGenerator", "ConvDiscriminator", "MLPGenerator", "MLPDiscriminator"]
+
+
+def build_models(cfg: ModelConfig, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
+    """Generator and discriminator for samples of `shape`: (C, H, W) images or (D,) vectors."""
+    if cfg.kind == "conv":
+        if len(shape) != 3 or shape[1] != shape[2]:
+            raise ConfigError(f"model.kind=conv needs square (C, H, W) images, got shape {shape}; "
+                              "use model.kind=mlp for vectors")
+        c, s, _ = shape
+        return (ConvGenerator(cfg.z_dim, c, s, cfg.g_width, cfg.norm),
+                ConvDiscriminator(c, s, cfg.d_width))
+    if cfg.kind == "mlp":
+        return MLPGenerator(cfg.z_dim, shape, cfg.hidden), MLPDiscriminator(shape, cfg.hidden)
+    raise ConfigError(f"model.kind={cfg.kind!r} is not one of: conv, mlp")

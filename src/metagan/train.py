@@ -1,0 +1,209 @@
+"""The outer loop: meta-batches of training tasks, meta-gradients, optimizer, EMA, logs, grids, checkpoints.
+
+    >>> from metagan.config import get_preset
+    >>> run_dir = train(get_preset("tiny"), out_dir="runs")
+
+A run folder `runs/<NNNNN>-<name>/` holds config.json (the resolved config), log.jsonl (one JSON line
+per logged step: losses, timings), samples-<step>.png (each row a held-out class: its K real support
+examples, then generated samples after adaptation) and checkpoint.safetensors.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils._pytree import tree_map
+from tqdm import tqdm
+
+from . import checkpoint as ckpt
+from .adapt import adapt_params
+from .config import Config
+from .data import TaskSampler, build_datasets, from_model_space, save_grid
+from .errors import TrainingDiverged
+from .functional import Meta, all_finite, detach, flatten, global_norm
+from .meta import meta_gradients, sample_noise
+from .system import System, build_system, init_meta
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def new_run_dir(out_dir: str | Path, name: str) -> Path:
+    """runs/00000-name, runs/00001-name, ...: the next free number."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ids = [int(m.group(1)) for p in out.iterdir() if (m := re.match(r"^(\d{5})-", p.name))]
+    run = out / f"{max(ids, default=-1) + 1:05d}-{name}"
+    run.mkdir()
+    return run
+
+
+def make_optimizer(cfg: Config, meta: Meta) -> tuple[torch.optim.Optimizer, list[str]]:
+    """One optimizer over all meta-parameters; a param group per player (and for learned rates)."""
+    m = cfg.meta
+    lrs = {"g": m.outer_lr_g, "d": m.outer_lr_d, "lr_g": m.outer_lr_rates, "lr_d": m.outer_lr_rates}
+    groups, order = [], []
+    for group, params in meta.items():
+        groups.append({"params": list(params.values()), "lr": lrs[group]})
+        order += [f"{group}.{k}" for k in params]
+    if m.outer_optimizer == "adam":
+        return torch.optim.Adam(groups, betas=(m.beta1, m.beta2)), order
+    return torch.optim.SGD(groups), order
+
+
+@dataclass
+class TrainState:
+    meta: Meta  # leaf tensors the optimizer owns
+    ema: dict
+    optimizer: torch.optim.Optimizer
+    param_order: list[str]
+    rng: torch.Generator
+    step: int = 0
+
+
+def init_state(system: System) -> TrainState:
+    cfg = system.cfg
+    meta = init_meta(system, cfg.train.seed, DTYPES[cfg.train.dtype])
+    meta = tree_map(lambda t: t.clone().requires_grad_(True), meta)
+    ema = {"g": detach(tree_map(torch.clone, meta["g"]))} if cfg.train.ema > 0 else {}
+    opt, order = make_optimizer(cfg, meta)
+    rng = torch.Generator().manual_seed(cfg.train.seed)
+    return TrainState(meta, ema, opt, order, rng)
+
+
+def restore_state(system: System, ck: ckpt.Checkpoint, source: str) -> TrainState:
+    state = init_state(system)
+    ckpt.check_compatible(ck, state.meta, source)
+    with torch.no_grad():
+        for group, params in state.meta.items():
+            for k, v in params.items():
+                v.copy_(ck.meta[group][k])
+        for k, v in state.ema.get("g", {}).items():
+            v.copy_(ck.ema["g"][k] if ck.ema else state.meta["g"][k])
+    if ck.optimizer is not None:
+        state.optimizer.load_state_dict(ck.optimizer)
+    if ck.rng_state is not None:
+        state.rng.set_state(ck.rng_state)
+    state.step = ck.step
+    return state
+
+
+def to_checkpoint(cfg: Config, state: TrainState) -> ckpt.Checkpoint:
+    return ckpt.Checkpoint(cfg, state.step, detach(state.meta), state.ema, state.optimizer.state_dict(),
+                           state.param_order, state.rng.get_state())
+
+
+def sample_tasks(system: System, sampler: TaskSampler, rng: torch.Generator, dtype) -> dict:
+    """A meta-batch: support (B, K, ...), query (B, Q, ...) and the noise of every task."""
+    cfg = system.cfg
+    batch = sampler.sample(rng, dtype=dtype)
+    noise = sample_noise(cfg.task.meta_batch, system.learner.sched, cfg.task.k_shot, cfg.task.q_query,
+                         system.problem.z_dim, rng, dtype)
+    return {"support": batch.support, "query": batch.query, "noise": noise}
+
+
+def vectorize_mode(cfg: Config) -> str:
+    return "vmap" if cfg.meta.vectorize == "auto" else cfg.meta.vectorize
+
+
+def meta_step(system: System, state: TrainState, tasks: dict) -> dict[str, float]:
+    """One outer step. Raises TrainingDiverged (before touching any parameter) on NaN or inf."""
+    cfg = system.cfg
+    grads, aux = meta_gradients(system.learner, detach(state.meta), tasks, vectorize_mode(cfg))
+    stats = {k: float(v) for k, v in aux.items()}
+    if not all_finite(grads) or not all(math.isfinite(v) for v in stats.values()):
+        bad = {k: v for k, v in stats.items() if not math.isfinite(v)} or "gradients"
+        raise TrainingDiverged(
+            f"non-finite values at step {state.step + 1}: {bad}. Nothing was written; the last checkpoint "
+            "is intact. Lower meta.inner_lr_g/meta.inner_lr_d or meta.outer_lr_g/meta.outer_lr_d, set "
+            "meta.grad_clip, or try loss.kind=wgan-gp, then resume or restart.")
+    for group, g in grads.items():
+        norm = global_norm(g)
+        stats[f"gnorm_{group}"] = float(norm)
+        clip = cfg.meta.grad_clip
+        scale = min(1.0, clip / (float(norm) + 1e-12)) if clip > 0 else 1.0
+        for k, p in state.meta[group].items():
+            p.grad = g[k] * scale
+    state.optimizer.step()
+    state.optimizer.zero_grad(set_to_none=True)
+    with torch.no_grad():
+        for k, v in state.ema.get("g", {}).items():
+            v.lerp_(state.meta["g"][k], 1.0 - cfg.train.ema)
+    state.step += 1
+    return stats
+
+
+def write_grid(system: System, state: TrainState, heldout, path: Path) -> None:
+    """Each row a held-out class: its K real support examples, then generated samples."""
+    cfg = system.cfg
+    rng = torch.Generator().manual_seed(cfg.train.seed + 1)  # the same classes and noise every time
+    n = min(cfg.train.grid_classes, heldout.num_classes)
+    classes = torch.linspace(0, heldout.num_classes - 1, n).round().long().tolist()
+    sampler = TaskSampler(heldout, cfg.task.k_shot, 0, 1)
+    dtype = DTYPES[cfg.train.dtype]
+    steps = cfg.train.adapt_steps or cfg.meta.inner_steps
+    rows = []
+    for c in classes:
+        support, _ = sampler.sample_class(c, rng, cfg.task.k_shot, 0)
+        support = support.to(dtype)
+        pg, _ = adapt_params(system, detach(state.meta), support, steps, rng, state.ema.get("g"))
+        z = torch.randn(cfg.train.grid_samples, system.problem.z_dim, generator=rng, dtype=dtype)
+        with torch.no_grad():
+            fake = system.problem.generate(pg, z)
+        rows.append(torch.cat([from_model_space(support), from_model_space(fake)]))
+    save_grid(path, rows, invert=cfg.data.invert or cfg.data.source == "omniglot")
+
+
+def train(cfg: Config, out_dir: str | Path | None = None, name: str = "run", resume: str | Path | None = None,
+          progress: bool = True) -> Path:
+    """Meta-train to cfg.train.steps (continuing from `resume`, a run folder or checkpoint, if given)."""
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    system = build_system(cfg)
+    train_ds, heldout = build_datasets(cfg.data)
+    sampler = TaskSampler(train_ds, cfg.task.k_shot, cfg.task.q_query, cfg.task.meta_batch)
+    if resume is not None:
+        ck_path = ckpt.resolve(resume)
+        run_dir = ck_path.parent
+        state = restore_state(system, ckpt.load(ck_path), str(ck_path))
+    else:
+        run_dir = new_run_dir(out_dir or cfg.train.out_dir, name)
+        state = init_state(system)
+    (run_dir / "config.json").write_text(cfg.to_json())
+    dtype = DTYPES[cfg.train.dtype]
+    bar = tqdm(total=cfg.train.steps, initial=state.step, disable=not progress, unit="step",
+               dynamic_ncols=True, desc=run_dir.name)
+    t_start = time.perf_counter()
+    start_step = state.step
+    with open(run_dir / "log.jsonl", "a") as log:
+        while state.step < cfg.train.steps:
+            t0 = time.perf_counter()
+            tasks = sample_tasks(system, sampler, state.rng, dtype)
+            stats = meta_step(system, state, tasks)
+            dt = time.perf_counter() - t0
+            step = state.step
+            if step % cfg.train.log_every == 0 or step == cfg.train.steps:
+                rec = {"step": step, **{k: round(v, 6) for k, v in stats.items()},
+                       "sec_per_step": round(dt, 4), "tasks_per_s": round(cfg.task.meta_batch / dt, 2),
+                       "elapsed_s": round(time.perf_counter() - t_start, 2)}
+                log.write(json.dumps(rec) + "\n")
+                log.flush()
+                bar.set_postfix(d=f"{stats.get('d_loss', stats.get('inner_d', 0)):.3f}",
+                                g=f"{stats.get('g_loss', stats.get('inner_g', 0)):.3f}")
+            bar.update(1)
+            last = step == cfg.train.steps
+            if (cfg.train.sample_every and step % cfg.train.sample_every == 0) or last:
+                write_grid(system, state, heldout, run_dir / f"samples-{step:06d}.png")
+            if (cfg.train.ckpt_every and step % cfg.train.ckpt_every == 0) or last:
+                ckpt.save(run_dir, to_checkpoint(cfg, state))
+    bar.close()
+    if state.step == start_step and not (run_dir / ckpt.FILENAME).exists():
+        ckpt.save(run_dir, to_checkpoint(cfg, state))
+    return run_dir
+
+
+__all__ = ["train", "meta_step", "init_state", "restore_state", "new_run_dir", "flatten"]
