@@ -87,14 +87,14 @@ class Quadratic(GanProblem):
     def __init__(self, a, b, c, e):
         self.a, self.b, self.c, self.e, self.z_dim = a, b, c, e, 1
 
-    def generate(self, pg, z):
+    def generate(self, pg, z, context):
         return z
 
-    def d_loss(self, pd, real, fake, eps):
+    def d_loss(self, pd, real, fake, eps, context):
         loss = 0.5 * self.a * (pd["w"] - self.c).pow(2).sum()
         return loss, loss
 
-    def g_loss(self, pg, pd, z):
+    def g_loss(self, pg, pd, z, context):
         return 0.5 * self.b * (pg["v"] - self.e).pow(2).sum()
 
 

@@ -30,13 +30,14 @@ class AdaptedGenerator:
     system: System
     params_g: Params
     params_d: Params
+    support: Tensor  # (K, C, H, W): the context of conditional models
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """n samples of the adapted class: (n, C, H, W) in [-1, 1]."""
         dtype = next(iter(self.params_g.values())).dtype
         z = torch.randn(n, self.system.problem.z_dim, generator=generator, dtype=dtype)
-        return self.system.problem.generate(self.params_g, z)
+        return self.system.problem.generate(self.params_g, z, self.support.to(dtype))
 
 
 def adapt_params(system: System, meta: Meta, support: Tensor, steps: int, generator: torch.Generator,
@@ -79,7 +80,7 @@ class MetaGAN:
         generator = generator or torch.Generator().manual_seed(0)
         ema_g = self.ema.get("g") if use_ema and self.ema else None
         pg, pd = adapt_params(self.system, self.meta, support, steps, generator, ema_g)
-        return AdaptedGenerator(self.system, pg, pd)
+        return AdaptedGenerator(self.system, pg, pd, support)
 
     def read_support(self, paths: list[str | os.PathLike]) -> Tensor:
         """Image files -> (K, C, H, W) model-space tensor, read as the training data were."""

@@ -46,6 +46,8 @@ class ModelConfig:
     d_width: int = 32  # discriminator channels at the first layer (doubles at each stride)
     norm: str = "none"  # generator normalisation: none | group | layer (no running statistics ever)
     hidden: int = 256  # mlp: hidden width
+    condition: str = "none"  # none | support: G and D also read an embedding of the task's support set
+    e_dim: int = 32  # condition=support: embedding size
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,7 @@ CHOICES = {
     "data.split": ("background", "vinyals"),
     "model.kind": ("conv", "mlp"),
     "model.norm": ("none", "group", "layer"),
+    "model.condition": ("none", "support"),
     "loss.kind": ("ns", "wgan-gp", "hinge"),
     "meta.learner": ("maml", "fomaml", "reptile", "metasgd"),
     "meta.outer_optimizer": ("adam", "sgd"),

@@ -63,7 +63,8 @@ def run_demo(out_dir: str = "runs", steps: int | None = None, progress: bool = T
         fake = from_model_space(adapted.sample(SAMPLES, rng))
         with torch.no_grad():
             z = torch.randn(SAMPLES, model.system.problem.z_dim, generator=rng)
-            before = from_model_space(model.system.problem.generate(model.ema.get("g", model.meta["g"]), z))
+            before = from_model_space(
+                model.system.problem.generate(model.ema.get("g", model.meta["g"]), z, support))
         per_class[name] = {
             "fidelity_adapted": _fidelity(clf, fake, label_of[name]),
             "fidelity_unadapted": _fidelity(clf, before, label_of[name]),

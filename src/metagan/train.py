@@ -153,7 +153,7 @@ def write_grid(system: System, state: TrainState, heldout, path: Path) -> None:
         pg, _ = adapt_params(system, detach(state.meta), support, steps, rng, state.ema.get("g"))
         z = torch.randn(cfg.train.grid_samples, system.problem.z_dim, generator=rng, dtype=dtype)
         with torch.no_grad():
-            fake = system.problem.generate(pg, z)
+            fake = system.problem.generate(pg, z, support)
         rows.append(torch.cat([from_model_space(support), from_model_space(fake)]))
     save_grid(path, rows, invert=cfg.data.invert or cfg.data.source == "omniglot")
 

@@ -34,7 +34,7 @@ class MAML:
         lr_g, lr_d = self.rates(meta)
         pg, pd, stats = self.problem.inner_loop(meta["g"], meta["d"], lr_g, lr_d, task["support"],
                                                 task["noise"], self.sched, self.detach_inner)
-        losses, aux = self.problem.outer_losses(pg, pd, task["query"], task["noise"])
+        losses, aux = self.problem.outer_losses(pg, pd, task["support"], task["query"], task["noise"])
         return losses, {**aux, **stats}
 
     def task_grads(self, meta: Meta, task: dict):
@@ -52,5 +52,6 @@ class FOMAML(MAML):
                                                 task["support"], task["noise"], self.sched, True)
         adapted = {"g": detach(pg), "d": detach(pd)}
         grads, aux = player_grads(
-            lambda p: self.problem.outer_losses(p["g"], p["d"], task["query"], task["noise"]), adapted)
+            lambda p: self.problem.outer_losses(p["g"], p["d"], task["support"], task["query"],
+                                                task["noise"]), adapted)
         return grads, {**aux, **stats}

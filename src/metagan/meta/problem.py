@@ -37,32 +37,35 @@ class GanProblem:
         self._d_main = losses.D_LOSSES[loss.kind]
         self._g_main = losses.G_LOSSES[loss.kind]
 
-    def generate(self, pg: Params, z: Tensor) -> Tensor:  # (B, z_dim) -> (B, *shape)
-        return functional_call(self.gen, pg, (z,))
+    def generate(self, pg: Params, z: Tensor, context: Tensor) -> Tensor:
+        """z (B, z_dim), context = the task's support set (K, *shape) -> (B, *shape).
+        Unconditional models ignore the context."""
+        return functional_call(self.gen, pg, (z, context))
 
-    def discriminate(self, pd: Params, x: Tensor) -> Tensor:  # (B, *shape) -> (B,)
-        return functional_call(self.disc, pd, (x,))
+    def discriminate(self, pd: Params, x: Tensor, context: Tensor) -> Tensor:  # (B, *shape) -> (B,)
+        return functional_call(self.disc, pd, (x, context))
 
-    def d_loss(self, pd: Params, real: Tensor, fake: Tensor, eps: Tensor) -> tuple[Tensor, Tensor]:
+    def d_loss(self, pd: Params, real: Tensor, fake: Tensor, eps: Tensor, context: Tensor) -> tuple[Tensor, Tensor]:
         """Discriminator loss (main + penalties); real and fake go through D in one batch.
         Returns (loss, fake_logits) so a caller can reuse the fake logits for the generator loss."""
-        logits = self.discriminate(pd, torch.cat([real, fake]))
+        logits = self.discriminate(pd, torch.cat([real, fake]), context)
         real_logits, fake_logits = logits[: real.shape[0]], logits[real.shape[0]:]
         loss = self._d_main(real_logits, fake_logits)
-        disc = lambda x: self.discriminate(pd, x)  # noqa: E731
+        disc = lambda x: self.discriminate(pd, x, context)  # noqa: E731
         if self.loss.kind == "wgan-gp":
             loss = loss + self.loss.gp_weight * losses.gradient_penalty(disc, real, fake, eps)
         if self.loss.r1_gamma > 0:
             loss = loss + 0.5 * self.loss.r1_gamma * losses.r1_penalty(disc, real)
         return loss, fake_logits
 
-    def g_loss(self, pg: Params, pd: Params, z: Tensor) -> Tensor:
-        return self._g_main(self.discriminate(pd, self.generate(pg, z)))
+    def g_loss(self, pg: Params, pd: Params, z: Tensor, context: Tensor) -> Tensor:
+        return self._g_main(self.discriminate(pd, self.generate(pg, z, context), context))
 
-    def outer_losses(self, pg: Params, pd: Params, query: Tensor, noise: dict[str, Tensor]):
-        """Query losses (L_D, L_G) of adapted parameters from one generator forward; aux for logging."""
-        fake = self.generate(pg, noise["z_o"])
-        ld, fake_logits = self.d_loss(pd, query, fake, noise["eps_o"])
+    def outer_losses(self, pg: Params, pd: Params, support: Tensor, query: Tensor, noise: dict[str, Tensor]):
+        """Query losses (L_D, L_G) of adapted parameters from one generator forward; aux for logging.
+        The support set stays the context (conditional models); the query supplies the real images."""
+        fake = self.generate(pg, noise["z_o"], support)
+        ld, fake_logits = self.d_loss(pd, query, fake, noise["eps_o"], support)
         lg = self._g_main(fake_logits)
         return (ld, lg), {"d_loss": ld.detach(), "g_loss": lg.detach()}
 
@@ -73,17 +76,17 @@ class GanProblem:
         lr_g / lr_d map parameter names to floats (MAML) or tensors (Meta-SGD). With first_order the
         inner gradients are detached, so no outer transform differentiates through them."""
         def d_obj(pd_, fake, eps):
-            loss, _ = self.d_loss(pd_, support, fake, eps)
+            loss, _ = self.d_loss(pd_, support, fake, eps, support)
             return loss, loss
 
         def g_obj(pg_, pd_, z):
-            loss = self.g_loss(pg_, pd_, z)
+            loss = self.g_loss(pg_, pd_, z, support)
             return loss, loss
 
         stats = {}
         for t in range(sched.steps):
             for j in range(sched.n_d):
-                fake = self.generate(pg, noise["z_d"][t, j])
+                fake = self.generate(pg, noise["z_d"][t, j], support)
                 g, stats["inner_d"] = grad(d_obj, has_aux=True)(pd, fake, noise["eps_d"][t, j])
                 pd = sgd_update(pd, detach(g) if first_order else g, lr_d)
             for j in range(sched.n_g):

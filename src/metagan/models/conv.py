@@ -5,6 +5,12 @@ Generator:      z (B, z_dim) -> fc -> (2w, s/4, s/4) -> up, conv -> (w, s/2, s/2
                 -> conv -> (C, s, s), tanh: images in [-1, 1].
 Discriminator:  x (B, C, s, s) -> conv4 s2 -> (w, s/2) -> conv4 s2 -> (2w, s/4) -> fc -> (B,) logits.
 
+Conditioning (model.condition=support): each network has its own small encoder that embeds the task's
+support set, context (K, C, s, s) -> mean over K of E(x) -> (e_dim,). The generator reads [z, e]; the
+discriminator adds a projection term <h(x), W e> to its logit (Miyato & Koyama 2018), so it judges
+"a real member of this support set's class", not only "real". Both encoders are meta-parameters and
+adapt in the inner loop like every other weight.
+
 Upsample-then-convolve avoids the checkerboard of transposed convolutions. Normalisation, when on, is
 GroupNorm (per sample, no running statistics): samples never interact, which the per-sample gradient
 penalty of WGAN-GP relies on.
@@ -23,13 +29,29 @@ def _norm(kind: str, ch: int) -> nn.Module:
     return nn.GroupNorm(min(8, ch), ch)
 
 
-class ConvGenerator(nn.Module):
-    def __init__(self, z_dim: int, channels: int, size: int, width: int, norm: str = "none"):
+class Encoder(nn.Module):
+    """Support set (K, C, s, s) -> one embedding (e_dim,): conv4 s2, conv4 s2, fc, mean over K."""
+
+    def __init__(self, channels: int, size: int, width: int, e_dim: int):
         super().__init__()
-        self.z_dim, self.channels, self.size = z_dim, channels, size
+        self.conv1 = nn.Conv2d(channels, width, 4, stride=2, padding=1)
+        self.conv2 = nn.Conv2d(width, 2 * width, 4, stride=2, padding=1)
+        self.fc = nn.Linear(2 * width * (size // 4) ** 2, e_dim)
+        self.act = nn.LeakyReLU(0.2)
+
+    def forward(self, context: torch.Tensor) -> torch.Tensor:
+        h = self.act(self.conv2(self.act(self.conv1(context))))
+        return self.fc(h.flatten(1)).mean(0)  # (e_dim,)
+
+
+class ConvGenerator(nn.Module):
+    def __init__(self, z_dim: int, channels: int, size: int, width: int, norm: str = "none", e_dim: int = 0):
+        super().__init__()
+        self.z_dim, self.channels, self.size, self.e_dim = z_dim, channels, size, e_dim
         self.s0 = size // 4
         w = width
-        self.fc = nn.Linear(z_dim, 2 * w * self.s0 * self.s0)
+        self.encoder = Encoder(channels, size, w, e_dim) if e_dim else None
+        self.fc = nn.Linear(z_dim + e_dim, 2 * w * self.s0 * self.s0)
         self.conv1 = nn.Conv2d(2 * w, w, 3, padding=1)
         self.norm1 = _norm(norm, w)
         self.conv2 = nn.Conv2d(w, w, 3, padding=1)
@@ -37,7 +59,11 @@ class ConvGenerator(nn.Module):
         self.out = nn.Conv2d(w, channels, 3, padding=1)
         self.act = nn.LeakyReLU(0.2)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:  # (B, z_dim) -> (B, C, S, S)
+    def forward(self, z: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        # z (B, z_dim), context (K, C, S, S) or None -> (B, C, S, S)
+        if self.encoder is not None:
+            e = self.encoder(context)
+            z = torch.cat([z, e.expand(z.shape[0], -1)], dim=1)
         h = self.act(self.fc(z)).view(z.shape[0], -1, self.s0, self.s0)
         h = nn.functional.interpolate(h, scale_factor=2.0, mode="nearest")
         h = self.act(self.norm1(self.conv1(h)))  # (B, w, S/2, S/2)
@@ -47,15 +73,21 @@ class ConvGenerator(nn.Module):
 
 
 class ConvDiscriminator(nn.Module):
-    def __init__(self, channels: int, size: int, width: int):
+    def __init__(self, channels: int, size: int, width: int, e_dim: int = 0):
         super().__init__()
         w = width
+        self.encoder = Encoder(channels, size, w, e_dim) if e_dim else None
+        self.proj = nn.Linear(e_dim, 2 * w * (size // 4) ** 2, bias=False) if e_dim else None
         self.conv1 = nn.Conv2d(channels, w, 4, stride=2, padding=1)
         self.conv2 = nn.Conv2d(w, 2 * w, 4, stride=2, padding=1)
         self.fc = nn.Linear(2 * w * (size // 4) ** 2, 1)
         self.act = nn.LeakyReLU(0.2)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, S, S) -> (B,) logits
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        # x (B, C, S, S), context (K, C, S, S) or None -> (B,) logits
         h = self.act(self.conv1(x))  # (B, w, S/2, S/2)
-        h = self.act(self.conv2(h))  # (B, 2w, S/4, S/4)
-        return self.fc(h.flatten(1)).squeeze(-1)
+        h = self.act(self.conv2(h)).flatten(1)  # (B, 2w * S/4 * S/4)
+        logit = self.fc(h).squeeze(-1)
+        if self.encoder is not None:
+            logit = logit + h @ self.proj(self.encoder(context))
+        return logit

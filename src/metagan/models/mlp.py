@@ -19,7 +19,8 @@ class MLPGenerator(nn.Module):
         self.net = nn.Sequential(nn.Linear(z_dim, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, hidden),
                                  nn.LeakyReLU(0.2), nn.Linear(hidden, math.prod(self.shape)), nn.Tanh())
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:  # (B, z_dim) -> (B, *shape)
+    def forward(self, z: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        # (B, z_dim) -> (B, *shape); unconditional: context is ignored
         return self.net(z).view(z.shape[0], *self.shape)
 
 
@@ -29,5 +30,6 @@ class MLPDiscriminator(nn.Module):
         self.net = nn.Sequential(nn.Linear(math.prod(shape), hidden), nn.LeakyReLU(0.2),
                                  nn.Linear(hidden, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, 1))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, *shape) -> (B,) logits
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        # (B, *shape) -> (B,) logits; unconditional: context is ignored
         return self.net(x.flatten(1)).squeeze(-1)

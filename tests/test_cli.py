@@ -1,0 +1,89 @@
+"""The command line: train (dry run, errors), adapt from image files, presets, resume."""
+import json
+
+import pytest
+import torch
+
+from metagan.cli import main
+from metagan.data import build_datasets, from_model_space, write_image
+from metagan.config import get_preset
+
+
+def test_dry_run_prints_resolved_config(capsys):
+    assert main(["train", "--preset", "tiny", "--set", "meta.inner_steps=3", "--dry-run"]) == 0
+    cfg = json.loads(capsys.readouterr().out)
+    assert cfg["meta"]["inner_steps"] == 3 and cfg["data"]["source"] == "digits"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--preset", "nope"], "unknown preset 'nope'"),
+    (["train", "--preset", "tiny", "--set", "meta.bogus=1"], "unknown config key meta.bogus"),
+    (["train", "--preset", "tiny", "--set", "task.k_shot=0"], "task.k_shot must be at least 1"),
+    (["train"], "needs --preset"),
+    (["adapt", "--checkpoint", "does-not-exist", "--support", "a.png", "--out", "o"], "no checkpoint"),
+])
+def test_bad_input_exits_non_zero_with_a_message(argv, message, capsys):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_train_then_adapt_from_image_files(tmp_path, capsys):
+    assert main(["train", "--preset", "tiny", "--out-dir", str(tmp_path), "--no-progress"]) == 0
+    run = next(tmp_path.glob("00000-tiny"))
+    _, heldout = build_datasets(get_preset("tiny").data)
+    paths = []
+    for i, img in enumerate(heldout.images[0][:3]):
+        paths.append(tmp_path / f"s{i}.png")
+        write_image(paths[-1], img)
+    out = tmp_path / "out"
+    argv = ["adapt", "--checkpoint", str(run), "--support", *map(str, paths), "--steps", "2", "--num", "5",
+            "--seed", "0", "--out", str(out)]
+    assert main(argv) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["grid.png"] + [f"sample-{i:04d}.png" for i in range(5)]
+    first = (out / "sample-0000.png").read_bytes()
+    assert main(argv) == 0  # same seed, same images
+    assert (out / "sample-0000.png").read_bytes() == first
+    assert main(argv[:-3] + ["1", "--out", str(out)]) == 0
+    assert (out / "sample-0000.png").read_bytes() != first
+
+
+def test_adapt_refuses_a_non_image(tmp_path, capsys):
+    assert main(["train", "--preset", "tiny", "--out-dir", str(tmp_path), "--no-progress"]) == 0
+    bad = tmp_path / "bad.png"
+    bad.write_text("not an image")
+    assert main(["adapt", "--checkpoint", str(next(tmp_path.glob("00000-*"))), "--support", str(bad),
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "bad.png" in capsys.readouterr().err
+
+
+def test_resume_from_the_command_line(tmp_path):
+    assert main(["train", "--preset", "tiny", "--set", "train.steps=2", "--out-dir", str(tmp_path),
+                 "--no-progress"]) == 0
+    run = next(tmp_path.glob("00000-*"))
+    assert main(["train", "--resume", str(run), "--set", "train.steps=3", "--no-progress"]) == 0
+    from metagan import checkpoint as ckpt
+    assert ckpt.load(run).step == 3
+    log = (run / "log.jsonl").read_text().splitlines()
+    assert [json.loads(x)["step"] for x in log] == [1, 2, 3]
+
+
+def test_presets_lists_all(capsys):
+    assert main(["presets"]) == 0
+    out = capsys.readouterr().out
+    for name in ["digits-demo", "omniglot-reptile", "omniglot-fomaml", "omniglot-maml", "omniglot-metasgd"]:
+        assert name in out
+
+
+def test_python_api_adapt_sample(tmp_path):
+    from metagan.adapt import adapt, load
+    from metagan.train import train
+    run = train(get_preset("tiny"), out_dir=tmp_path, progress=False)
+    _, heldout = build_datasets(get_preset("tiny").data)
+    from metagan.data import to_model_space
+    support = to_model_space(heldout.images[1][:2])
+    adapted = adapt(run, support, steps=2, seed=0)
+    x = adapted.sample(7, torch.Generator().manual_seed(0))
+    assert x.shape == (7, 1, 8, 8) and x.min() >= -1 and x.max() <= 1
+    assert torch.equal(x, adapted.sample(7, torch.Generator().manual_seed(0)))
+    assert load(run).step == 4
+    assert from_model_space(x).dtype == torch.uint8

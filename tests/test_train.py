@@ -1,0 +1,107 @@
+"""Training loop, run folders, checkpoints (exact resume, atomic writes, safe loading) and bad input."""
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from metagan import checkpoint as ckpt
+from metagan.config import apply_overrides, get_preset
+from metagan.errors import CheckpointError, ConfigError, DataError, TrainingDiverged
+from metagan.train import train
+
+
+def tiny(*overrides):
+    return apply_overrides(get_preset("tiny"), list(overrides))
+
+
+def test_run_folder_holds_config_log_grids_and_checkpoint(tmp_path):
+    run = train(tiny("train.steps=4"), out_dir=tmp_path, name="t", progress=False)
+    assert run.name == "00000-t"
+    assert json.loads((run / "config.json").read_text())["train"]["steps"] == 4
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2, 3, 4]
+    assert {"d_loss", "g_loss", "sec_per_step", "tasks_per_s"} <= set(log[0])
+    assert sorted(p.name for p in run.glob("samples-*.png")) == ["samples-000002.png", "samples-000004.png"]
+    assert ckpt.load(run).step == 4
+    assert train(tiny("train.steps=1"), out_dir=tmp_path, name="t", progress=False).name == "00001-t"
+
+
+@pytest.mark.parametrize("learner", ["fomaml", "metasgd", "reptile"])
+def test_resume_continues_bit_for_bit(tmp_path, learner):
+    cfg = tiny(f"meta.learner={learner}", "train.steps=4", "train.ckpt_every=0", "train.sample_every=0")
+    straight = train(cfg, out_dir=tmp_path / "a", progress=False)
+    half = train(apply_overrides(cfg, ["train.steps=2"]), out_dir=tmp_path / "b", progress=False)
+    resumed = train(cfg, resume=half, progress=False)
+    assert resumed == half
+    a, b = load_file(str(straight / ckpt.FILENAME)), load_file(str(resumed / ckpt.FILENAME))
+    assert a.keys() == b.keys()
+    assert any(k.startswith("opt.") for k in a) and "rng.tasks" in a and any(k.startswith("ema.") for k in a)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    # and the steps really moved the parameters
+    init = train(apply_overrides(cfg, ["train.steps=1"]), out_dir=tmp_path / "c", progress=False)
+    assert not torch.equal(load_file(str(init / ckpt.FILENAME))["meta.g.fc.weight"], a["meta.g.fc.weight"])
+
+
+def test_nan_stops_training_and_keeps_the_checkpoint(tmp_path):
+    run = train(tiny("train.steps=2"), out_dir=tmp_path, progress=False)
+    before = (run / ckpt.FILENAME).read_bytes()
+    bad = tiny("train.steps=6", "meta.inner_lr_d=1e38", "meta.inner_lr_g=1e38")
+    with pytest.raises(TrainingDiverged, match="non-finite"):
+        train(bad, resume=run, progress=False)
+    assert (run / ckpt.FILENAME).read_bytes() == before
+    assert ckpt.load(run).step == 2
+
+
+def test_crash_while_saving_leaves_previous_checkpoint(tmp_path, monkeypatch):
+    run = train(tiny("train.steps=2"), out_dir=tmp_path, progress=False)
+    before = (run / ckpt.FILENAME).read_bytes()
+
+    def broken_save(tensors, filename, metadata=None):
+        with open(filename, "wb") as f:
+            f.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ckpt, "save_file", broken_save)
+    with pytest.raises(OSError):
+        train(tiny("train.steps=4"), resume=run, progress=False)
+    assert (run / ckpt.FILENAME).read_bytes() == before
+    assert [p.name for p in run.iterdir() if ".tmp" in p.name] == []
+
+
+def test_checkpoint_of_another_model_is_refused(tmp_path):
+    run = train(tiny("train.steps=1"), out_dir=tmp_path, progress=False)
+    with pytest.raises(CheckpointError, match="another model"):
+        train(tiny("train.steps=2", "model.g_width=8"), resume=run, progress=False)
+
+
+def test_corrupt_or_foreign_checkpoint_is_refused(tmp_path):
+    bad = tmp_path / "x.safetensors"
+    bad.write_bytes(b"\x00" * 100)
+    with pytest.raises(CheckpointError, match="not a readable"):
+        ckpt.load(bad)
+    from safetensors.torch import save_file
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "other.safetensors"), metadata={"format": "pickle"})
+    with pytest.raises(CheckpointError, match="not a metagan checkpoint"):
+        ckpt.load(tmp_path / "other.safetensors")
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        ckpt.load(tmp_path / "missing")
+
+
+def test_bad_config_values():
+    with pytest.raises(ConfigError, match="unknown preset"):
+        get_preset("nope")
+    with pytest.raises(ConfigError, match="unknown config key meta.inner_stepz"):
+        tiny("meta.inner_stepz=3")
+    with pytest.raises(ConfigError, match="task.k_shot must be at least 1"):
+        tiny("task.k_shot=0")
+    with pytest.raises(ConfigError, match="expected int"):
+        tiny("meta.inner_steps=three")
+    with pytest.raises(ConfigError, match="not one of"):
+        tiny("meta.learner=sgd")
+
+
+def test_class_smaller_than_k_plus_q_is_refused(tmp_path):
+    with pytest.raises(DataError, match="k_shot"):
+        train(tiny("task.k_shot=150", "task.q_query=100"), out_dir=tmp_path, progress=False)
