@@ -13,8 +13,8 @@ SHAPE = (1, 8, 8)
 K, Q, B = 2, 3, 3
 
 
-def make_problem(kind="ns", r1=0.0, model="conv"):
-    cfg = dataclasses.replace(get_preset("tiny").model, kind=model, hidden=8)
+def make_problem(kind="ns", r1=0.0, model="conv", condition="none"):
+    cfg = dataclasses.replace(get_preset("tiny").model, kind=model, hidden=8, condition=condition, e_dim=3)
     torch.manual_seed(0)
     gen, disc = build_models(cfg, SHAPE)
     gen, disc = gen.double(), disc.double()
@@ -147,3 +147,20 @@ def test_vmap_equals_loop(name, kind):
     assert max_diff(g_loop, g_vmap, tuple(meta)) < 1e-10
     for k in a_loop:
         torch.testing.assert_close(a_loop[k], a_vmap[k])
+
+
+@pytest.mark.parametrize("name", ["maml", "fomaml"])
+def test_support_conditioned_models_vmap_equals_loop_and_use_the_support(name):
+    prob, pg, pd = make_problem("ns", condition="support")
+    assert any(k.startswith("encoder.") for k in pg) and any(k.startswith("encoder.") for k in pd)
+    learner = _learners(prob)[name]
+    meta = learner.init_meta(pg, pd)
+    tasks = make_tasks(SCHED, prob.z_dim, seed=4)
+    g_loop, _ = meta_gradients(learner, meta, tasks, "loop")
+    g_vmap, _ = meta_gradients(learner, meta, tasks, "vmap")
+    assert max_diff(g_loop, g_vmap) < 1e-10
+    assert all(g_loop["g"][k].abs().max() > 0 for k in pg if k.startswith("encoder."))
+    z = torch.randn(4, prob.z_dim, dtype=torch.float64)
+    a = prob.generate(pg, z, tasks["support"][0])
+    b = prob.generate(pg, z, tasks["support"][1])
+    assert not torch.allclose(a, b)  # the same latents give other images for another support set

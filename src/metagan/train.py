@@ -25,7 +25,7 @@ from .adapt import adapt_params
 from .config import Config
 from .data import TaskSampler, build_datasets, from_model_space, save_grid
 from .errors import TrainingDiverged
-from .functional import Meta, all_finite, detach, flatten, global_norm
+from .functional import Meta, all_finite, detach, global_norm
 from .meta import meta_gradients, sample_noise
 from .system import System, build_system, init_meta
 
@@ -206,4 +206,4 @@ def train(cfg: Config, out_dir: str | Path | None = None, name: str = "run", res
     return run_dir
 
 
-__all__ = ["train", "meta_step", "init_state", "restore_state", "new_run_dir", "flatten"]
+__all__ = ["train", "meta_step", "init_state", "restore_state", "new_run_dir"]

@@ -1,0 +1,124 @@
+"""Reading and writing single image files, and PNG sample grids.
+
+Polarity: inside metagan ink is bright (255). Files with dark strokes on light paper (Omniglot's
+PNGs, scanned handwriting) are read with ``invert=True``, and written back with ``invert=True``
+to look like the originals.
+
+Example:
+    >>> import torch, tempfile, os
+    >>> x = torch.zeros(1, 8, 8, dtype=torch.uint8); x[:, 2:6, 3] = 255   # a bright stroke
+    >>> path = os.path.join(tempfile.mkdtemp(), "a.png")
+    >>> write_image(path, x, invert=True)                                  # black stroke on white
+    >>> bool((read_image(path, 8, channels=1, invert=True) == x).all())
+    True
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+from ..errors import DataError
+from .base import resize_to_uint8
+
+# Modes whose samples are not 8-bit: I;16* are 16-bit; I (32-bit int) holds 16-bit PNG data in
+# practice; F is assumed to be in [0, 1].
+_WIDE_MODES = {"I;16": 65535.0, "I;16B": 65535.0, "I;16L": 65535.0, "I;16N": 65535.0, "I": 65535.0,
+               "F": 1.0}
+_GRID_GREY = 128  # separator colour in sample grids: mid-grey, distinct from both ink and paper
+
+
+def read_image(path: str | os.PathLike, size: int, channels: int = 1, invert: bool = False) -> torch.Tensor:
+    """Read any image file PIL can decode -> uint8 ``(channels, size, size)``.
+
+    Args:
+        path: the file; any size and colour mode (1, L, LA, P, RGB, RGBA, I;16, ...). Animated
+            files give their first frame.
+        size: output height and width (non-square images are stretched, not cropped).
+        channels: 1 (grey, ITU-R 601 luma) or 3 (RGB; grey files are replicated).
+        invert: True for dark strokes on light paper, so that ink comes out bright.
+
+    Photos are turned upright by their EXIF orientation, and transparent pixels are flattened
+    onto white paper. The result goes through the same ``resize_to_uint8`` as every other loader.
+
+    Raises:
+        DataError: the file is missing, not an image, truncated or corrupt (names the file).
+    """
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {channels}")
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"image file {path} does not exist; check the path")
+    try:
+        with Image.open(path) as img:
+            img.load()  # decode now, so truncated files fail here rather than later
+            x = _to_float(ImageOps.exif_transpose(img), channels)  # upright, as viewers show it
+    except Exception as e:  # PIL raises OSError, SyntaxError, ValueError, ... for bad files
+        raise DataError(
+            f"cannot read image {path} ({type(e).__name__}: {e}): the file is not an image, or it is "
+            "truncated or corrupt. Replace it with a valid PNG/JPEG/BMP/GIF/WebP file or delete it.") from e
+    if invert:
+        x = 1.0 - x
+    return resize_to_uint8(x[None], size)[0]
+
+
+def _to_float(img: Image.Image, channels: int) -> torch.Tensor:
+    """PIL image -> float ``(channels, H, W)`` in [0, 1], alpha flattened onto white."""
+    if img.mode in _WIDE_MODES:
+        a = np.asarray(img, dtype=np.float32) / _WIDE_MODES[img.mode]
+        x = torch.from_numpy(np.clip(a, 0.0, 1.0))[None]
+        return x.expand(channels, -1, -1).contiguous()
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info:
+        rgba = img.convert("RGBA")
+        img = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+    a = np.asarray(img.convert("L" if channels == 1 else "RGB"), dtype=np.float32) / 255.0
+    x = torch.from_numpy(a)
+    return x[None] if channels == 1 else x.permute(2, 0, 1).contiguous()
+
+
+def write_image(path: str | os.PathLike, image: torch.Tensor, invert: bool = False) -> None:
+    """Write uint8 ``(C, H, W)`` (C = 1 or 3, ink bright) to ``path``; the format follows the suffix.
+
+    ``invert=True`` writes ink dark on white paper (Omniglot's look). Parent folders are created.
+    """
+    if image.dtype != torch.uint8 or image.dim() != 3 or image.shape[0] not in (1, 3):
+        raise TypeError(f"write_image expects uint8 (C, H, W) with C = 1 or 3, got {image.dtype} "
+                        f"{tuple(image.shape)}; convert model outputs with from_model_space first")
+    x = 255 - image if invert else image
+    arr = x.detach().cpu().permute(1, 2, 0).numpy()
+    pil = Image.fromarray(arr[:, :, 0], "L") if x.shape[0] == 1 else Image.fromarray(arr, "RGB")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pil.save(path, format=None if path.suffix else "PNG")
+
+
+def save_grid(path: str | os.PathLike, rows: Sequence[torch.Tensor], invert: bool = False,
+              pad: int = 2) -> torch.Tensor:
+    """Write a PNG grid, one row per entry of ``rows``, and return it as uint8 ``(C, H', W')``.
+
+    Args:
+        rows: uint8 tensors ``(N_r, C, H, W)``; rows may differ in N_r (short rows are left grey)
+            but share C, H and W.
+        invert: as in ``write_image`` (Omniglot: True, to look like the original drawings).
+        pad: width of the mid-grey separator between and around images.
+    """
+    rows = list(rows)
+    shapes = {tuple(r.shape[1:]) for r in rows if r.shape[0] > 0}
+    if not rows or not shapes:
+        raise ValueError("save_grid needs at least one row with at least one image")
+    if len(shapes) != 1 or any(r.dtype != torch.uint8 or r.dim() != 4 for r in rows):
+        raise TypeError(f"save_grid rows must be uint8 (N, C, H, W) of one image shape, got shapes "
+                        f"{sorted(shapes)}; convert model outputs with from_model_space first")
+    c, h, w = shapes.pop()
+    ncols = max(r.shape[0] for r in rows)
+    grid = torch.full((c, pad + len(rows) * (h + pad), pad + ncols * (w + pad)), _GRID_GREY, dtype=torch.uint8)
+    for i, row in enumerate(rows):
+        for j, img in enumerate(row.detach().cpu()):
+            top, left = pad + i * (h + pad), pad + j * (w + pad)
+            grid[:, top:top + h, left:left + w] = 255 - img if invert else img
+    write_image(path, grid, invert=False)
+    return grid
