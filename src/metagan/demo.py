@@ -44,14 +44,21 @@ def _fidelity(clf, images_uint8: torch.Tensor, label: int) -> float:
 
 
 def run_demo(out_dir: str = "runs", steps: int | None = None, progress: bool = True) -> str:
+    """Meta-train the digits-demo preset, then adapt and report. Returns the report (markdown)."""
     cfg = get_preset("digits-demo")
     if steps is not None:
         cfg = apply_overrides(cfg, [f"train.steps={steps}"])
     t0 = time.perf_counter()
     run_dir = train(cfg, out_dir=out_dir, name="digits-demo", progress=progress)
-    train_s = time.perf_counter() - t0
+    return report(run_dir, train_seconds=time.perf_counter() - t0)
 
+
+def report(run_dir: str | Path, train_seconds: float | None = None) -> str:
+    """Adapt a digits run to each held-out digit; write demo.png, report.json and report.md."""
+    run_dir = Path(run_dir)
     model = load(run_dir)
+    cfg = model.cfg
+    t0 = time.perf_counter()
     _, heldout = build_datasets(cfg.data)
     clf, label_of = _digit_classifier(cfg)
     sampler = TaskSampler(heldout, cfg.task.k_shot, 0, 1)
@@ -71,17 +78,21 @@ def run_demo(out_dir: str = "runs", steps: int | None = None, progress: bool = T
             "fidelity_real": _fidelity(clf, heldout.images[c], label_of[name]),
         }
         rows.append(torch.cat([from_model_space(support), fake[:12]]))
-    save_grid(run_dir / "demo.png", rows, invert=False)
+    save_grid(run_dir / "demo.png", rows, invert=False, scale=max(1, 64 // cfg.data.image_size))
 
     mean = {k: float(np.mean([v[k] for v in per_class.values()])) for k in next(iter(per_class.values()))}
-    report = {"run_dir": str(run_dir), "steps": cfg.train.steps, "train_seconds": round(train_s, 1),
-              "k_shot": cfg.task.k_shot, "adapt_steps": cfg.train.adapt_steps or cfg.meta.inner_steps,
-              "samples_per_class": SAMPLES, "per_class": per_class, "mean": mean}
-    (run_dir / "report.json").write_text(json.dumps(report, indent=2))
+    log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    train_s = train_seconds if train_seconds is not None else log[-1]["elapsed_s"]
+    adapt_steps = cfg.train.adapt_steps or cfg.meta.inner_steps
+    result = {"run_dir": str(run_dir), "steps": model.step, "train_seconds": round(train_s, 1),
+              "eval_seconds": round(time.perf_counter() - t0, 1), "k_shot": cfg.task.k_shot,
+              "adapt_steps": adapt_steps, "samples_per_class": SAMPLES, "per_class": per_class, "mean": mean}
+    (run_dir / "report.json").write_text(json.dumps(result, indent=2))
     lines = [f"# metagan demo: {run_dir}", "",
-             f"Meta-trained `digits-demo` ({cfg.meta.learner}, {cfg.loss.kind} loss) for {cfg.train.steps} "
-             f"steps in {train_s:.0f} s; adapted to each held-out digit from K={cfg.task.k_shot} images in "
-             f"{report['adapt_steps']} steps.", "",
+             f"Meta-trained `{cfg.meta.learner}` ({cfg.loss.kind} loss, {cfg.model.kind} models, "
+             f"{cfg.data.image_size}x{cfg.data.image_size}) for {model.step} steps in {train_s:.0f} s on "
+             f"the training digits; adapted to each held-out digit from K={cfg.task.k_shot} "
+             f"images in {adapt_steps} steps.", "",
              "Fidelity: share of generated samples a logistic-regression digit classifier (trained on real "
              "digits, not part of the GAN) assigns to the intended digit; chance is 0.10.", "",
              "| held-out class | adapted | before adaptation | real images |", "|---|---|---|---|"]

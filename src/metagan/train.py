@@ -155,7 +155,8 @@ def write_grid(system: System, state: TrainState, heldout, path: Path) -> None:
         with torch.no_grad():
             fake = system.problem.generate(pg, z, support)
         rows.append(torch.cat([from_model_space(support), from_model_space(fake)]))
-    save_grid(path, rows, invert=cfg.data.invert or cfg.data.source == "omniglot")
+    save_grid(path, rows, invert=cfg.data.invert or cfg.data.source == "omniglot",
+              scale=max(1, 64 // cfg.data.image_size))
 
 
 def train(cfg: Config, out_dir: str | Path | None = None, name: str = "run", resume: str | Path | None = None,

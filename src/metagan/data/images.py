@@ -97,7 +97,7 @@ def write_image(path: str | os.PathLike, image: torch.Tensor, invert: bool = Fal
 
 
 def save_grid(path: str | os.PathLike, rows: Sequence[torch.Tensor], invert: bool = False,
-              pad: int = 2) -> torch.Tensor:
+              pad: int = 2, scale: int = 1) -> torch.Tensor:
     """Write a PNG grid, one row per entry of ``rows``, and return it as uint8 ``(C, H', W')``.
 
     Args:
@@ -105,6 +105,7 @@ def save_grid(path: str | os.PathLike, rows: Sequence[torch.Tensor], invert: boo
             but share C, H and W.
         invert: as in ``write_image`` (Omniglot: True, to look like the original drawings).
         pad: width of the mid-grey separator between and around images.
+        scale: integer nearest-neighbour enlargement of the written file (small images stay visible).
     """
     rows = list(rows)
     shapes = {tuple(r.shape[1:]) for r in rows if r.shape[0] > 0}
@@ -120,5 +121,6 @@ def save_grid(path: str | os.PathLike, rows: Sequence[torch.Tensor], invert: boo
         for j, img in enumerate(row.detach().cpu()):
             top, left = pad + i * (h + pad), pad + j * (w + pad)
             grid[:, top:top + h, left:left + w] = 255 - img if invert else img
-    write_image(path, grid, invert=False)
+    out = grid.repeat_interleave(scale, 1).repeat_interleave(scale, 2) if scale > 1 else grid
+    write_image(path, out, invert=False)
     return grid
