@@ -137,13 +137,16 @@ PRESETS: dict[str, dict[str, Any]] = {
     # The main job: seven digits meta-train, three are held out; minutes on 2 cores.
     "digits-demo": {
         "data": {"source": "digits", "image_size": 16},
-        "task": {"k_shot": 5, "q_query": 10, "meta_batch": 8},
+        "task": {"k_shot": 5, "q_query": 10, "meta_batch": 4},
         "model": {"z_dim": 16, "g_width": 16, "d_width": 16},
         # The discriminator meta-learns faster than the generator; a 5x smaller outer rate and two
         # generator updates per inner step keep the game balanced (with equal rates D wins in ~100 steps).
         "meta": {"learner": "fomaml", "inner_steps": 5, "n_d": 1, "n_g": 2, "inner_lr_g": 0.05,
                  "inner_lr_d": 0.05, "outer_lr_g": 1e-3, "outer_lr_d": 2e-4},
-        "train": {"steps": 1500, "ema": 0.99, "sample_every": 500, "ckpt_every": 500, "log_every": 20},
+        # Adapting with twice the meta-training inner steps raised held-out fidelity (0.97 -> 1.00 in a
+        # 2000-step run); see the notes of issue 2.
+        "train": {"steps": 2000, "ema": 0.99, "adapt_steps": 10, "sample_every": 500, "ckpt_every": 500,
+                  "log_every": 20},
     },
     # FIGR (Clouatre & Demers 2019): Reptile with WGAN-GP, K=4, 10 inner steps.
     "omniglot-reptile": {

@@ -43,6 +43,14 @@ def _fidelity(clf, images_uint8: torch.Tensor, label: int) -> float:
     return float((pred == label).mean())
 
 
+def _spread(images_uint8: torch.Tensor) -> float:
+    """Mean pairwise Euclidean distance between images (pixels in [0, 1])."""
+    x = images_uint8.float().flatten(1) / 255.0
+    d = torch.cdist(x, x)
+    n = x.shape[0]
+    return float(d.sum() / (n * (n - 1)))
+
+
 def run_demo(out_dir: str = "runs", steps: int | None = None, progress: bool = True) -> str:
     """Meta-train the digits-demo preset, then adapt and report. Returns the report (markdown)."""
     cfg = get_preset("digits-demo")
@@ -76,6 +84,7 @@ def report(run_dir: str | Path, train_seconds: float | None = None) -> str:
             "fidelity_adapted": _fidelity(clf, fake, label_of[name]),
             "fidelity_unadapted": _fidelity(clf, before, label_of[name]),
             "fidelity_real": _fidelity(clf, heldout.images[c], label_of[name]),
+            "diversity": _spread(fake) / _spread(heldout.images[c]),
         }
         rows.append(torch.cat([from_model_space(support), fake[:12]]))
     save_grid(run_dir / "demo.png", rows, invert=False, scale=max(1, 64 // cfg.data.image_size))
@@ -94,13 +103,14 @@ def report(run_dir: str | Path, train_seconds: float | None = None) -> str:
              f"the training digits; adapted to each held-out digit from K={cfg.task.k_shot} "
              f"images in {adapt_steps} steps.", "",
              "Fidelity: share of generated samples a logistic-regression digit classifier (trained on real "
-             "digits, not part of the GAN) assigns to the intended digit; chance is 0.10.", "",
-             "| held-out class | adapted | before adaptation | real images |", "|---|---|---|---|"]
-    for name, v in per_class.items():
+             "digits, not part of the GAN) assigns to the intended digit; chance is 0.10. Diversity: mean "
+             "pairwise pixel distance of the generated samples over that of the class's real images (1.0 = as "
+             "varied as real data; near 0 = mode collapse).", "",
+             "| held-out class | fidelity adapted | before adaptation | real images | diversity |",
+             "|---|---|---|---|---|"]
+    for name, v in [*per_class.items(), ("mean", mean)]:
         lines.append(f"| {name} | {v['fidelity_adapted']:.2f} | {v['fidelity_unadapted']:.2f} | "
-                     f"{v['fidelity_real']:.2f} |")
-    lines.append(f"| mean | {mean['fidelity_adapted']:.2f} | {mean['fidelity_unadapted']:.2f} | "
-                 f"{mean['fidelity_real']:.2f} |")
+                     f"{v['fidelity_real']:.2f} | {v['diversity']:.2f} |")
     lines += ["", f"Grid: {run_dir / 'demo.png'} (each row: {cfg.task.k_shot} real support images, then samples)"]
     text = "\n".join(lines) + "\n"
     (run_dir / "report.md").write_text(text)
