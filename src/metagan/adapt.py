@@ -18,11 +18,11 @@ from torch import Tensor
 
 from . import checkpoint as ckpt
 from .config import Config
-from .data import read_image, to_model_space
+from .data import files_inverted, read_image, to_model_space
 from .errors import DataError
 from .functional import Meta, Params, detach
 from .meta import InnerSchedule, sample_noise
-from .system import System, build_system
+from .system import System, build_system, init_meta
 
 
 @dataclass
@@ -85,8 +85,7 @@ class MetaGAN:
     def read_support(self, paths: list[str | os.PathLike]) -> Tensor:
         """Image files -> (K, C, H, W) model-space tensor, read as the training data were."""
         d = self.cfg.data
-        invert = d.invert or d.source == "omniglot"
-        imgs = [read_image(p, d.image_size, d.channels, invert) for p in paths]
+        imgs = [read_image(p, d.image_size, d.channels, files_inverted(d)) for p in paths]
         return to_model_space(torch.stack(imgs))
 
 
@@ -94,7 +93,6 @@ def load(path: str | os.PathLike) -> MetaGAN:
     """Load a run folder or checkpoint file (tensors and JSON only; no code runs from the file)."""
     ck = ckpt.load(path)
     system = build_system(ck.config)
-    from .system import init_meta
     ckpt.check_compatible(ck, init_meta(system, 0), str(path))
     return MetaGAN(system, ck.meta, ck.ema, ck.step)
 

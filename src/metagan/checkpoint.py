@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from .config import Config, config_from_json
@@ -96,7 +96,6 @@ def load(path: str | os.PathLike) -> Checkpoint:
     p = resolve(path)
     try:
         tensors = load_file(str(p))
-        from safetensors import safe_open
         with safe_open(str(p), framework="pt") as f:
             md = f.metadata() or {}
     except (SafetensorError, OSError, ValueError) as e:

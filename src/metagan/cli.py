@@ -46,7 +46,7 @@ def _adapt(args: argparse.Namespace) -> int:
     import torch
 
     from .adapt import load
-    from .data import from_model_space, save_grid, write_image
+    from .data import files_inverted, from_model_space, save_grid, write_image
 
     model = load(args.checkpoint)
     support = model.read_support(args.support)
@@ -54,8 +54,7 @@ def _adapt(args: argparse.Namespace) -> int:
     images = from_model_space(adapted.sample(args.num, torch.Generator().manual_seed(args.seed + 1)))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    d = model.cfg.data
-    invert = d.invert or d.source == "omniglot"
+    invert = files_inverted(model.cfg.data)
     for i, img in enumerate(images):
         write_image(out / f"sample-{i:04d}.png", img, invert)
     save_grid(out / "grid.png", [from_model_space(support), images], invert)

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from . import checkpoint as ckpt
 from .adapt import adapt_params
 from .config import Config
-from .data import TaskSampler, build_datasets, from_model_space, save_grid
+from .data import TaskSampler, build_datasets, files_inverted, from_model_space, save_grid
 from .errors import TrainingDiverged
 from .functional import Meta, all_finite, detach, global_norm
 from .meta import meta_gradients, sample_noise
@@ -155,7 +155,7 @@ def write_grid(system: System, state: TrainState, heldout, path: Path) -> None:
         with torch.no_grad():
             fake = system.problem.generate(pg, z, support)
         rows.append(torch.cat([from_model_space(support), from_model_space(fake)]))
-    save_grid(path, rows, invert=cfg.data.invert or cfg.data.source == "omniglot",
+    save_grid(path, rows, invert=files_inverted(cfg.data),
               scale=max(1, 64 // cfg.data.image_size))
 
 

@@ -22,8 +22,14 @@ from .tasks import TaskBatch, TaskSampler
 
 __all__ = [
     "ClassDataset", "TaskBatch", "TaskSampler", "build_datasets", "from_model_space", "read_image",
-    "resize_images", "resize_to_uint8", "save_grid", "to_model_space", "write_image",
+    "resize_images", "resize_to_uint8", "save_grid", "to_model_space", "write_image", "files_inverted",
 ]
+
+
+def files_inverted(cfg: DataConfig) -> bool:
+    """Whether this source's image files hold dark ink on a light background (Omniglot's PNGs, or a
+    folder with data.invert), so reading inverts them to ink-bright and writing inverts them back."""
+    return cfg.invert or cfg.source == "omniglot"
 
 
 def build_datasets(cfg: DataConfig) -> tuple[ClassDataset, ClassDataset]:
