@@ -70,6 +70,20 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _features(args: argparse.Namespace) -> int:
+    import json
+
+    import torch
+
+    from .metrics.features import build
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    card = build(args.data_dir, args.out, steps=args.steps, episodes=args.episodes)
+    print(json.dumps(card, indent=2))
+    return 0
+
+
 def _presets(args: argparse.Namespace) -> int:
     from .config import PRESETS, get_preset
 
@@ -109,6 +123,16 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--steps", type=int, default=None, help="meta-training steps (default: the preset's)")
     d.add_argument("--no-progress", action="store_true")
     d.set_defaults(func=_demo)
+
+    f = sub.add_parser("features", help="the evaluation's feature network")
+    fsub = f.add_subparsers(dest="features_command", required=True)
+    ft = fsub.add_parser("train", help="train it on Omniglot background classes and report its accuracy")
+    ft.add_argument("--out", required=True, help="weights file (.safetensors; a .json card is written beside)")
+    ft.add_argument("--steps", type=int, default=1000)
+    ft.add_argument("--episodes", type=int, default=600, help="evaluation episodes per N-way K-shot setting")
+    ft.add_argument("--data-dir", default=None, help="Omniglot folder (default: $METAGAN_DATA_DIR or cache)")
+    ft.add_argument("--threads", type=int, default=0)
+    ft.set_defaults(func=_features)
 
     s = sub.add_parser("presets", help="list the named configurations")
     s.set_defaults(func=_presets)
