@@ -6,7 +6,8 @@ import torch
 
 from metagan.config import LossConfig, get_preset
 from metagan.functional import params_of
-from metagan.meta import FOMAML, MAML, GanProblem, InnerSchedule, MetaSGD, Reptile, meta_gradients, sample_noise
+from metagan.meta import (FOMAML, MAML, GanProblem, InnerSchedule, Joint, MetaSGD, Reptile, meta_gradients,
+                          sample_noise)
 from metagan.models import build_models
 
 SHAPE = (1, 8, 8)
@@ -117,10 +118,10 @@ def test_reptile_matches_closed_form_on_quadratic():
 def _learners(prob):
     return {"maml": MAML(prob, SCHED, 0.1, 0.1), "fomaml": FOMAML(prob, SCHED, 0.1, 0.1),
             "reptile": Reptile(prob, SCHED, 0.1, 0.1), "metasgd": MetaSGD(prob, SCHED, 0.1, 0.1),
-            "metasgd-fo": MetaSGD(prob, SCHED, 0.1, 0.1, first_order=True)}
+            "metasgd-fo": MetaSGD(prob, SCHED, 0.1, 0.1, first_order=True), "joint": Joint(prob, SCHED, 0.1, 0.1)}
 
 
-@pytest.mark.parametrize("name", ["maml", "fomaml", "reptile", "metasgd", "metasgd-fo"])
+@pytest.mark.parametrize("name", ["maml", "fomaml", "reptile", "metasgd", "metasgd-fo", "joint"])
 def test_gradients_reach_every_meta_parameter(name):
     prob, pg, pd = make_problem("ns", r1=1.0)
     learner = _learners(prob)[name]
@@ -136,7 +137,7 @@ def test_gradients_reach_every_meta_parameter(name):
 
 
 @pytest.mark.parametrize("kind", ["ns", "wgan-gp", "hinge"])
-@pytest.mark.parametrize("name", ["maml", "fomaml", "reptile", "metasgd"])
+@pytest.mark.parametrize("name", ["maml", "fomaml", "reptile", "metasgd", "joint"])
 def test_vmap_equals_loop(name, kind):
     prob, pg, pd = make_problem(kind)
     learner = _learners(prob)[name]
@@ -164,3 +165,17 @@ def test_support_conditioned_models_vmap_equals_loop_and_use_the_support(name):
     a = prob.generate(pg, z, tasks["support"][0])
     b = prob.generate(pg, z, tasks["support"][1])
     assert not torch.allclose(a, b)  # the same latents give other images for another support set
+
+
+def test_joint_pretraining_is_the_plain_gan_gradient_on_all_real_images():
+    prob, pg, pd = make_problem("ns")
+    task = {k: (v[0] if k != "noise" else {n: t[0] for n, t in v.items()}) for k, v in make_tasks(SCHED, prob.z_dim).items()}
+    grads, _ = Joint(prob, SCHED, 0.1, 0.1).task_grads({"g": pg, "d": pd}, task)
+    real = torch.cat([task["support"], task["query"]])
+    z = torch.cat([task["noise"]["z_d"][0, 0], task["noise"]["z_o"]])
+    pd_ = {k: v.clone().requires_grad_(True) for k, v in pd.items()}
+    fake = prob.generate(pg, z, task["support"]).detach()
+    loss, _ = prob.d_loss(pd_, real, fake, torch.zeros(len(real), dtype=torch.float64), task["support"])
+    loss.backward()
+    for k in pd:
+        torch.testing.assert_close(grads["d"][k], pd_[k].grad)

@@ -84,6 +84,45 @@ def _features(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from .adapt import load
+    from .baselines import metagan_generator
+    from .config import DataConfig
+    from .data import build_datasets
+    from .errors import ConfigError
+    from .evaluate import PROTOCOLS, evaluate, lowdata_accuracy
+    from .metrics.features import load_feature_net
+
+    model = load(args.checkpoint)
+    d = model.cfg.data
+    if d.source != "omniglot" or d.image_size not in (28, 32) or d.channels != 1:
+        raise ConfigError("evaluate measures Omniglot models (1 channel, 28 or 32 pixels) on the evaluation "
+                          f"split; this checkpoint was trained on {d.source} at {d.image_size}x{d.image_size}")
+    _, heldout = build_datasets(DataConfig(source="omniglot", image_size=d.image_size, root=args.data_dir or d.root))
+    protocol = PROTOCOLS[args.protocol]
+    gen = metagan_generator(model, args.steps or model.cfg.train.adapt_steps or model.cfg.meta.inner_steps)
+    from .benchmark import _classes
+    low = lowdata_accuracy(gen, heldout, _classes(heldout, protocol), protocol)
+    result = {str(k): evaluate(gen, heldout, k, load_feature_net(), protocol, lowdata=low) for k in args.shots}
+    text = json.dumps({"checkpoint": str(args.checkpoint), "step": model.step, "k": result}, indent=2)
+    if args.json:
+        Path(args.json).write_text(text)
+    print(text)
+    return 0
+
+
+def _benchmark(args: argparse.Namespace) -> int:
+    from .benchmark import run_benchmark
+
+    checkpoints = dict(item.split("=", 1) for item in (args.checkpoint or []))
+    run_benchmark(args.suite, args.budget, args.out, data_root=args.data_dir, checkpoints=checkpoints,
+                  methods=args.methods, shots=tuple(args.shots), progress=not args.no_progress)
+    print((Path(args.out) / "results.md").read_text())
+    return 0
+
+
 def _presets(args: argparse.Namespace) -> int:
     from .config import PRESETS, get_preset
 
@@ -133,6 +172,26 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--data-dir", default=None, help="Omniglot folder (default: $METAGAN_DATA_DIR or cache)")
     ft.add_argument("--threads", type=int, default=0)
     ft.set_defaults(func=_features)
+
+    e = sub.add_parser("evaluate", help="evaluate one Omniglot model on held-out classes")
+    e.add_argument("--checkpoint", required=True)
+    e.add_argument("--shots", type=int, nargs="+", default=[1, 5])
+    e.add_argument("--json", default=None, help="also write the results here")
+    e.add_argument("--protocol", choices=["small", "full"], default="small")
+    e.add_argument("--steps", type=int, default=None, help="adaptation steps (default: the checkpoint's)")
+    e.add_argument("--data-dir", default=None)
+    e.set_defaults(func=_evaluate)
+
+    b = sub.add_parser("benchmark", help="baselines and presets in one harness; writes results.json/.md")
+    b.add_argument("--suite", default="omniglot", choices=["omniglot"])
+    b.add_argument("--budget", default="small", choices=["small", "full"])
+    b.add_argument("--out", required=True)
+    b.add_argument("--data-dir", default=None)
+    b.add_argument("--checkpoint", action="append", metavar="METHOD=RUN", help="use a trained run for a method")
+    b.add_argument("--methods", nargs="+", default=None, help="a subset of the methods")
+    b.add_argument("--shots", type=int, nargs="+", default=[1, 5])
+    b.add_argument("--no-progress", action="store_true")
+    b.set_defaults(func=_benchmark)
 
     s = sub.add_parser("presets", help="list the named configurations")
     s.set_defaults(func=_presets)

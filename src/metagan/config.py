@@ -59,7 +59,7 @@ class LossConfig:
 
 @dataclass(frozen=True)
 class MetaConfig:
-    learner: str = "maml"  # maml | fomaml | reptile | metasgd
+    learner: str = "maml"  # maml | fomaml | reptile | metasgd | joint (pre-training baseline, no inner loop)
     inner_steps: int = 5  # inner steps; each runs n_d discriminator then n_g generator updates
     n_d: int = 1
     n_g: int = 1
@@ -116,7 +116,7 @@ CHOICES = {
     "model.norm": ("none", "group", "layer"),
     "model.condition": ("none", "support"),
     "loss.kind": ("ns", "wgan-gp", "hinge"),
-    "meta.learner": ("maml", "fomaml", "reptile", "metasgd"),
+    "meta.learner": ("maml", "fomaml", "reptile", "metasgd", "joint"),
     "meta.outer_optimizer": ("adam", "sgd"),
     "meta.vectorize": ("vmap", "loop", "auto"),
     "train.dtype": ("float32", "float64"),
@@ -158,6 +158,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "omniglot-fomaml": {**_omniglot(learner="fomaml", inner_steps=5), "loss": {"kind": "ns"}},
     "omniglot-maml": {**_omniglot(learner="maml", inner_steps=5), "loss": {"kind": "ns"}},
     "omniglot-metasgd": {**_omniglot(learner="metasgd", inner_steps=5), "loss": {"kind": "ns"}},
+    # Baseline: a GAN pre-trained on all background classes jointly; adapting it is "fine-tuning".
+    "omniglot-joint": {**_omniglot(learner="joint", inner_steps=5), "loss": {"kind": "ns"}},
     # A seconds-long configuration for tests and smoke runs.
     "tiny": {
         "data": {"source": "digits", "image_size": 8},
@@ -281,7 +283,7 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"{key} must be non-negative, got {d[section][sub]}")
     if cfg.meta.n_d + cfg.meta.n_g == 0:
         raise ConfigError("meta.n_d and meta.n_g are both 0: the inner loop would do nothing")
-    if cfg.meta.learner in ("maml", "fomaml", "metasgd") and cfg.task.q_query < 1:
+    if cfg.meta.learner in ("maml", "fomaml", "metasgd", "joint") and cfg.task.q_query < 1:
         raise ConfigError(f"meta.learner={cfg.meta.learner} takes its outer loss on query examples: "
                           "set task.q_query to at least 1")
     if cfg.model.kind == "conv" and cfg.data.image_size % 4:

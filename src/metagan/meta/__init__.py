@@ -4,12 +4,13 @@ from __future__ import annotations
 from ..config import Config
 from ..errors import ConfigError
 from .base import MetaLearner, meta_gradients, player_grads
+from .joint import Joint
 from .maml import FOMAML, MAML
 from .meta_sgd import MetaSGD
 from .problem import GanProblem, InnerSchedule, sample_noise
 from .reptile import Reptile
 
-__all__ = ["MetaLearner", "MAML", "FOMAML", "Reptile", "MetaSGD", "GanProblem", "InnerSchedule",
+__all__ = ["MetaLearner", "MAML", "FOMAML", "Reptile", "MetaSGD", "Joint", "GanProblem", "InnerSchedule",
            "build_learner", "meta_gradients", "player_grads", "sample_noise"]
 
 
@@ -24,4 +25,8 @@ def build_learner(cfg: Config, problem: GanProblem) -> MetaLearner:
         return Reptile(problem, sched, m.inner_lr_g, m.inner_lr_d)
     if m.learner == "metasgd":
         return MetaSGD(problem, sched, m.inner_lr_g, m.inner_lr_d, first_order=m.first_order)
-    raise ConfigError(f"meta.learner={m.learner!r} is not one of: maml, fomaml, reptile, metasgd")
+    if m.learner == "joint":
+        if m.n_d < 1:
+            raise ConfigError("meta.learner=joint draws its fake batch from the discriminator noise: set meta.n_d >= 1")
+        return Joint(problem, sched, m.inner_lr_g, m.inner_lr_d)
+    raise ConfigError(f"meta.learner={m.learner!r} is not one of: maml, fomaml, reptile, metasgd, joint")

@@ -1,0 +1,51 @@
+"""Few-shot generators for the evaluation: meta-trained GANs and the baselines they are compared with.
+
+Each is a function `gen(support (K, C, H, W), n, generator) -> (n, C, H, W)` in model space.
+
+- metagan_generator(model, steps): adapt a checkpoint (meta-learned, jointly pre-trained, or freshly
+  initialised = a GAN trained from scratch on the K shots) for `steps` inner steps, then sample.
+- affine_augmenter(): classic augmentation, random affine transforms of the support images.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .adapt import MetaGAN
+from .config import Config
+from .system import build_system, init_meta
+
+
+def metagan_generator(model: MetaGAN, steps: int, use_ema: bool = True):
+    def gen(support: Tensor, n: int, generator: torch.Generator) -> Tensor:
+        return model.adapt(support, steps, generator, use_ema).sample(n, generator)
+    return gen
+
+
+def scratch_model(cfg: Config, seed: int = 0) -> MetaGAN:
+    """Freshly initialised networks: adapting them on K shots is 'a GAN trained from scratch'."""
+    system = build_system(cfg)
+    return MetaGAN(system, init_meta(system, seed), {})
+
+
+def affine_augmenter(max_degrees: float = 15.0, max_translate: float = 0.1, scale=(0.9, 1.1),
+                     max_shear: float = 10.0):
+    """Random rotation, translation, scale and shear of randomly chosen support images."""
+    def gen(support: Tensor, n: int, generator: torch.Generator) -> Tensor:
+        def u(lo, hi):
+            return lo + (hi - lo) * torch.rand(n, generator=generator, dtype=torch.float64)
+        pick = torch.randint(len(support), (n,), generator=generator)
+        x = support[pick].float()
+        rot, shear = u(-max_degrees, max_degrees) * math.pi / 180, u(-max_shear, max_shear) * math.pi / 180
+        s, tx, ty = u(*scale), u(-max_translate, max_translate) * 2, u(-max_translate, max_translate) * 2
+        # inverse map for grid_sample: output pixel -> input location (rotation then shear, / scale)
+        a = torch.stack([torch.cos(rot), -torch.sin(rot) + torch.tan(shear) * torch.cos(rot), tx], 1)
+        b = torch.stack([torch.sin(rot), torch.cos(rot) + torch.tan(shear) * torch.sin(rot), ty], 1)
+        theta = (torch.stack([a, b], 1) / torch.stack([s, s, torch.ones_like(s)], 1)[:, None, :]).float()
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        # background is -1 in model space: shift so zero padding means background
+        return F.grid_sample(x + 1, grid, mode="bilinear", padding_mode="zeros", align_corners=False) - 1
+    return gen

@@ -1,0 +1,82 @@
+"""The evaluation harness end to end on small synthetic classes, and the benchmark report."""
+import json
+
+import pytest
+import torch
+
+from metagan.baselines import affine_augmenter
+from metagan.data import ClassDataset
+from metagan.evaluate import Protocol, evaluate
+from metagan.metrics.features import load_feature_net
+
+PROTO = Protocol(classes=6, samples=12, support_draws=2, n_way=6, episodes=20, proto_generated=3,
+                 lowdata_n=(5,), lowdata_generated=4, lowdata_epochs=2)
+
+
+def strokes(n_classes=8, per_class=12, seed=0):
+    """Each class: a random bar pattern with jitter, 28x28 uint8, ink bright."""
+    g = torch.Generator().manual_seed(seed)
+    images = []
+    for _ in range(n_classes):
+        base = torch.zeros(28, 28)
+        for _ in range(3):
+            r, c = torch.randint(4, 24, (2,), generator=g).tolist()
+            if torch.rand(1, generator=g) < 0.5:
+                base[r:r + 2, 4:24] = 1
+            else:
+                base[4:24, c:c + 2] = 1
+        imgs = []
+        for _ in range(per_class):
+            dy, dx = torch.randint(-2, 3, (2,), generator=g).tolist()
+            imgs.append(torch.roll(base, (dy, dx), (0, 1)))
+        images.append((torch.stack(imgs)[:, None] * 255).to(torch.uint8))
+    return ClassDataset("strokes", images, [f"c{i}" for i in range(n_classes)])
+
+
+@pytest.fixture(scope="module")
+def net():
+    return load_feature_net()
+
+
+def test_copying_generator_is_flagged_and_noise_has_low_fidelity(net):
+    data = strokes()
+    copier = lambda s, n, g: s[torch.randint(len(s), (n,), generator=g)]  # noqa: E731
+    noise = lambda s, n, g: torch.rand(n, *s.shape[1:], generator=g) * 2 - 1  # noqa: E731
+    r_copy = evaluate(copier, data, 5, net, PROTO)
+    r_noise = evaluate(noise, data, 5, net, PROTO)
+    assert r_copy["copy_ratio"] < 0.05 < r_copy["copy_ratio_real"]
+    assert r_copy["fidelity"] > 0.9 and r_noise["fidelity"] < 0.5
+    assert r_noise["fd"] > 5 * r_copy["fd"]
+    assert r_noise["precision"] < r_copy["precision"]
+    for key in ("fd", "kid", "precision", "recall", "density", "coverage", "fidelity", "diversity", "copy_ratio"):
+        assert isinstance(r_copy[key], float)
+    assert set(r_copy["lowdata_acc"]) == {"5"} and 0 <= r_copy["protonet_acc"]["ci95"] < 1
+
+
+def test_no_augmentation_has_no_generative_metrics_and_is_deterministic(net):
+    data = strokes()
+    a = evaluate(None, data, 1, net, PROTO)
+    assert a["fd"] is None and a["fidelity"] is None
+    assert a["protonet_acc"] == evaluate(None, data, 1, net, PROTO)["protonet_acc"]
+
+
+def test_affine_augmenter_keeps_shape_range_and_varies():
+    s = torch.rand(3, 1, 28, 28) * 2 - 1
+    out = affine_augmenter()(s, 10, torch.Generator().manual_seed(0))
+    assert out.shape == (10, 1, 28, 28) and out.min() >= -1 - 1e-5 and out.max() <= 1 + 1e-5
+    assert not torch.allclose(out[0], out[1])
+
+
+def test_benchmark_report_table(tmp_path):
+    from metagan.benchmark import report_markdown
+    r = {"fd": 1.0, "kid": 0.1, "precision": 0.5, "recall": 0.5, "density": 0.5, "coverage": 0.5, "fidelity": 0.9,
+         "diversity": 0.8, "copy_ratio": 0.9, "copy_ratio_real": 1.0, "lowdata_acc": {"5": 0.7, "10": 0.8},
+         "protonet_acc": {"mean": 0.9, "ci95": 0.01}}
+    none = {**dict.fromkeys(r), "lowdata_acc": {"5": 0.6, "10": 0.7}, "protonet_acc": {"mean": 0.8, "ci95": 0.02}}
+    results = {"suite": "omniglot", "budget": "small", "adapt_steps": 5, "heldout": "x",
+               "protocol": {"classes": 20, "samples": 50, "n_way": 20}, "feature_net": {"file": "f", "sha256": "0" * 64},
+               "methods": {"a": {"k": {"5": r}}, "none": {"k": {"5": none}}}}
+    md = report_markdown(results)
+    assert "| a | 1.000 | 0.100 |" in md and "0.700/0.800" in md and "0.900 ± 0.010" in md
+    assert "| none | - |" in md
+    json.dumps(results)
