@@ -80,3 +80,26 @@ def test_benchmark_report_table(tmp_path):
     assert "| a | 1.000 | 0.100 |" in md and "0.700/0.800" in md and "0.900 ± 0.010" in md
     assert "| none | - |" in md
     json.dumps(results)
+
+
+def test_evaluate_command_on_an_omniglot_checkpoint(tmp_path, monkeypatch, capsys):
+    from pathlib import Path
+
+    from metagan import evaluate as ev
+    from metagan.cli import main
+    omniglot = Path(__file__).resolve().parents[2] / "shared" / "data" / "omniglot"
+    if not (omniglot / "images_evaluation.npz").exists():
+        pytest.skip("Omniglot not found")
+    assert main(["train", "--preset", "omniglot-fomaml", "--data-dir", str(omniglot), "--out-dir", str(tmp_path),
+                 "--set", "train.steps=1", "--set", "task.meta_batch=2", "--set", "meta.inner_steps=1",
+                 "--set", "train.grid_classes=1", "--no-progress"]) == 0
+    monkeypatch.setitem(ev.PROTOCOLS, "small", PROTO)
+    out = tmp_path / "eval.json"
+    run = next(tmp_path.glob("00000-*"))
+    assert main(["evaluate", "--checkpoint", str(run), "--shots", "1", "--json", str(out), "--steps", "1"]) == 0
+    result = json.loads(out.read_text())["k"]["1"]
+    assert result["k"] == 1 and result["fd"] > 0 and set(result["lowdata_acc"]) == {"5"}
+    # a digits checkpoint is refused with a message
+    assert main(["train", "--preset", "tiny", "--out-dir", str(tmp_path / "d"), "--no-progress"]) == 0
+    assert main(["evaluate", "--checkpoint", str(next((tmp_path / "d").glob("0*")))]) == 2
+    assert "evaluate measures Omniglot models" in capsys.readouterr().err

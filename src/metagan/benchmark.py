@@ -20,7 +20,7 @@ from .baselines import affine_augmenter, metagan_generator, scratch_model
 from .config import DataConfig, apply_overrides, get_preset
 from .data import build_datasets, files_inverted, from_model_space, save_grid, to_model_space
 from .errors import ConfigError
-from .evaluate import PROTOCOLS, evaluate, lowdata_accuracy
+from .evaluate import PROTOCOLS, chosen_classes, evaluate, lowdata_accuracy
 from .metrics.features import ASSET, load_feature_net, sha256
 from .train import train
 
@@ -99,7 +99,7 @@ def run_benchmark(suite: str, budget_name: str, out: str | Path, data_root: str 
             gen = metagan_generator(model, budget["adapt_steps"])
             info.update({"checkpoint": checkpoints[name], "preset": preset, "train_steps": model.step})
         train_s = time.perf_counter() - t0
-        low = lowdata_accuracy(gen, heldout, _classes(heldout, protocol), protocol)
+        low = lowdata_accuracy(gen, heldout, chosen_classes(heldout, protocol), protocol)
         per_k = {}
         for k in shots:
             r = evaluate(gen, heldout, k, net, protocol, lowdata=low)
@@ -115,15 +115,10 @@ def run_benchmark(suite: str, budget_name: str, out: str | Path, data_root: str 
     return results
 
 
-def _classes(heldout, protocol):
-    g = torch.Generator().manual_seed(protocol.seed)
-    return torch.randperm(heldout.num_classes, generator=g)[: protocol.classes].tolist()
-
-
 def _sample_grid(gen, heldout, protocol, path: Path, invert: bool, rows: int = 6, k: int = 5) -> None:
     g = torch.Generator().manual_seed(12345)
     lines = []
-    for c in _classes(heldout, protocol)[:rows]:
+    for c in chosen_classes(heldout, protocol)[:rows]:
         support = heldout.images[c][:k]
         fake = gen(to_model_space(support), 10, g)
         lines.append(torch.cat([support, from_model_space(fake)]))

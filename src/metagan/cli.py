@@ -92,7 +92,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from .config import DataConfig
     from .data import build_datasets
     from .errors import ConfigError
-    from .evaluate import PROTOCOLS, evaluate, lowdata_accuracy
+    from .evaluate import PROTOCOLS, chosen_classes, evaluate, lowdata_accuracy
     from .metrics.features import load_feature_net
 
     model = load(args.checkpoint)
@@ -103,8 +103,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     _, heldout = build_datasets(DataConfig(source="omniglot", image_size=d.image_size, root=args.data_dir or d.root))
     protocol = PROTOCOLS[args.protocol]
     gen = metagan_generator(model, args.steps or model.cfg.train.adapt_steps or model.cfg.meta.inner_steps)
-    from .benchmark import _classes
-    low = lowdata_accuracy(gen, heldout, _classes(heldout, protocol), protocol)
+    low = lowdata_accuracy(gen, heldout, chosen_classes(heldout, protocol), protocol)
     result = {str(k): evaluate(gen, heldout, k, load_feature_net(), protocol, lowdata=low) for k in args.shots}
     text = json.dumps({"checkpoint": str(args.checkpoint), "step": model.step, "k": result}, indent=2)
     if args.json:

@@ -61,10 +61,16 @@ def _ci95(values: list[float]) -> float:
     return float(1.96 * t.std() / math.sqrt(len(values))) if len(values) > 1 else 0.0
 
 
+def chosen_classes(heldout: ClassDataset, protocol: Protocol) -> list[int]:
+    """The evaluated held-out classes: the first `protocol.classes` of a seeded permutation."""
+    g = torch.Generator().manual_seed(protocol.seed)
+    return torch.randperm(heldout.num_classes, generator=g)[: protocol.classes].tolist()
+
+
 def _draws(heldout: ClassDataset, protocol: Protocol, k: int):
     """classes (list of int) and, per class and draw, (support uint8 (k, ...), rest uint8 (n-k, ...))."""
-    g = torch.Generator().manual_seed(protocol.seed)
-    classes = torch.randperm(heldout.num_classes, generator=g)[: protocol.classes].tolist()
+    classes = chosen_classes(heldout, protocol)
+    g = torch.Generator().manual_seed(protocol.seed + 7)
     draws = []
     for c in classes:
         imgs = heldout.images[c]
