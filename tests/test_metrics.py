@@ -1,4 +1,6 @@
 """Each metric on cases whose answer is known."""
+import math
+
 import pytest
 import torch
 
@@ -59,3 +61,13 @@ def test_class_fidelity_noise_is_near_chance_and_class_samples_score_high():
     fake_noise = [5 * feats(20, seed=300 + i) for i in range(10)]
     assert class_fidelity(fake_good, support) == 1.0
     assert class_fidelity(fake_noise, support) < 0.3
+
+
+def test_frechet_distance_of_a_collapsed_set_is_finite():
+    real = feats(300)
+    point = torch.full((1, 8), 0.5, dtype=torch.float64)
+    fd = frechet_distance(real, point.repeat(300, 1))
+    # all fake samples identical: FD = |mu_r - p|^2 + tr(S_r)
+    want = float(((real.mean(0) - point[0]) ** 2).sum() + torch.cov(real.T).trace())
+    assert fd == pytest.approx(want, rel=1e-3)
+    assert math.isnan(frechet_distance(real, torch.full((300, 8), float("nan"), dtype=torch.float64)))

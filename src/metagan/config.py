@@ -133,6 +133,8 @@ def _omniglot(**meta: Any) -> dict[str, Any]:
     }
 
 
+_BALANCED = {"inner_steps": 5, "n_d": 1, "n_g": 2, "outer_lr_g": 1e-3, "outer_lr_d": 2e-4}
+
 PRESETS: dict[str, dict[str, Any]] = {
     # The main job: seven digits meta-train, three are held out; minutes on 2 cores.
     "digits-demo": {
@@ -155,11 +157,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         "loss": {"kind": "wgan-gp", "gp_weight": 10.0},
     },
     # DAWSON (Liang et al. 2020): first-order MAML, non-saturating loss.
-    "omniglot-fomaml": {**_omniglot(learner="fomaml", inner_steps=5), "loss": {"kind": "ns"}},
-    "omniglot-maml": {**_omniglot(learner="maml", inner_steps=5), "loss": {"kind": "ns"}},
-    "omniglot-metasgd": {**_omniglot(learner="metasgd", inner_steps=5), "loss": {"kind": "ns"}},
+    # The non-saturating presets use the balance that kept the digits game from collapsing (with equal
+    # outer rates and one G update per step, D won and G saturated within ~100 steps there and here).
+    "omniglot-fomaml": {**_omniglot(learner="fomaml", **_BALANCED), "loss": {"kind": "ns"}},
+    "omniglot-maml": {**_omniglot(learner="maml", **_BALANCED), "loss": {"kind": "ns"}},
+    "omniglot-metasgd": {**_omniglot(learner="metasgd", **_BALANCED), "loss": {"kind": "ns"}},
     # Baseline: a GAN pre-trained on all background classes jointly; adapting it is "fine-tuning".
-    "omniglot-joint": {**_omniglot(learner="joint", inner_steps=5), "loss": {"kind": "ns"}},
+    "omniglot-joint": {**_omniglot(learner="joint", **_BALANCED), "loss": {"kind": "ns"}},
     # A seconds-long configuration for tests and smoke runs.
     "tiny": {
         "data": {"source": "digits", "image_size": 8},

@@ -9,8 +9,10 @@ All functions take features (N, D) and return floats.
 """
 from __future__ import annotations
 
+import math
 import warnings
 
+import numpy as np
 import torch
 from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
@@ -29,11 +31,29 @@ class _Precomputed(nn.Module):
 
 
 def frechet_distance(real: torch.Tensor, fake: torch.Tensor) -> float:
-    """||mu_r - mu_f||^2 + Tr(S_r + S_f - 2 (S_r S_f)^(1/2)) of Gaussians fitted to the two sets."""
+    """||mu_r - mu_f||^2 + Tr(S_r + S_f - 2 (S_r S_f)^(1/2)) of Gaussians fitted to the two sets.
+
+    torchmetrics computes it; when its eigen-solver fails on a singular covariance (a collapsed generator
+    whose samples are all the same gives S_f = 0), the value is recomputed with scipy's sqrtm after adding
+    1e-6 to both diagonals, as pytorch-fid does."""
+    if not (torch.isfinite(real).all() and torch.isfinite(fake).all()):
+        return float("nan")
     fid = FrechetInceptionDistance(feature=_Precomputed(real.shape[1]), reset_real_features=True)
     fid.update(real.double(), real=True)
     fid.update(fake.double(), real=False)
-    return float(fid.compute())
+    value = float(fid.compute())
+    return value if math.isfinite(value) else _frechet_regularised(real.double(), fake.double())
+
+
+def _frechet_regularised(real: torch.Tensor, fake: torch.Tensor, eps: float = 1e-6) -> float:
+    from scipy import linalg
+
+    mu1, mu2 = real.mean(0).numpy(), fake.mean(0).numpy()
+    s1, s2 = np.cov(real.numpy(), rowvar=False), np.cov(fake.numpy(), rowvar=False)
+    offset = np.eye(s1.shape[0]) * eps
+    covmean = linalg.sqrtm((s1 + offset) @ (s2 + offset))
+    covmean = covmean.real if np.iscomplexobj(covmean) else covmean
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
 
 
 def kernel_distance(real: torch.Tensor, fake: torch.Tensor, subsets: int = 50, subset_size: int | None = None,
