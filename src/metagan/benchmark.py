@@ -2,7 +2,8 @@
 
 Trains what needs training (each meta-learner preset and the jointly pre-trained baseline) into
 DIR/runs/ unless checkpoints are given, evaluates every method at every K with the same protocol and the
-same adaptation budget, and writes DIR/results.json, DIR/results.md and DIR/samples-<method>.png.
+same adaptation budget, and writes DIR/results.json, DIR/results.md, DIR/metrics.png (bar charts) and
+DIR/samples-<method>.png (each row a held-out class: 5 real images, then generated samples).
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from .data import build_datasets, files_inverted, from_model_space, save_grid, t
 from .errors import ConfigError
 from .evaluate import PROTOCOLS, chosen_classes, evaluate, lowdata_accuracy
 from .metrics.features import ASSET, load_feature_net, sha256
+from .plots import plot_results
 from .train import train
 
 # method -> (preset to train, or None), in report order
@@ -112,6 +114,7 @@ def run_benchmark(suite: str, budget_name: str, out: str | Path, data_root: str 
                         **{f"k{k}_{m}": _round(per_k[str(k)][m]) for k in shots for m in ("fd", "fidelity")}}))
         (out / "results.json").write_text(json.dumps(results, indent=2))
     (out / "results.md").write_text(report_markdown(results))
+    plot_results(results, out / "metrics.png")
     return results
 
 
