@@ -71,3 +71,12 @@ def test_frechet_distance_of_a_collapsed_set_is_finite():
     want = float(((real.mean(0) - point[0]) ** 2).sum() + torch.cov(real.T).trace())
     assert fd == pytest.approx(want, rel=1e-3)
     assert math.isnan(frechet_distance(real, torch.full((300, 8), float("nan"), dtype=torch.float64)))
+
+
+def test_metrics_of_identical_samples_are_finite():
+    # torch.cdist's matmul shortcut gives NaN for identical points; a collapsed generator makes them
+    real = feats(100, d=64, scale=3.0)
+    same = torch.full((100, 64), 0.7, dtype=torch.float64)
+    assert diversity(same, real) == 0.0
+    assert math.isfinite(copy_ratio(same, real[:5], real[5:]))
+    assert all(math.isfinite(v) for v in prdc(real, same).values())

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from .data import ClassDataset, to_model_space
 from .metrics import class_fidelity, copy_ratio, diversity, frechet_distance, kernel_distance, prdc
+from .metrics.fewshot import distances
 
 FewShotGenerator = Optional[Callable[[Tensor, int, torch.Generator], Tensor]]
 
@@ -130,7 +131,7 @@ def protonet_accuracy(net, draws, fakes, protocol: Protocol, queries: int = 5) -
             protos.append(torch.cat([s, gfeats[c][d]]).mean(0) if gfeats else s.mean(0))
             qs.append(r[torch.randperm(len(r), generator=g)[:queries]])
         labels = torch.arange(n_way).repeat_interleave(queries)
-        pred = torch.cdist(torch.cat(qs), torch.stack(protos)).argmin(1)
+        pred = distances(torch.cat(qs), torch.stack(protos)).argmin(1)
         accs.append(float((pred == labels).double().mean()))
     return {"mean": sum(accs) / len(accs), "ci95": _ci95(accs), "n_way": n_way, "episodes": protocol.episodes}
 

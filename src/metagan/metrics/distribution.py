@@ -18,6 +18,8 @@ from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
+from .fewshot import distances
+
 
 class _Precomputed(nn.Module):
     """torchmetrics calls its feature extractor on what `update` receives: here, features already."""
@@ -80,7 +82,7 @@ def prdc(real: torch.Tensor, fake: torch.Tensor, k: int = 5) -> dict[str, float]
     real, fake = real.double(), fake.double()
     r_real = _knn_radius(real, k)  # (N,)
     r_fake = _knn_radius(fake, k)  # (M,)
-    d = torch.cdist(real, fake)  # (N, M)
+    d = distances(real, fake)  # (N, M)
     inside_real = d < r_real[:, None]  # fake j inside real ball i
     return {
         "precision": float(inside_real.any(0).double().mean()),
@@ -93,5 +95,5 @@ def prdc(real: torch.Tensor, fake: torch.Tensor, k: int = 5) -> dict[str, float]
 def _knn_radius(x: torch.Tensor, k: int) -> torch.Tensor:
     if len(x) <= k:
         raise ValueError(f"prdc needs more than k={k} samples per set, got {len(x)}")
-    d = torch.cdist(x, x)
+    d = distances(x, x)
     return d.kthvalue(k + 1, dim=1).values  # +1: the point itself is at distance 0

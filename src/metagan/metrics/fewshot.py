@@ -13,12 +13,20 @@ from __future__ import annotations
 import torch
 
 
+def distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Exact pairwise Euclidean distances (a (N, D), b (M, D)) -> (N, M), in float64.
+
+    torch.cdist's default matrix-product shortcut can return NaN for identical points (the square root
+    of a tiny negative number), which is exactly what a collapsed generator produces."""
+    return torch.cdist(a.double(), b.double(), compute_mode="donot_use_mm_for_euclid_dist")
+
+
 def class_fidelity(fake: list[torch.Tensor], support: list[torch.Tensor]) -> float:
     """fake[c] (M_c, D) generated for class c; support[c] (K, D). N = len(support) classes."""
     protos = torch.stack([s.mean(0) for s in support])  # (N, D)
     hits = total = 0
     for c, f in enumerate(fake):
-        pred = torch.cdist(f.double(), protos.double()).argmin(1)
+        pred = distances(f, protos).argmin(1)
         hits += int((pred == c).sum())
         total += len(f)
     return hits / total
@@ -28,7 +36,7 @@ def mean_pairwise_distance(x: torch.Tensor) -> float:
     n = len(x)
     if n < 2:
         raise ValueError("need at least two samples for a pairwise distance")
-    d = torch.cdist(x.double(), x.double())
+    d = distances(x, x)
     return float(d.sum() / (n * (n - 1)))
 
 
@@ -38,6 +46,6 @@ def diversity(fake: torch.Tensor, real: torch.Tensor) -> float:
 
 def copy_ratio(fake: torch.Tensor, support: torch.Tensor, other_real: torch.Tensor) -> float:
     eps = 1e-12
-    to_support = torch.cdist(fake.double(), support.double()).min(1).values
-    to_other = torch.cdist(fake.double(), other_real.double()).min(1).values
+    to_support = distances(fake, support).min(1).values
+    to_other = distances(fake, other_real).min(1).values
     return float((to_support / (to_other + eps)).mean())
