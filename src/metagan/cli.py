@@ -38,7 +38,8 @@ def _train(args: argparse.Namespace) -> int:
         return 0
     run_dir = train(cfg, out_dir=args.out_dir, name=name or "run", resume=args.resume,
                     progress=not args.no_progress)
-    print(f"run folder: {run_dir}")
+    if run_dir is not None:  # None on ranks other than 0 of a torchrun launch
+        print(f"run folder: {run_dir}")
     return 0
 
 

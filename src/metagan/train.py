@@ -21,6 +21,7 @@ from torch.utils._pytree import tree_map
 from tqdm import tqdm
 
 from . import checkpoint as ckpt
+from . import distributed
 from .adapt import adapt_params
 from .config import Config
 from .data import TaskSampler, build_datasets, files_inverted, from_model_space, save_grid
@@ -110,10 +111,13 @@ def vectorize_mode(cfg: Config) -> str:
     return "vmap" if cfg.meta.vectorize == "auto" else cfg.meta.vectorize
 
 
-def meta_step(system: System, state: TrainState, tasks: dict) -> dict[str, float]:
-    """One outer step. Raises TrainingDiverged (before touching any parameter) on NaN or inf."""
+def meta_step(system: System, state: TrainState, tasks: dict,
+              dist: distributed.Dist = distributed.Dist()) -> dict[str, float]:
+    """One outer step on this rank's tasks; meta-gradients are averaged over ranks. Raises
+    TrainingDiverged (before touching any parameter) on NaN or inf."""
     cfg = system.cfg
     grads, aux = meta_gradients(system.learner, detach(state.meta), tasks, vectorize_mode(cfg))
+    grads, aux = distributed.all_reduce_mean((grads, aux), dist)
     stats = {k: float(v) for k, v in aux.items()}
     if not all_finite(grads) or not all(math.isfinite(v) for v in stats.values()):
         bad = {k: v for k, v in stats.items() if not math.isfinite(v)} or "gradients"
@@ -164,16 +168,27 @@ def train(cfg: Config, out_dir: str | Path | None = None, name: str = "run", res
     """Meta-train to cfg.train.steps (continuing from `resume`, a run folder or checkpoint, if given)."""
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
+    dist = distributed.init_from_env(device=cfg.train.device)
+    try:
+        return _train(cfg, out_dir, name, resume, progress, dist)
+    finally:
+        distributed.close(dist)
+
+
+def _train(cfg: Config, out_dir, name: str, resume, progress: bool, dist: distributed.Dist) -> Path | None:
     system = build_system(cfg)
     train_ds, heldout = build_datasets(cfg.data)
     sampler = TaskSampler(train_ds, cfg.task.k_shot, cfg.task.q_query, cfg.task.meta_batch)
+    distributed.per_rank(cfg.task.meta_batch, dist)
     if resume is not None:
         ck_path = ckpt.resolve(resume)
         run_dir = ck_path.parent
         state = restore_state(system, ckpt.load(ck_path), str(ck_path))
     else:
-        run_dir = new_run_dir(out_dir or cfg.train.out_dir, name)
+        run_dir = new_run_dir(out_dir or cfg.train.out_dir, name) if dist.is_main else None
         state = init_state(system)
+    if not dist.is_main:
+        return _follow(system, state, sampler, dist)
     (run_dir / "config.json").write_text(cfg.to_json())
     dtype = DTYPES[cfg.train.dtype]
     bar = tqdm(total=cfg.train.steps, initial=state.step, disable=not progress, unit="step",
@@ -183,8 +198,8 @@ def train(cfg: Config, out_dir: str | Path | None = None, name: str = "run", res
     with open(run_dir / "log.jsonl", "a") as log:
         while state.step < cfg.train.steps:
             t0 = time.perf_counter()
-            tasks = sample_tasks(system, sampler, state.rng, dtype)
-            stats = meta_step(system, state, tasks)
+            tasks = distributed.shard(sample_tasks(system, sampler, state.rng, dtype), dist, cfg.task.meta_batch)
+            stats = meta_step(system, state, tasks, dist)
             dt = time.perf_counter() - t0
             step = state.step
             if step % cfg.train.log_every == 0 or step == cfg.train.steps:
@@ -200,11 +215,25 @@ def train(cfg: Config, out_dir: str | Path | None = None, name: str = "run", res
             if (cfg.train.sample_every and step % cfg.train.sample_every == 0) or last:
                 write_grid(system, state, heldout, run_dir / f"samples-{step:06d}.png")
             if (cfg.train.ckpt_every and step % cfg.train.ckpt_every == 0) or last:
+                distributed.check_in_sync([p for g in state.meta.values() for p in g.values()], dist)
                 ckpt.save(run_dir, to_checkpoint(cfg, state))
     bar.close()
     if state.step == start_step and not (run_dir / ckpt.FILENAME).exists():
         ckpt.save(run_dir, to_checkpoint(cfg, state))
     return run_dir
+
+
+def _follow(system: System, state: TrainState, sampler: TaskSampler, dist: distributed.Dist) -> None:
+    """A rank other than 0: the same steps on its share of the tasks, writing nothing."""
+    cfg = system.cfg
+    while state.step < cfg.train.steps:
+        tasks = distributed.shard(sample_tasks(system, sampler, state.rng, DTYPES[cfg.train.dtype]), dist,
+                                  cfg.task.meta_batch)
+        meta_step(system, state, tasks, dist)
+        step = state.step
+        if (cfg.train.ckpt_every and step % cfg.train.ckpt_every == 0) or step == cfg.train.steps:
+            distributed.check_in_sync([p for g in state.meta.values() for p in g.values()], dist)
+    return None
 
 
 __all__ = ["train", "meta_step", "init_state", "restore_state", "new_run_dir"]
