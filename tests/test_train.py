@@ -105,3 +105,10 @@ def test_bad_config_values():
 def test_class_smaller_than_k_plus_q_is_refused(tmp_path):
     with pytest.raises(DataError, match="k_shot"):
         train(tiny("task.k_shot=150", "task.q_query=100"), out_dir=tmp_path, progress=False)
+
+
+def test_cuda_request_without_a_gpu_is_refused(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(ConfigError, match="no CUDA device"):
+        train(tiny("train.device=cuda"), out_dir=tmp_path, progress=False)

@@ -35,9 +35,9 @@ class AdaptedGenerator:
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """n samples of the adapted class: (n, C, H, W) in [-1, 1]."""
-        dtype = next(iter(self.params_g.values())).dtype
-        z = torch.randn(n, self.system.problem.z_dim, generator=generator, dtype=dtype)
-        return self.system.problem.generate(self.params_g, z, self.support.to(dtype))
+        ref = next(iter(self.params_g.values()))
+        z = torch.randn(n, self.system.problem.z_dim, generator=generator, dtype=ref.dtype).to(ref.device)
+        return self.system.problem.generate(self.params_g, z, self.support.to(ref.device, ref.dtype))
 
 
 def adapt_params(system: System, meta: Meta, support: Tensor, steps: int, generator: torch.Generator,
@@ -50,14 +50,15 @@ def adapt_params(system: System, meta: Meta, support: Tensor, steps: int, genera
         raise DataError("adaptation needs at least one support example (K >= 1)")
     m = system.cfg.meta
     sched = InnerSchedule(steps, m.n_d, m.n_g)
-    dtype = next(iter(meta["g"].values())).dtype
+    ref = next(iter(meta["g"].values()))
+    dtype, device = ref.dtype, ref.device
     k = support.shape[0]
-    noise = sample_noise(1, sched, k, 0, system.problem.z_dim, generator, dtype)
-    noise = {key: v[0] for key, v in noise.items()}
+    noise = sample_noise(1, sched, k, 0, system.problem.z_dim, generator, dtype)  # drawn on the CPU generator
+    noise = {key: v[0].to(device) for key, v in noise.items()}
     lr_g, lr_d = system.learner.rates(meta)
     pg0 = use_ema if use_ema is not None else meta["g"]
     pg, pd, _ = system.problem.inner_loop(detach(pg0), detach(meta["d"]), detach(lr_g), detach(lr_d),
-                                          support.to(dtype), noise, sched, first_order=True)
+                                          support.to(device, dtype), noise, sched, first_order=True)
     return detach(pg), detach(pd)
 
 

@@ -25,7 +25,7 @@ from . import distributed
 from .adapt import adapt_params
 from .config import Config
 from .data import TaskSampler, build_datasets, files_inverted, from_model_space, save_grid
-from .errors import TrainingDiverged
+from .errors import ConfigError, TrainingDiverged
 from .functional import Meta, all_finite, detach, global_norm
 from .meta import meta_gradients, sample_noise
 from .system import System, build_system, init_meta
@@ -66,10 +66,18 @@ class TrainState:
     step: int = 0
 
 
+def device_of(cfg: Config) -> torch.device:
+    dev = torch.device(cfg.train.device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"train.device={cfg.train.device}: no CUDA device is available here; "
+                          "use train.device=cpu")
+    return dev
+
+
 def init_state(system: System) -> TrainState:
     cfg = system.cfg
     meta = init_meta(system, cfg.train.seed, DTYPES[cfg.train.dtype])
-    meta = tree_map(lambda t: t.clone().requires_grad_(True), meta)
+    meta = tree_map(lambda t: t.to(device_of(cfg)).clone().requires_grad_(True), meta)
     ema = {"g": detach(tree_map(torch.clone, meta["g"]))} if cfg.train.ema > 0 else {}
     opt, order = make_optimizer(cfg, meta)
     rng = torch.Generator().manual_seed(cfg.train.seed)
@@ -104,7 +112,9 @@ def sample_tasks(system: System, sampler: TaskSampler, rng: torch.Generator, dty
     batch = sampler.sample(rng, dtype=dtype)
     noise = sample_noise(cfg.task.meta_batch, system.learner.sched, cfg.task.k_shot, cfg.task.q_query,
                          system.problem.z_dim, rng, dtype)
-    return {"support": batch.support, "query": batch.query, "noise": noise}
+    tasks = {"support": batch.support, "query": batch.query, "noise": noise}
+    dev = device_of(cfg)
+    return tasks if dev.type == "cpu" else tree_map(lambda t: t.to(dev, non_blocking=True), tasks)
 
 
 def vectorize_mode(cfg: Config) -> str:
@@ -156,8 +166,9 @@ def write_grid(system: System, state: TrainState, heldout, path: Path) -> None:
         support = support.to(dtype)
         pg, _ = adapt_params(system, detach(state.meta), support, steps, rng, state.ema.get("g"))
         z = torch.randn(cfg.train.grid_samples, system.problem.z_dim, generator=rng, dtype=dtype)
+        dev = device_of(cfg)
         with torch.no_grad():
-            fake = system.problem.generate(pg, z, support)
+            fake = system.problem.generate(pg, z.to(dev), support.to(dev)).cpu()
         rows.append(torch.cat([from_model_space(support), from_model_space(fake)]))
     save_grid(path, rows, invert=files_inverted(cfg.data),
               scale=max(1, 64 // cfg.data.image_size))
