@@ -123,6 +123,15 @@ def _benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from .bench import run_bench
+
+    run_bench(args.kind, quick=args.quick, device=args.device, threads=args.threads, presets=args.preset,
+              meta_batches=args.meta_batch, reps=args.reps, checkpoint=args.checkpoint, data_dir=args.data_dir,
+              train_steps=args.train_steps, overrides=args.set or ())
+    return 0
+
+
 def _presets(args: argparse.Namespace) -> int:
     from .config import PRESETS, get_preset
 
@@ -192,6 +201,20 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--shots", type=int, nargs="+", default=[1, 5])
     b.add_argument("--no-progress", action="store_true")
     b.set_defaults(func=_benchmark)
+
+    r = sub.add_parser("bench", help="speed and memory benchmarks, one JSON line per measurement")
+    r.add_argument("kind", choices=["throughput", "adapt", "memory"])
+    r.add_argument("--quick", action="store_true", help="fewer repetitions, smaller sweeps (a few minutes)")
+    r.add_argument("--device", default="cpu", help="cpu or cuda (timings synchronise the device)")
+    r.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    r.add_argument("--preset", nargs="+", default=None, help="presets to measure (default: the Omniglot ones)")
+    r.add_argument("--meta-batch", type=int, nargs="+", default=None, help="meta-batch sizes")
+    r.add_argument("--reps", type=int, default=None, help="timed repetitions per variant")
+    r.add_argument("--set", action="append", metavar="KEY=VALUE", help="throughput: config override")
+    r.add_argument("--checkpoint", default=None, help="adapt: a trained run (default: train one briefly)")
+    r.add_argument("--train-steps", type=int, default=None, help="adapt: steps of that brief training")
+    r.add_argument("--data-dir", default=None, help="adapt: data folder (sets data.root)")
+    r.set_defaults(func=_bench)
 
     s = sub.add_parser("presets", help="list the named configurations")
     s.set_defaults(func=_presets)

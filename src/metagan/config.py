@@ -72,7 +72,7 @@ class MetaConfig:
     beta1: float = 0.5
     beta2: float = 0.999
     first_order: bool = False  # metasgd: first-order approximation of the meta-gradient
-    vectorize: str = "auto"  # vmap | loop | auto: how the tasks of a meta-batch run
+    vectorize: str = "auto"  # vmap | loop | auto (vmap; the loop for second order on large models on the CPU)
     grad_clip: float = 0.0  # clip the meta-gradient norm per player (0 = off)
 
 

@@ -9,6 +9,7 @@ examples, then generated samples after adaptation) and checkpoint.safetensors.
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -23,11 +24,12 @@ from tqdm import tqdm
 from . import checkpoint as ckpt
 from . import distributed
 from .adapt import adapt_params
-from .config import Config
+from .config import Config, ModelConfig
 from .data import TaskSampler, build_datasets, files_inverted, from_model_space, save_grid
 from .errors import ConfigError, TrainingDiverged
 from .functional import Meta, all_finite, detach, global_norm
 from .meta import meta_gradients, sample_noise
+from .models import build_models
 from .system import System, build_system, init_meta
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -117,8 +119,38 @@ def sample_tasks(system: System, sampler: TaskSampler, rng: torch.Generator, dty
     return tasks if dev.type == "cpu" else tree_map(lambda t: t.to(dev, non_blocking=True), tasks)
 
 
-def vectorize_mode(cfg: Config) -> str:
-    return "vmap" if cfg.meta.vectorize == "auto" else cfg.meta.vectorize
+# meta.vectorize=auto. On CUDA vmap. On the CPU vmap pays while per-operator overhead dominates: `metagan bench
+# throughput` measured it at 5x the per-task loop for `tiny`, 2.1x for digits-demo (2.2 MFLOP per sample), 1.7x
+# for Omniglot at width 8 (1.8 MFLOP), 1.0-1.3x at width 16 (6.8 MFLOP). For the shipped Omniglot presets (width
+# 32, 26 MFLOP) convolutions dominate: there vmap still matches the autograd loop first order (1.0-1.06x, the
+# torch.func loop 0.73-0.91x) but loses second order (vmap 0.71-0.94x, the loop 0.94-1.02x), and it holds every
+# task's unrolled graph at once. So auto runs second-order learners on models above this many FLOPs per sample
+# (one G and one D forward) task by task, and everything else with vmap (README "Benchmarks").
+VMAP_MAX_SAMPLE_FLOPS = 8e6
+
+
+@functools.lru_cache(maxsize=None)
+def sample_flops(model: ModelConfig, shape: tuple[int, ...]) -> int:
+    """FLOPs of one generator and one discriminator forward on one sample (K = 1 for a support context)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.random.fork_rng(devices=[]):
+        gen, disc = build_models(model, shape)
+    x = torch.zeros(1, *shape)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        gen(torch.zeros(1, gen.z_dim), x)
+        disc(x, x)
+    return counter.get_total_flops()
+
+
+def vectorize_mode(system: System) -> str:
+    """How meta_gradients runs the tasks of a meta-batch: meta.vectorize, or for auto the measured choice."""
+    cfg = system.cfg
+    if cfg.meta.vectorize != "auto":
+        return cfg.meta.vectorize
+    if torch.device(cfg.train.device).type != "cpu" or not getattr(system.learner, "second_order", False):
+        return "vmap"
+    return "vmap" if sample_flops(cfg.model, system.shape) < VMAP_MAX_SAMPLE_FLOPS else "loop"
 
 
 def meta_step(system: System, state: TrainState, tasks: dict,
@@ -126,7 +158,7 @@ def meta_step(system: System, state: TrainState, tasks: dict,
     """One outer step on this rank's tasks; meta-gradients are averaged over ranks. Raises
     TrainingDiverged (before touching any parameter) on NaN or inf."""
     cfg = system.cfg
-    grads, aux = meta_gradients(system.learner, detach(state.meta), tasks, vectorize_mode(cfg))
+    grads, aux = meta_gradients(system.learner, detach(state.meta), tasks, vectorize_mode(system))
     grads, aux = distributed.all_reduce_mean((grads, aux), dist)
     stats = {k: float(v) for k, v in aux.items()}
     if not all_finite(grads) or not all(math.isfinite(v) for v in stats.values()):

@@ -34,13 +34,13 @@ class MetaLearner(Protocol):
 def player_grads(fn, primals: Meta) -> tuple[Meta, dict[str, Tensor]]:
     """Each player's gradient of its own loss: fn(primals) -> ((L_D, L_G), aux).
 
-    Groups "d" and "lr_d" take d L_D; "g" and "lr_g" take d L_G. One forward, two backward passes."""
+    Groups "d" and "lr_d" take d L_D; "g" and "lr_g" take d L_G. One forward; the two backward passes (one
+    per loss; each needs the whole graph when both players' adaptation depends on both) run as one pass
+    vectorised over the two cotangents, which does the same arithmetic in half the operator calls."""
     (ld, lg), vjp_fn, aux = vjp(fn, primals, has_aux=True)
-    one, zero = torch.ones_like(ld), torch.zeros_like(ld)
-    (gd,) = vjp_fn((one, zero))
-    (gg,) = vjp_fn((zero, one))
-    grads = {group: (gd if group.endswith("d") else gg)[group] for group in primals}
-    return grads, aux
+    eye = torch.eye(2, dtype=ld.dtype, device=ld.device)
+    (g,) = vmap(vjp_fn)((eye[:, 0], eye[:, 1]))  # each leaf (2, *shape): row 0 d L_D, row 1 d L_G
+    return {group: {k: v[0 if group.endswith("d") else 1] for k, v in g[group].items()} for group in primals}, aux
 
 
 def meta_gradients(learner: MetaLearner, meta: Meta, tasks: dict, mode: str = "vmap"):

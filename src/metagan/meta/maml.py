@@ -10,6 +10,8 @@ which reduces to the gradient at the adapted parameters (FOMAML).
 """
 from __future__ import annotations
 
+from torch.func import grad
+
 from ..functional import Meta, Params, constant_rates, detach
 from .base import player_grads
 from .problem import GanProblem, InnerSchedule
@@ -23,6 +25,11 @@ class MAML:
         self.problem, self.sched = problem, sched
         self.lr_g, self.lr_d = lr_g, lr_d
         self.detach_inner = detach_inner  # MAML with detached inner gradients (= first order, slowly)
+
+    @property
+    def second_order(self) -> bool:
+        """Whether the meta-gradient differentiates through the inner gradients."""
+        return not self.detach_inner
 
     def init_meta(self, pg: Params, pd: Params) -> Meta:
         return {"g": pg, "d": pd}
@@ -45,13 +52,13 @@ class FOMAML(MAML):
     """First-order MAML: adapt without an outer graph, then differentiate the query losses there."""
 
     name = "fomaml"
+    second_order = False
 
     def task_grads(self, meta: Meta, task: dict):
         lr_g, lr_d = self.rates(meta)
         pg, pd, stats = self.problem.inner_loop(detach(meta["g"]), detach(meta["d"]), lr_g, lr_d,
                                                 task["support"], task["noise"], self.sched, True)
         adapted = {"g": detach(pg), "d": detach(pd)}
-        grads, aux = player_grads(
-            lambda p: self.problem.outer_losses(p["g"], p["d"], task["support"], task["query"],
-                                                task["noise"]), adapted)
+        grads, aux = grad(self.problem.own_losses_sum, has_aux=True)(adapted, task["support"], task["query"],
+                                                                     task["noise"])
         return grads, {**aux, **stats}

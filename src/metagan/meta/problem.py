@@ -69,6 +69,17 @@ class GanProblem:
         lg = self._g_main(fake_logits)
         return (ld, lg), {"d_loss": ld.detach(), "g_loss": lg.detach()}
 
+    def own_losses_sum(self, p: dict[str, Params], support: Tensor, query: Tensor, noise: dict[str, Tensor]):
+        """L_D(pd; fake held constant) + L_G(pg; D held constant), aux as outer_losses.
+
+        The gradient of this one scalar w.r.t. {"g": pg, "d": pd} is each player's gradient of its own query
+        loss (what player_grads takes from outer_losses), from one backward pass that skips the generator
+        for L_D and the discriminator's weights for L_G. Costs one extra D forward over the Q fakes."""
+        fake = self.generate(p["g"], noise["z_o"], support)
+        ld, _ = self.d_loss(p["d"], query, fake.detach(), noise["eps_o"], support)
+        lg = self._g_main(self.discriminate(detach(p["d"]), fake, support))
+        return ld + lg, {"d_loss": ld.detach(), "g_loss": lg.detach()}
+
     def inner_loop(self, pg: Params, pd: Params, lr_g, lr_d, support: Tensor, noise: dict[str, Tensor],
                    sched: InnerSchedule, first_order: bool) -> tuple[Params, Params, dict[str, Tensor]]:
         """SGD on the task's support set: per step n_d discriminator then n_g generator updates.

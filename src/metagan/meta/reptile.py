@@ -12,6 +12,7 @@ from .problem import GanProblem, InnerSchedule
 
 class Reptile:
     name = "reptile"
+    second_order = False
 
     def __init__(self, problem: GanProblem, sched: InnerSchedule, lr_g: float, lr_d: float):
         self.problem, self.sched = problem, sched

@@ -11,7 +11,9 @@ discriminator adds a projection term <h(x), W e> to its logit (Miyato & Koyama 2
 "a real member of this support set's class", not only "real". Both encoders are meta-parameters and
 adapt in the inner loop like every other weight.
 
-Upsample-then-convolve avoids the checkerboard of transposed convolutions. Normalisation, when on, is
+Upsample-then-convolve avoids the checkerboard of transposed convolutions. It is computed as one stride-2
+transposed convolution whose 4x4 kernel is a fixed linear map of the 3x3 one (`upsample_conv`): the same
+function of the same parameters, with 2.25x fewer multiply-adds and no upsampled copy. Normalisation, when on, is
 GroupNorm (per sample, no running statistics): samples never interact, which the per-sample gradient
 penalty of WGAN-GP relies on.
 """
@@ -27,6 +29,19 @@ def _norm(kind: str, ch: int) -> nn.Module:
     if kind == "layer":
         return nn.GroupNorm(1, ch)
     return nn.GroupNorm(min(8, ch), ch)
+
+
+# Nearest 2x upsampling then a 3x3 convolution (padding 1), per axis: output row 2i is w0 x[i-1] + (w1 + w2) x[i]
+# and row 2i+1 is (w0 + w1) x[i] + w2 x[i+1]. That is conv_transpose (stride 2, padding 1) with the 4 taps
+# (w2, w1 + w2, w0 + w1, w0): row t of _UPSAMPLE_TAPS says which of w0..w2 sum into tap t.
+_UPSAMPLE_TAPS = torch.tensor([[0.0, 0.0, 1.0], [0.0, 1.0, 1.0], [1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+
+
+def upsample_conv(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    """conv(interpolate(x, scale_factor=2, mode="nearest")) for a 3x3, padding-1 conv: (B, I, H, W) -> (B, O, 2H, 2W)."""
+    m = _UPSAMPLE_TAPS.to(conv.weight)
+    kernel = torch.einsum("ty,ux,oiyx->iotu", m, m, conv.weight)  # (I, O, 4, 4), transposed-conv layout
+    return nn.functional.conv_transpose2d(x, kernel, conv.bias, stride=2, padding=1)
 
 
 class Encoder(nn.Module):
@@ -65,10 +80,8 @@ class ConvGenerator(nn.Module):
             e = self.encoder(context)
             z = torch.cat([z, e.expand(z.shape[0], -1)], dim=1)
         h = self.act(self.fc(z)).view(z.shape[0], -1, self.s0, self.s0)
-        h = nn.functional.interpolate(h, scale_factor=2.0, mode="nearest")
-        h = self.act(self.norm1(self.conv1(h)))  # (B, w, S/2, S/2)
-        h = nn.functional.interpolate(h, scale_factor=2.0, mode="nearest")
-        h = self.act(self.norm2(self.conv2(h)))  # (B, w, S, S)
+        h = self.act(self.norm1(upsample_conv(h, self.conv1)))  # (B, w, S/2, S/2)
+        h = self.act(self.norm2(upsample_conv(h, self.conv2)))  # (B, w, S, S)
         return torch.tanh(self.out(h))
 
 

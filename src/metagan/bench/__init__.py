@@ -1,0 +1,54 @@
+"""Benchmarks that print one JSON line per measurement (`metagan bench ...` runs them).
+
+    metagan bench throughput [--quick] [--device cuda]   # tasks/s of each meta-learner vs a per-task autograd loop
+    metagan bench adapt [--checkpoint RUN]               # K=5 support images -> 64 samples: median ms, split
+    metagan bench memory [--quick]                       # peak memory of a meta-step vs meta-batch and inner steps
+
+Timings are medians of repetitions in which the variants take turns, so ratios come from one run under the
+same load; tests never assert absolute times. Every benchmark runs on `--device cuda` too, synchronising
+the device around each timed call.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+from .common import emit, resolve_device, set_threads
+
+KINDS = ("throughput", "adapt", "memory")
+
+# What --quick changes: fewer repetitions and a smaller sweep, a few minutes on 2 CPU cores in all.
+DEFAULTS = {
+    "throughput": {"full": {"meta_batches": (8, 32), "reps": 3}, "quick": {"meta_batches": (8,), "reps": 2}},
+    "adapt": {"full": {"train_steps": 300, "reps": 30}, "quick": {"train_steps": 50, "reps": 10}},
+    "memory": {"full": {"meta_batches": (1, 2, 4, 8, 16, 32), "inner_steps": (1, 2, 5, 10)},
+               "quick": {"meta_batches": (1, 8, 32), "inner_steps": (1, 5)}},
+}
+
+
+def run_bench(kind: str, quick: bool = False, device: str = "cpu", threads: int | None = None,
+              presets: Sequence[str] | None = None, meta_batches: Sequence[int] | None = None,
+              reps: int | None = None, checkpoint: str | None = None, data_dir: str | None = None,
+              train_steps: int | None = None, overrides: Sequence[str] = (), out=None) -> list[dict]:
+    """Run one benchmark, print its JSON lines to `out` (stdout) as they come, and return the records."""
+    from .latency import adapt_latency
+    from .memory import memory
+    from .throughput import PRESETS, throughput
+
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    dev = resolve_device(device)
+    set_threads(threads)
+    opts = DEFAULTS[kind]["quick" if quick else "full"]
+    if kind == "throughput":
+        records = throughput(presets or PRESETS, meta_batches or opts["meta_batches"], dev,
+                             reps or opts["reps"], overrides)
+    elif kind == "adapt":
+        records = adapt_latency((presets or ["omniglot-fomaml"])[0], checkpoint, data_dir,
+                                train_steps or opts["train_steps"], reps=reps or opts["reps"], device=dev)
+    else:
+        records = memory(presets or ("omniglot-fomaml", "omniglot-maml"), meta_batches or opts["meta_batches"],
+                         opts["inner_steps"], device=dev, threads=threads)
+    return [emit(r, out) for r in records]
+
+
+__all__ = ["run_bench", "KINDS"]

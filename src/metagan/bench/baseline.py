@@ -1,0 +1,117 @@
+"""The reference the benchmarks measure against: a per-task autograd loop, the way learn2learn and higher
+compute a meta-gradient (clone the meta-parameters, adapt with `torch.autograd.grad`, backward the query
+losses, accumulate `.grad`), computing exactly the update of our meta-learners.
+
+    >>> grads = autograd_meta_gradients(learner, meta, tasks)   # same structure as meta_gradients(...)[0]
+
+It reads the same `GanProblem` modules and task noise as the learners, but none of their code: no
+`torch.func` transform, every gradient is a plain `torch.autograd.grad` or `.backward`. Autograd prunes
+what no requested input needs (e.g. the generator's backward of the discriminator's query loss), so this
+is the fair, careful version of that style, not a strawman.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..errors import ConfigError
+from ..functional import Meta, Params, index
+from ..meta import MAML, GanProblem, Reptile
+
+
+def _input_grad(problem: GanProblem, pd: Params, x: Tensor, context: Tensor) -> Tensor:
+    """Per-sample d logit / d x, with a graph (the penalties are differentiated again)."""
+    if not x.requires_grad:
+        x = x.detach().requires_grad_(True)
+    (g,) = torch.autograd.grad(problem.discriminate(pd, x, context).sum(), x, create_graph=True)
+    return g.flatten(1)
+
+
+def d_loss(problem: GanProblem, pd: Params, real: Tensor, fake: Tensor, eps: Tensor,
+           context: Tensor) -> tuple[Tensor, Tensor]:
+    """GanProblem.d_loss with the penalties' input gradients taken by autograd: (loss, fake_logits)."""
+    logits = problem.discriminate(pd, torch.cat([real, fake]), context)
+    real_logits, fake_logits = logits[: real.shape[0]], logits[real.shape[0]:]
+    loss = problem._d_main(real_logits, fake_logits)
+    cfg = problem.loss
+    if cfg.kind == "wgan-gp":
+        e = eps.view(-1, *([1] * (real.dim() - 1)))
+        norm = torch.sqrt(_input_grad(problem, pd, e * real + (1.0 - e) * fake, context).pow(2).sum(1) + 1e-12)
+        loss = loss + cfg.gp_weight * (norm - 1.0).pow(2).mean()
+    if cfg.r1_gamma > 0:
+        loss = loss + 0.5 * cfg.r1_gamma * _input_grad(problem, pd, real, context).pow(2).sum(1).mean()
+    return loss, fake_logits
+
+
+def _step(params: Params, loss_fn, lr, second_order: bool) -> Params:
+    """One SGD step on loss_fn(params), a player's own loss with the other player held fixed.
+
+    First order the gradient is a constant (no graph), as with learn2learn's first_order. Second order it
+    is taken at a zero perturbation u of the parameters: the other player's parameters depend on these
+    through earlier inner steps, and a plain autograd.grad w.r.t. `params` would also differentiate along
+    that path, whereas the update (as torch.func.grad in GanProblem.inner_loop) is the partial derivative."""
+    names = list(params)
+    if second_order:
+        u = {k: torch.zeros_like(v, requires_grad=True) for k, v in params.items()}
+        grads = torch.autograd.grad(loss_fn({k: params[k] + u[k] for k in names}), [u[k] for k in names],
+                                    create_graph=True)
+    else:
+        grads = torch.autograd.grad(loss_fn(params), [params[k] for k in names])
+    return {k: params[k] - lr[k] * g for k, g in zip(names, grads)}
+
+
+def adapt(problem: GanProblem, pg: Params, pd: Params, lr_g, lr_d, support: Tensor, noise: dict,
+          sched, second_order: bool) -> tuple[Params, Params]:
+    """The adversarial inner loop of one task (K support examples), as in GanProblem.inner_loop."""
+    for t in range(sched.steps):
+        for j in range(sched.n_d):
+            with torch.set_grad_enabled(second_order):  # first order: the fake is a constant for D
+                fake = problem.generate(pg, noise["z_d"][t, j], support)
+            eps = noise["eps_d"][t, j]
+            pd = _step(pd, lambda p: d_loss(problem, p, support, fake, eps, support)[0], lr_d, second_order)
+        for j in range(sched.n_g):
+            z = noise["z_g"][t, j]
+            pg = _step(pg, lambda p: problem._g_main(problem.discriminate(pd, problem.generate(p, z, support),
+                                                                          support)), lr_g, second_order)
+    return pg, pd
+
+
+def autograd_meta_gradients(learner, meta: Meta, tasks: dict) -> Meta:
+    """Mean meta-gradient over the tasks of a meta-batch (leading B dim), one task at a time.
+
+    learner: MAML, FOMAML, Reptile or MetaSGD; meta: its meta-parameters. Returns {group: {name: grad}},
+    the structure of meta. First order, the adapted parameters are the clones minus constant steps, so
+    the query losses' gradients reach the leaves unchanged: the gradient at the adapted parameters."""
+    problem, sched = learner.problem, learner.sched
+    leaves = {gp: {k: v.detach().clone().requires_grad_(True) for k, v in p.items()} for gp, p in meta.items()}
+    n = tasks["support"].shape[0]
+    if not isinstance(learner, (MAML, Reptile)):
+        raise ConfigError(f"the autograd baseline computes MAML, FOMAML, Meta-SGD and Reptile updates, not "
+                          f"meta.learner={learner.name}")
+    second_order = learner.second_order
+    for i in range(n):
+        task = index(tasks, i)
+        lr_g, lr_d = learner.rates(leaves)
+        pg = {k: v.clone() for k, v in leaves["g"].items()}  # clone: the graph leads back to the leaves
+        pd = {k: v.clone() for k, v in leaves["d"].items()}
+        pg, pd = adapt(problem, pg, pd, lr_g, lr_d, task["support"], task["noise"], sched, second_order)
+        if isinstance(learner, Reptile):  # the displacement theta - theta', no backward
+            _accumulate(leaves, "g", {k: leaves["g"][k] - pg[k] for k in pg})
+            _accumulate(leaves, "d", {k: leaves["d"][k] - pd[k] for k in pd})
+            continue
+        fake = problem.generate(pg, task["noise"]["z_o"], task["support"])
+        ld, fake_logits = d_loss(problem, pd, task["query"], fake, task["noise"]["eps_o"], task["support"])
+        lg = problem._g_main(fake_logits)
+        for loss, groups in ((ld, ("d", "lr_d")), (lg, ("g", "lr_g"))):  # each player its own loss
+            inputs = [(gp, k, v) for gp in groups if gp in leaves for k, v in leaves[gp].items()]
+            grads = torch.autograd.grad(loss, [v for _, _, v in inputs], retain_graph=True)
+            for (gp, k, _), g in zip(inputs, grads):
+                _accumulate(leaves, gp, {k: g})
+    return {gp: {k: v.grad / n for k, v in p.items()} for gp, p in leaves.items()}
+
+
+def _accumulate(leaves: Meta, group: str, grads: dict[str, Tensor]) -> None:
+    """leaf.grad += g, as backward() does across the tasks of a meta-batch."""
+    for k, g in grads.items():
+        leaf = leaves[group][k]
+        leaf.grad = g.detach().clone() if leaf.grad is None else leaf.grad + g.detach()

@@ -1,0 +1,157 @@
+"""Benchmarks: the autograd baseline computes our meta-gradients, the optimised learners compute the reference
+ones, FLOPs are counted, and the bench commands print the documented JSON lines (never asserting times)."""
+import dataclasses
+import json
+
+import pytest
+import torch
+from torch.func import vjp
+
+from metagan.bench.baseline import autograd_meta_gradients
+from metagan.bench.common import count_flops
+from metagan.bench.memory import measure_in_subprocess, slope
+from metagan.cli import main
+from metagan.config import LossConfig, apply_overrides, get_preset
+from metagan.functional import detach, params_of
+from metagan.meta import FOMAML, MAML, GanProblem, InnerSchedule, MetaSGD, Reptile, meta_gradients, sample_noise
+from metagan.meta.base import player_grads
+from metagan.models import build_models
+from metagan.system import build_system
+from metagan.train import vectorize_mode
+
+SHAPE = (1, 8, 8)
+K, Q, B = 2, 3, 2
+SCHED = InnerSchedule(2, 1, 2)
+
+
+def make_problem(kind="ns", r1=0.0, condition="none"):
+    cfg = dataclasses.replace(get_preset("tiny").model, condition=condition, e_dim=3)
+    torch.manual_seed(0)
+    gen, disc = build_models(cfg, SHAPE)
+    gen, disc = gen.double(), disc.double()
+    return GanProblem(gen, disc, LossConfig(kind=kind, r1_gamma=r1)), params_of(gen), params_of(disc)
+
+
+def make_tasks(z_dim, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return {"support": torch.rand(B, K, *SHAPE, generator=g, dtype=torch.float64) * 2 - 1,
+            "query": torch.rand(B, Q, *SHAPE, generator=g, dtype=torch.float64) * 2 - 1,
+            "noise": sample_noise(B, SCHED, K, Q, z_dim, g, torch.float64)}
+
+
+def max_diff(a, b):
+    return max(float((a[gp][k] - b[gp][k]).abs().max()) for gp in a for k in a[gp])
+
+
+LEARNERS = {"maml": lambda p: MAML(p, SCHED, 0.1, 0.1), "fomaml": lambda p: FOMAML(p, SCHED, 0.1, 0.1),
+            "reptile": lambda p: Reptile(p, SCHED, 0.1, 0.1), "metasgd": lambda p: MetaSGD(p, SCHED, 0.1, 0.1),
+            "metasgd-fo": lambda p: MetaSGD(p, SCHED, 0.1, 0.1, first_order=True)}
+
+
+@pytest.mark.parametrize("kind, r1, condition", [("ns", 1.0, "none"), ("wgan-gp", 0.0, "none"),
+                                                  ("hinge", 0.0, "support")])
+@pytest.mark.parametrize("name", list(LEARNERS))
+def test_autograd_baseline_computes_the_same_meta_gradient(name, kind, r1, condition):
+    prob, pg, pd = make_problem(kind, r1, condition)
+    learner = LEARNERS[name](prob)
+    meta = learner.init_meta(pg, pd)
+    tasks = make_tasks(prob.z_dim)
+    ours, _ = meta_gradients(learner, meta, tasks, "loop")
+    theirs = autograd_meta_gradients(learner, meta, tasks)
+    assert theirs.keys() == ours.keys()
+    assert max_diff(ours, theirs) < 1e-10
+    assert max(float(v.abs().max()) for p in ours.values() for v in p.values()) > 1e-3  # not all zero
+
+
+def test_fomaml_single_backward_equals_each_players_gradient_of_its_own_loss():
+    """FOMAML takes one grad of own_losses_sum; the reference is player_grads over outer_losses."""
+    prob, pg, pd = make_problem("wgan-gp", r1=1.0)
+    tasks = make_tasks(prob.z_dim)
+    task = {k: (v[0] if k != "noise" else {n: t[0] for n, t in v.items()}) for k, v in tasks.items()}
+    learner = FOMAML(prob, SCHED, 0.1, 0.1)
+    grads, aux = learner.task_grads({"g": pg, "d": pd}, task)
+    lr_g, lr_d = learner.rates({"g": pg, "d": pd})
+    ag, ad, _ = prob.inner_loop(pg, pd, lr_g, lr_d, task["support"], task["noise"], SCHED, True)
+    ref, ref_aux = player_grads(lambda p: prob.outer_losses(p["g"], p["d"], task["support"], task["query"],
+                                                            task["noise"]), {"g": detach(ag), "d": detach(ad)})
+    assert max_diff(grads, ref) < 1e-12
+    assert float(aux["d_loss"]) == pytest.approx(float(ref_aux["d_loss"]), abs=1e-12)
+    assert float(aux["g_loss"]) == pytest.approx(float(ref_aux["g_loss"]), abs=1e-12)
+
+
+def test_player_grads_vectorised_over_cotangents_equals_two_backward_passes():
+    prob, pg, pd = make_problem("ns")
+    tasks = make_tasks(prob.z_dim)
+    task = {k: (v[0] if k != "noise" else {n: t[0] for n, t in v.items()}) for k, v in tasks.items()}
+    learner = MetaSGD(prob, SCHED, 0.1, 0.1)
+    meta = learner.init_meta(pg, pd)
+    fn = lambda m: learner._adapt_and_score(m, task)  # noqa: E731
+    grads, _ = player_grads(fn, meta)
+    (ld, lg), vjp_fn, _ = vjp(fn, meta, has_aux=True)
+    (gd,) = vjp_fn((torch.ones_like(ld), torch.zeros_like(ld)))
+    (gg,) = vjp_fn((torch.zeros_like(ld), torch.ones_like(ld)))
+    ref = {group: (gd if group.endswith("d") else gg)[group] for group in meta}
+    assert max_diff(grads, ref) < 1e-12
+    assert max_diff({"x": gd["d"]}, {"x": gg["d"]}) > 1e-6  # the two losses' gradients really differ
+
+
+@pytest.mark.parametrize("preset, overrides, want", [
+    ("tiny", [], "vmap"), ("digits-demo", [], "vmap"), ("omniglot-fomaml", [], "vmap"),
+    ("omniglot-reptile", [], "vmap"), ("omniglot-maml", [], "loop"), ("omniglot-metasgd", [], "loop"),
+    ("omniglot-metasgd", ["meta.first_order=true"], "vmap"), ("tiny", ["meta.learner=maml"], "vmap"),
+    ("omniglot-maml", ["train.device=cuda"], "vmap"),
+    ("omniglot-maml", ["meta.vectorize=vmap"], "vmap"), ("tiny", ["meta.vectorize=loop"], "loop"),
+])
+def test_vectorize_auto_picks_what_the_measurements_say(preset, overrides, want):
+    assert vectorize_mode(build_system(apply_overrides(get_preset(preset), overrides))) == want
+
+
+def test_flop_counter_counts_matmuls_and_survives_autograd_inside():
+    a, b = torch.randn(64, 32), torch.randn(32, 16)
+    assert count_flops(lambda: a @ b) == 2 * 64 * 32 * 16
+    prob, pg, pd = make_problem("wgan-gp", r1=1.0)  # penalties take torch.autograd.grad inside the count
+    learner = MAML(prob, SCHED, 0.1, 0.1)
+    assert count_flops(lambda: autograd_meta_gradients(learner, {"g": pg, "d": pd}, make_tasks(prob.z_dim))) > 0
+
+
+def _json_lines(text):
+    return [json.loads(line) for line in text.strip().splitlines()]
+
+
+def test_bench_throughput_prints_a_json_line_per_variant(capsys):
+    assert main(["bench", "throughput", "--preset", "tiny", "--meta-batch", "2", "--reps", "1",
+                 "--threads", "1", "--set", "meta.learner=maml"]) == 0
+    records = _json_lines(capsys.readouterr().out)
+    assert records[0]["bench"] == "matmul" and records[0]["flops_per_s"] > 0
+    rows = {r["variant"]: r for r in records[1:]}
+    assert set(rows) == {"autograd-loop", "loop", "vmap"}
+    for r in rows.values():
+        assert {"learner", "meta_batch", "variant", "tasks_per_s", "ratio_vs_loop", "median_ms", "flops",
+                "flops_fraction", "max_rel_diff"} <= r.keys()
+        assert r["learner"] == "maml" and r["order"] == "second" and r["meta_batch"] == 2
+        assert r["tasks_per_s"] > 0 and r["flops"] > 0 and 0 < r["flops_fraction"]
+        assert r["max_rel_diff"] < 1e-4  # float32: every variant computes the baseline's meta-gradient
+    assert rows["autograd-loop"]["ratio_vs_loop"] == 1.0
+    assert [v for v, r in rows.items() if r["auto"]] == ["vmap"]
+
+
+def test_bench_adapt_trains_a_model_and_splits_the_latency(capsys, tmp_path):
+    assert main(["bench", "adapt", "--preset", "tiny", "--train-steps", "2", "--reps", "2", "--threads", "1"]) == 0
+    (r,) = _json_lines(capsys.readouterr().out)
+    assert r["bench"] == "adapt" and r["k_shot"] == 5 and r["num"] == 64 and r["inner_steps"] == 10
+    assert r["train_steps"] == 2 and r["adapt_ms"] > 0 and r["sample_ms"] > 0
+    assert 0 < r["adapt_fraction"] < 1 and r["median_ms"] >= r["min_ms"]
+
+
+def test_memory_is_measured_in_a_fresh_process():
+    r = measure_in_subprocess({"preset": "tiny", "meta_batch": 2, "inner_steps": 1, "variant": "loop",
+                               "device": "cpu", "threads": 1})
+    assert r["bench"] == "memory" and r["measure"] == "ru_maxrss" and r["learner"] == "fomaml"
+    assert r["peak_mb"] > 50 and r["step_mb"] >= 0  # the interpreter and torch alone hold more than 50 MB
+    assert slope([1, 2, 4], [10.0, 12.0, 16.0]) == pytest.approx(2.0)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message given where there is no GPU")
+def test_bench_on_cuda_without_a_gpu_says_so(capsys):
+    assert main(["bench", "throughput", "--device", "cuda", "--preset", "tiny"]) == 2
+    assert "no CUDA device" in capsys.readouterr().err
