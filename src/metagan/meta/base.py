@@ -15,7 +15,7 @@ from torch import Tensor
 from torch.func import vjp, vmap
 from torch.utils._pytree import tree_map
 
-from ..functional import Meta, Params, index
+from ..functional import Meta, Params, constant_rates, index
 from .problem import GanProblem, InnerSchedule
 
 
@@ -29,6 +29,23 @@ class MetaLearner(Protocol):
     def task_grads(self, meta: Meta, task: dict) -> tuple[Meta, dict[str, Tensor]]: ...
 
     def rates(self, meta: Meta) -> tuple[dict, dict]: ...
+
+
+class FixedRates:
+    """Shared by learners whose inner learning rates are two fixed scalars (MAML, FOMAML, Reptile, joint):
+    the meta-parameters are the two players' parameters, nothing else."""
+
+    second_order = False
+
+    def __init__(self, problem: GanProblem, sched: InnerSchedule, lr_g: float, lr_d: float):
+        self.problem, self.sched = problem, sched
+        self.lr_g, self.lr_d = lr_g, lr_d
+
+    def init_meta(self, pg: Params, pd: Params) -> Meta:
+        return {"g": pg, "d": pd}
+
+    def rates(self, meta: Meta):
+        return constant_rates(meta["g"], self.lr_g), constant_rates(meta["d"], self.lr_d)
 
 
 def player_grads(fn, primals: Meta) -> tuple[Meta, dict[str, Tensor]]:

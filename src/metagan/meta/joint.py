@@ -9,23 +9,14 @@ from __future__ import annotations
 
 import torch
 
-from ..functional import Meta, Params, constant_rates
-from .base import player_grads
-from .problem import GanProblem, InnerSchedule
+from ..functional import Meta
+from .base import FixedRates, player_grads
 
 
-class Joint:
+class Joint(FixedRates):
+    """The rates and inner schedule serve fine-tuning (adaptation) only."""
+
     name = "joint"
-
-    def __init__(self, problem: GanProblem, sched: InnerSchedule, lr_g: float, lr_d: float):
-        self.problem, self.sched = problem, sched  # sched and rates serve fine-tuning (adaptation)
-        self.lr_g, self.lr_d = lr_g, lr_d
-
-    def init_meta(self, pg: Params, pd: Params) -> Meta:
-        return {"g": pg, "d": pd}
-
-    def rates(self, meta: Meta):
-        return constant_rates(meta["g"], self.lr_g), constant_rates(meta["d"], self.lr_d)
 
     def task_grads(self, meta: Meta, task: dict):
         real = torch.cat([task["support"], task["query"]])

@@ -12,30 +12,23 @@ from __future__ import annotations
 
 from torch.func import grad
 
-from ..functional import Meta, Params, constant_rates, detach
-from .base import player_grads
+from ..functional import Meta, detach
+from .base import FixedRates, player_grads
 from .problem import GanProblem, InnerSchedule
 
 
-class MAML:
+class MAML(FixedRates):
     name = "maml"
 
     def __init__(self, problem: GanProblem, sched: InnerSchedule, lr_g: float, lr_d: float,
                  detach_inner: bool = False):
-        self.problem, self.sched = problem, sched
-        self.lr_g, self.lr_d = lr_g, lr_d
+        super().__init__(problem, sched, lr_g, lr_d)
         self.detach_inner = detach_inner  # MAML with detached inner gradients (= first order, slowly)
 
     @property
     def second_order(self) -> bool:
         """Whether the meta-gradient differentiates through the inner gradients."""
         return not self.detach_inner
-
-    def init_meta(self, pg: Params, pd: Params) -> Meta:
-        return {"g": pg, "d": pd}
-
-    def rates(self, meta: Meta):
-        return constant_rates(meta["g"], self.lr_g), constant_rates(meta["d"], self.lr_d)
 
     def _adapt_and_score(self, meta: Meta, task: dict):
         lr_g, lr_d = self.rates(meta)

@@ -6,23 +6,12 @@ theta <- theta + epsilon (theta' - theta). The query set is not used.
 """
 from __future__ import annotations
 
-from ..functional import Meta, Params, constant_rates, detach
-from .problem import GanProblem, InnerSchedule
+from ..functional import Meta, detach
+from .base import FixedRates
 
 
-class Reptile:
+class Reptile(FixedRates):
     name = "reptile"
-    second_order = False
-
-    def __init__(self, problem: GanProblem, sched: InnerSchedule, lr_g: float, lr_d: float):
-        self.problem, self.sched = problem, sched
-        self.lr_g, self.lr_d = lr_g, lr_d
-
-    def init_meta(self, pg: Params, pd: Params) -> Meta:
-        return {"g": pg, "d": pd}
-
-    def rates(self, meta: Meta):
-        return constant_rates(meta["g"], self.lr_g), constant_rates(meta["d"], self.lr_d)
 
     def task_grads(self, meta: Meta, task: dict):
         lr_g, lr_d = self.rates(meta)
