@@ -5,7 +5,7 @@ losses, accumulate `.grad`), computing exactly the update of our meta-learners.
     >>> grads = autograd_meta_gradients(learner, meta, tasks)   # same structure as meta_gradients(...)[0]
 
 It reads the same `GanProblem` modules and task noise as the learners, but none of their code: no
-`torch.func` transform, every gradient is a plain `torch.autograd.grad` or `.backward`. Autograd prunes
+`torch.func` transform, every gradient is a plain `torch.autograd.grad`. Autograd prunes
 what no requested input needs (e.g. the generator's backward of the discriminator's query loss), so this
 is the fair, careful version of that style, not a strawman.
 """

@@ -38,7 +38,7 @@ _UPSAMPLE_TAPS = torch.tensor([[0.0, 0.0, 1.0], [0.0, 1.0, 1.0], [1.0, 1.0, 0.0]
 
 
 def upsample_conv(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
-    """conv(interpolate(x, scale_factor=2, mode="nearest")) for a 3x3, padding-1 conv: (B, I, H, W) -> (B, O, 2H, 2W)."""
+    """conv(interpolate(x, scale_factor=2, mode="nearest")) for a 3x3 padding-1 conv: (B, I, H, W) -> (B, O, 2H, 2W)"""
     m = _UPSAMPLE_TAPS.to(conv.weight)
     kernel = torch.einsum("ty,ux,oiyx->iotu", m, m, conv.weight)  # (I, O, 4, 4), transposed-conv layout
     return nn.functional.conv_transpose2d(x, kernel, conv.bias, stride=2, padding=1)
