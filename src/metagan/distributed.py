@@ -107,8 +107,13 @@ def barrier(d: Dist) -> None:
 
 
 def close(d: Dist) -> None:
+    """Leave together: a rank that tears its group down while another is still in a collective (rank 0
+    writing its final checkpoint) can make gloo abort the process."""
     if d.enabled and dist.is_initialized():
-        dist.destroy_process_group()
+        try:
+            dist.barrier()
+        finally:
+            dist.destroy_process_group()
 
 
 def _collective(fn, *args, **kwargs):
