@@ -119,13 +119,14 @@ def sample_tasks(system: System, sampler: TaskSampler, rng: torch.Generator, dty
     return tasks if dev.type == "cpu" else tree_map(lambda t: t.to(dev, non_blocking=True), tasks)
 
 
-# meta.vectorize=auto. On CUDA vmap. On the CPU vmap pays while per-operator overhead dominates: `metagan bench
-# throughput` measured it at 5x the per-task loop for `tiny`, 2.1x for digits-demo (2.2 MFLOP per sample), 1.7x
-# for Omniglot at width 8 (1.8 MFLOP), 1.0-1.3x at width 16 (6.8 MFLOP). For the shipped Omniglot presets (width
-# 32, 26 MFLOP) convolutions dominate: there vmap still matches the autograd loop first order (1.0-1.06x, the
-# torch.func loop 0.73-0.91x) but loses second order (vmap 0.71-0.94x, the loop 0.94-1.02x), and it holds every
-# task's unrolled graph at once. So auto runs second-order learners on models above this many FLOPs per sample
-# (one G and one D forward) task by task, and everything else with vmap (README "Benchmarks").
+# meta.vectorize=auto. On CUDA vmap. On the CPU (`metagan bench throughput`, 1 thread, README "Benchmarks"), as
+# ratios to the per-task autograd loop: first order, vmap is the faster of our two ways for every model (shipped
+# Omniglot presets: vmap 0.95-1.21x, the torch.func loop 0.79-1.07x). Second order, vmap pays while per-operator
+# overhead dominates (MAML, meta-batch 8: digits-demo vmap 1.77x / loop 1.01x at 1.4 MFLOP per sample; Omniglot
+# width 8 2.02x / 1.13x at 1.1 MFLOP; width 16 1.16x / 0.96x at 4.0 MFLOP) and loses once convolutions do (the
+# shipped presets, width 32, 14.8 MFLOP: vmap 0.69-1.19x, loop 1.05-1.32x, worst at meta-batch 32), while it holds
+# every task's unrolled graph at once (58 MB per task). So auto runs second-order learners task by task on models
+# above this many FLOPs per sample (one G and one D forward), everything else with vmap.
 VMAP_MAX_SAMPLE_FLOPS = 8e6
 
 
