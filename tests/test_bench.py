@@ -49,7 +49,7 @@ LEARNERS = {"maml": lambda p: MAML(p, SCHED, 0.1, 0.1), "fomaml": lambda p: FOMA
 
 
 @pytest.mark.parametrize("kind, r1, condition", [("ns", 1.0, "none"), ("wgan-gp", 0.0, "none"),
-                                                  ("hinge", 0.0, "support")])
+                                                  ("hinge", 0.0, "support"), ("wgan-gp", 1.0, "image")])
 @pytest.mark.parametrize("name", list(LEARNERS))
 def test_autograd_baseline_computes_the_same_meta_gradient(name, kind, r1, condition):
     prob, pg, pd = make_problem(kind, r1, condition)
@@ -97,7 +97,7 @@ def test_player_grads_vectorised_over_cotangents_equals_two_backward_passes():
 
 @pytest.mark.parametrize("preset, overrides, want", [
     ("tiny", [], "vmap"), ("digits-demo", [], "vmap"), ("omniglot-fomaml", [], "vmap"),
-    ("omniglot-reptile", [], "vmap"), ("omniglot-maml", [], "loop"), ("omniglot-metasgd", [], "loop"),
+    ("omniglot-reptile", [], "vmap"), ("omniglot-figr", [], "vmap"), ("omniglot-dawson", [], "vmap"), ("omniglot-maml", [], "loop"), ("omniglot-metasgd", [], "loop"),
     ("omniglot-metasgd", ["meta.first_order=true"], "vmap"), ("tiny", ["meta.learner=maml"], "vmap"),
     ("omniglot-maml", ["train.device=cuda"], "vmap"),
     ("omniglot-maml", ["meta.vectorize=vmap"], "vmap"), ("tiny", ["meta.vectorize=loop"], "loop"),

@@ -70,7 +70,8 @@ def test_resume_from_the_command_line(tmp_path):
 def test_presets_lists_all(capsys):
     assert main(["presets"]) == 0
     out = capsys.readouterr().out
-    for name in ["digits-demo", "omniglot-reptile", "omniglot-fomaml", "omniglot-maml", "omniglot-metasgd"]:
+    for name in ["digits-demo", "omniglot-reptile", "omniglot-fomaml", "omniglot-maml", "omniglot-metasgd",
+                 "omniglot-figr", "omniglot-dawson", "omniglot-joint"]:
         assert name in out
 
 
@@ -87,3 +88,33 @@ def test_python_api_adapt_sample(tmp_path):
     assert torch.equal(x, adapted.sample(7, torch.Generator().manual_seed(0)))
     assert load(run).step == 4
     assert from_model_space(x).dtype == torch.uint8
+
+
+def test_export_writes_a_small_model_that_adapts_but_does_not_resume(tmp_path, capsys):
+    from metagan import checkpoint as ckpt
+    from metagan.adapt import load
+    from metagan.train import train
+    run = train(get_preset("tiny"), out_dir=tmp_path, progress=False)
+    out = tmp_path / "shipped" / "tiny.safetensors"
+    assert main(["export", "--checkpoint", str(run), "--out", str(out)]) == 0
+    full, small = ckpt.load(run), ckpt.load(out)
+    assert small.optimizer is None and small.rng_state is None and small.config.data.root is None
+    assert out.stat().st_size < (run / "checkpoint.safetensors").stat().st_size
+    for group in full.meta:
+        for k in full.meta[group]:
+            assert torch.equal(full.meta[group][k], small.meta[group][k])
+    a = load(run).adapt(torch.zeros(2, 1, 8, 8), 1, torch.Generator().manual_seed(0)).sample(3, torch.Generator().manual_seed(1))
+    b = load(out).adapt(torch.zeros(2, 1, 8, 8), 1, torch.Generator().manual_seed(0)).sample(3, torch.Generator().manual_seed(1))
+    assert torch.equal(a, b)
+    capsys.readouterr()
+    assert main(["train", "--resume", str(out), "--no-progress"]) == 2
+    assert "cannot resume" in capsys.readouterr().err
+
+
+def test_pretrained_names_resolve_to_shipped_files_and_unknown_names_list_them(capsys):
+    from metagan import checkpoint as ckpt
+    for name in ckpt.pretrained_names():
+        assert ckpt.resolve(f"pretrained:{name}") == ckpt.PRETRAINED_DIR / f"{name}.safetensors"
+        assert ckpt.load(f"pretrained:{name}").config.data.root is None
+    assert main(["adapt", "--checkpoint", "pretrained:no-such-model", "--support", "x.png", "--out", "o"]) != 0
+    assert "no shipped model 'no-such-model'" in capsys.readouterr().err

@@ -91,7 +91,7 @@ class Quadratic(GanProblem):
     def generate(self, pg, z, context):
         return z
 
-    def d_loss(self, pd, real, fake, eps, context):
+    def d_loss(self, pd, real, fake, eps, context, real_shift=0):
         loss = 0.5 * self.a * (pd["w"] - self.c).pow(2).sum()
         return loss, loss
 
@@ -150,21 +150,40 @@ def test_vmap_equals_loop(name, kind):
         torch.testing.assert_close(a_loop[k], a_vmap[k])
 
 
-@pytest.mark.parametrize("name", ["maml", "fomaml"])
-def test_support_conditioned_models_vmap_equals_loop_and_use_the_support(name):
-    prob, pg, pd = make_problem("ns", condition="support")
-    assert any(k.startswith("encoder.") for k in pg) and any(k.startswith("encoder.") for k in pd)
+@pytest.mark.parametrize("name, condition", [("maml", "support"), ("fomaml", "support"), ("maml", "image"),
+                                             ("metasgd", "image"), ("reptile", "image")])
+def test_support_conditioned_models_vmap_equals_loop_and_use_the_support(name, condition):
+    prob, pg, pd = make_problem("ns", condition=condition)
+    enc = "encoder." if condition == "support" else "enc"
+    assert any(k.startswith(enc) for k in pg)
     learner = _learners(prob)[name]
     meta = learner.init_meta(pg, pd)
     tasks = make_tasks(SCHED, prob.z_dim, seed=4)
     g_loop, _ = meta_gradients(learner, meta, tasks, "loop")
     g_vmap, _ = meta_gradients(learner, meta, tasks, "vmap")
     assert max_diff(g_loop, g_vmap) < 1e-10
-    assert all(g_loop["g"][k].abs().max() > 0 for k in pg if k.startswith("encoder."))
+    assert all(g_loop["g"][k].abs().max() > 0 for k in pg if k.startswith(enc))
     z = torch.randn(4, prob.z_dim, dtype=torch.float64)
     a = prob.generate(pg, z, tasks["support"][0])
     b = prob.generate(pg, z, tasks["support"][1])
     assert not torch.allclose(a, b)  # the same latents give other images for another support set
+
+
+def test_paired_models_never_judge_a_real_image_beside_itself():
+    """condition=image: D sees (x, reference) pairs. Real support image i is paired with support image i+1,
+    so 'identical pair' never means 'real' and copying the reference cannot fool D."""
+    prob, pg, pd = make_problem("ns", condition="image")
+    support = torch.arange(3, dtype=torch.float64).view(3, 1, 1, 1).expand(3, *SHAPE)
+    real_refs = prob.refs(support, 3, shift=1)
+    assert [float(r[0, 0, 0]) for r in real_refs] == [1.0, 2.0, 0.0]
+    assert [float(r[0, 0, 0]) for r in prob.refs(support, 5)] == [0.0, 1.0, 2.0, 0.0, 1.0]  # fakes: i mod K
+    seen = []
+    prob.discriminate = lambda p, x, ctx: seen.append((x, ctx)) or x.flatten(1).sum(1)  # record D's inputs
+    fake = prob.generate(pg, torch.randn(3, prob.z_dim, dtype=torch.float64), support)
+    prob.d_loss(pd, support, fake, torch.zeros(3, dtype=torch.float64), support, real_shift=1)
+    x, ctx = seen[0]
+    assert not any(torch.equal(x[i], ctx[i]) for i in range(3))  # the three real pairs
+    torch.testing.assert_close(ctx[3:], support)  # each fake beside the image it was made from
 
 
 def test_joint_pretraining_is_the_plain_gan_gradient_on_all_real_images():

@@ -26,7 +26,15 @@ def test_preset_trains_two_steps(name, tmp_path):
 
 
 def test_figr_and_dawson_settings():
-    figr = get_preset("omniglot-reptile")
+    figr = get_preset("omniglot-figr")
     assert (figr.meta.learner, figr.loss.kind, figr.task.k_shot, figr.meta.inner_steps) == ("reptile", "wgan-gp", 4, 10)
-    assert get_preset("omniglot-fomaml").meta.learner == "fomaml"
-    assert get_preset("omniglot-metasgd").meta.learner == "metasgd"
+    dawson = get_preset("omniglot-dawson")
+    assert (dawson.meta.learner, dawson.loss.kind, dawson.model.condition) == ("fomaml", "ns", "none")
+
+
+def test_metagan_presets_share_one_model_and_differ_only_in_the_learner():
+    cfgs = {n: get_preset(f"omniglot-{n}") for n in ("fomaml", "maml", "metasgd", "reptile", "joint")}
+    for name, cfg in cfgs.items():
+        assert cfg.meta.learner == name and cfg.model.condition == "image" and cfg.task.k_shot == 5
+        assert (cfg.model, cfg.loss, cfg.task, cfg.data) == (cfgs["fomaml"].model, cfgs["fomaml"].loss,
+                                                             cfgs["fomaml"].task, cfgs["fomaml"].data)

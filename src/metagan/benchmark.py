@@ -18,6 +18,7 @@ import torch
 from . import __version__
 from .adapt import load
 from .baselines import affine_augmenter, metagan_generator, scratch_model
+from .checkpoint import PRETRAINED_PREFIX, pretrained_names
 from .config import DataConfig, apply_overrides, get_preset
 from .data import build_datasets, files_inverted, from_model_space, save_grid, to_model_space
 from .errors import ConfigError
@@ -32,20 +33,26 @@ METHODS = {
     "affine": None,
     "gan-from-scratch": None,
     "pretrain-finetune": "omniglot-joint",
-    "figr-reptile": "omniglot-reptile",
-    "dawson-fomaml": "omniglot-fomaml",
-    "maml": "omniglot-maml",
-    "metasgd": "omniglot-metasgd",
+    "figr": "omniglot-figr",
+    "dawson": "omniglot-dawson",
+    "metagan-reptile": "omniglot-reptile",
+    "metagan-fomaml": "omniglot-fomaml",
+    "metagan-maml": "omniglot-maml",
+    "metagan-metasgd": "omniglot-metasgd",
 }
 
 BUDGETS = {
-    # a smoke run: every method and metric, minutes of training, under 20 minutes on 2 cores
-    "small": {"protocol": "small", "adapt_steps": 5, "meta_batch": 4,
-              "steps": {"omniglot-joint": 300, "omniglot-reptile": 100, "omniglot-fomaml": 100,
-                        "omniglot-maml": 40, "omniglot-metasgd": 40}},
-    "full": {"protocol": "full", "adapt_steps": 10, "meta_batch": 8,
-             "steps": {"omniglot-joint": 20000, "omniglot-reptile": 20000, "omniglot-fomaml": 20000,
-                       "omniglot-maml": 5000, "omniglot-metasgd": 5000}},
+    # a smoke run: every method and metric, minutes of training each
+    "small": {"protocol": "small", "adapt_steps": 5, "meta_batch": 4, "pretrained": False,
+              "steps": {"omniglot-joint": 300, "omniglot-figr": 100, "omniglot-dawson": 100,
+                        "omniglot-reptile": 100, "omniglot-fomaml": 100, "omniglot-maml": 40,
+                        "omniglot-metasgd": 40}},
+    # the README's table: the shipped models (pretrained:<preset>, docs/models.md); a method without one is
+    # trained here for these steps (hours)
+    "full": {"protocol": "full", "adapt_steps": 10, "meta_batch": 8, "pretrained": True,
+             "steps": {"omniglot-joint": 20000, "omniglot-figr": 20000, "omniglot-dawson": 20000,
+                       "omniglot-reptile": 20000, "omniglot-fomaml": 20000, "omniglot-maml": 5000,
+                       "omniglot-metasgd": 5000}},
 }
 SHOTS = (1, 5)
 METRICS = ("fd", "kid", "precision", "recall", "density", "coverage", "fidelity", "diversity", "copy_ratio")
@@ -90,10 +97,12 @@ def run_benchmark(suite: str, budget_name: str, out: str | Path, data_root: str 
         elif name == "affine":
             gen = affine_augmenter()
         elif name == "gan-from-scratch":
-            gen = metagan_generator(scratch_model(apply_overrides(get_preset("omniglot-fomaml"), [])),
-                                    budget["adapt_steps"], use_ema=False)
-            info["config"] = "omniglot-fomaml architecture, random init"
+            gen = metagan_generator(scratch_model(get_preset("omniglot-dawson")), budget["adapt_steps"],
+                                    use_ema=False)
+            info["config"] = "omniglot-dawson architecture (unconditional), random init"
         else:
+            if name not in checkpoints and budget["pretrained"] and preset in pretrained_names():
+                checkpoints[name] = PRETRAINED_PREFIX + preset
             if name not in checkpoints:
                 log(json.dumps({"training": name, "preset": preset, "steps": budget["steps"][preset]}))
                 checkpoints[name] = str(_train_method(preset, budget, data_root, out, progress))

@@ -7,6 +7,10 @@ File layout (`checkpoint.safetensors`):
               rng.tasks             state of the task/noise torch.Generator
     metadata  format, step, config (JSON), param_order, opt_groups, opt_extra (JSON)
 
+Shipped models (`pretrained:<name>`, files in metagan/pretrained/, docs/models.md) are checkpoints written by
+`export`: meta-parameters, EMA and config only (no optimizer or RNG state, no data path), so they adapt and
+sample but do not resume.
+
 Loading reads tensors and JSON only: it never runs code from the file. Saving writes a temporary file
 in the same folder, fsyncs it and renames it over the old one, so a crash leaves the previous
 checkpoint intact.
@@ -15,7 +19,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -28,6 +32,12 @@ from .functional import flatten, unflatten
 
 FORMAT = "metagan-checkpoint-1"
 FILENAME = "checkpoint.safetensors"
+PRETRAINED_PREFIX = "pretrained:"
+PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
+
+
+def pretrained_names() -> list[str]:
+    return sorted(p.stem for p in PRETRAINED_DIR.glob("*.safetensors"))
 
 
 @dataclass
@@ -42,7 +52,14 @@ class Checkpoint:
 
 
 def resolve(path: str | os.PathLike) -> Path:
-    """A run folder or a checkpoint file -> the checkpoint file."""
+    """A run folder, a checkpoint file or `pretrained:<name>` -> the checkpoint file."""
+    if str(path).startswith(PRETRAINED_PREFIX):
+        name = str(path)[len(PRETRAINED_PREFIX):]
+        p = PRETRAINED_DIR / f"{name}.safetensors"
+        if not name or "/" in name or not p.is_file():
+            raise CheckpointError(f"no shipped model {name!r}; shipped models are: "
+                                  f"{', '.join(PRETRAINED_PREFIX + n for n in pretrained_names()) or 'none'}")
+        return p
     p = Path(path)
     if p.is_dir():
         p = p / FILENAME
@@ -128,6 +145,16 @@ def load(path: str | os.PathLike) -> Checkpoint:
             state.setdefault(int(i), {}).update(kv)
         optimizer = {"state": state, "param_groups": groups}
     return Checkpoint(cfg, step, meta, ema, optimizer, order, tensors.get("rng.tasks"))
+
+
+def export(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Write a shippable copy of a checkpoint: meta-parameters, EMA, step and config (data.root cleared);
+    no optimizer or RNG state, so it adapts and samples but cannot resume training."""
+    ck = load(src)
+    cfg = replace(ck.config, data=replace(ck.config.data, root=None))
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    return save(dst, Checkpoint(cfg, ck.step, ck.meta, ck.ema, None, ck.param_order, None))
 
 
 def check_compatible(ck: Checkpoint, expected: dict, source: str) -> None:

@@ -14,6 +14,14 @@ from pathlib import Path
 from .errors import MetaganError
 
 
+def _export(args: argparse.Namespace) -> int:
+    from . import checkpoint as ckpt
+
+    out = ckpt.export(args.checkpoint, args.out)
+    print(f"{out} ({out.stat().st_size / 1e6:.1f} MB); load it with --checkpoint {out}")
+    return 0
+
+
 def _train(args: argparse.Namespace) -> int:
     from . import checkpoint as ckpt
     from .config import apply_overrides, get_preset
@@ -157,7 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=_train)
 
     a = sub.add_parser("adapt", help="adapt to a new class from K images and sample")
-    a.add_argument("--checkpoint", required=True, help="run folder or checkpoint file")
+    a.add_argument("--checkpoint", required=True,
+                   help="run folder, checkpoint file or pretrained:NAME (shipped models, docs/models.md)")
     a.add_argument("--support", nargs="+", required=True, help="K images of the new class")
     a.add_argument("--steps", type=int, default=None, help="adaptation steps (default: as meta-trained)")
     a.add_argument("--num", type=int, default=16, help="images to generate")
@@ -215,6 +224,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--train-steps", type=int, default=None, help="adapt: steps of that brief training")
     r.add_argument("--data-dir", default=None, help="adapt: data folder (sets data.root)")
     r.set_defaults(func=_bench)
+
+    x = sub.add_parser("export", help="write a small shippable copy of a run (no optimizer state)")
+    x.add_argument("--checkpoint", required=True, help="run folder or checkpoint file")
+    x.add_argument("--out", required=True, help="the .safetensors file to write")
+    x.set_defaults(func=_export)
 
     s = sub.add_parser("presets", help="list the named configurations")
     s.set_defaults(func=_presets)

@@ -26,7 +26,7 @@ from . import distributed
 from .adapt import adapt_params
 from .config import Config, ModelConfig
 from .data import TaskSampler, build_datasets, files_inverted, from_model_space, save_grid
-from .errors import ConfigError, TrainingDiverged
+from .errors import CheckpointError, ConfigError, TrainingDiverged
 from .functional import Meta, all_finite, detach, global_norm
 from .meta import meta_gradients, sample_noise
 from .models import build_models
@@ -227,7 +227,12 @@ def _train(cfg: Config, out_dir, name: str, resume, progress: bool, dist: distri
     if resume is not None:
         ck_path = ckpt.resolve(resume)
         run_dir = ck_path.parent
-        state = restore_state(system, ckpt.load(ck_path), str(ck_path))
+        ck = ckpt.load(ck_path)
+        if ck.optimizer is None or ck.rng_state is None:
+            raise CheckpointError(f"{resume} is an exported model (no optimizer or RNG state): it adapts and "
+                                  "samples but cannot resume exactly; resume the run folder it was exported "
+                                  "from, or start a new run with --preset")
+        state = restore_state(system, ck, str(ck_path))
     else:
         run_dir = new_run_dir(out_dir or cfg.train.out_dir, name) if dist.is_main else None
         state = init_state(system)

@@ -28,18 +28,20 @@ def _input_grad(problem: GanProblem, pd: Params, x: Tensor, context: Tensor) -> 
 
 
 def d_loss(problem: GanProblem, pd: Params, real: Tensor, fake: Tensor, eps: Tensor,
-           context: Tensor) -> tuple[Tensor, Tensor]:
+           context: Tensor, real_shift: int = 0) -> tuple[Tensor, Tensor]:
     """GanProblem.d_loss with the penalties' input gradients taken by autograd: (loss, fake_logits)."""
-    logits = problem.discriminate(pd, torch.cat([real, fake]), context)
+    ctx_r, ctx_f = problem.refs(context, real.shape[0], real_shift), problem.refs(context, fake.shape[0])
+    ctx = torch.cat([ctx_r, ctx_f]) if problem.paired else context
+    logits = problem.discriminate(pd, torch.cat([real, fake]), ctx)
     real_logits, fake_logits = logits[: real.shape[0]], logits[real.shape[0]:]
     loss = problem._d_main(real_logits, fake_logits)
     cfg = problem.loss
     if cfg.kind == "wgan-gp":
         e = eps.view(-1, *([1] * (real.dim() - 1)))
-        norm = torch.sqrt(_input_grad(problem, pd, e * real + (1.0 - e) * fake, context).pow(2).sum(1) + 1e-12)
+        norm = torch.sqrt(_input_grad(problem, pd, e * real + (1.0 - e) * fake, ctx_f).pow(2).sum(1) + 1e-12)
         loss = loss + cfg.gp_weight * (norm - 1.0).pow(2).mean()
     if cfg.r1_gamma > 0:
-        loss = loss + 0.5 * cfg.r1_gamma * _input_grad(problem, pd, real, context).pow(2).sum(1).mean()
+        loss = loss + 0.5 * cfg.r1_gamma * _input_grad(problem, pd, real, ctx_r).pow(2).sum(1).mean()
     return loss, fake_logits
 
 
@@ -68,11 +70,11 @@ def adapt(problem: GanProblem, pg: Params, pd: Params, lr_g, lr_d, support: Tens
             with torch.set_grad_enabled(second_order):  # first order: the fake is a constant for D
                 fake = problem.generate(pg, noise["z_d"][t, j], support)
             eps = noise["eps_d"][t, j]
-            pd = _step(pd, lambda p: d_loss(problem, p, support, fake, eps, support)[0], lr_d, second_order)
+            pd = _step(pd, lambda p: d_loss(problem, p, support, fake, eps, support, 1)[0], lr_d, second_order)
         for j in range(sched.n_g):
             z = noise["z_g"][t, j]
-            pg = _step(pg, lambda p: problem._g_main(problem.discriminate(pd, problem.generate(p, z, support),
-                                                                          support)), lr_g, second_order)
+            pg = _step(pg, lambda p: problem._g_main(problem.discriminate(
+                pd, problem.generate(p, z, support), problem.refs(support, z.shape[0]))), lr_g, second_order)
     return pg, pd
 
 

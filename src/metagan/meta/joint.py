@@ -19,8 +19,9 @@ class Joint(FixedRates):
     name = "joint"
 
     def task_grads(self, meta: Meta, task: dict):
+        # real_shift=1: a paired model sees support image i beside support image i+1, never beside itself
         real = torch.cat([task["support"], task["query"]])
         noise = {"z_o": torch.cat([task["noise"]["z_d"][0, 0], task["noise"]["z_o"]]),
                  "eps_o": torch.cat([task["noise"]["eps_d"][0, 0], task["noise"]["eps_o"]])}
         return player_grads(
-            lambda m: self.problem.outer_losses(m["g"], m["d"], task["support"], real, noise), meta)
+            lambda m: self.problem.outer_losses(m["g"], m["d"], task["support"], real, noise, real_shift=1), meta)

@@ -9,6 +9,11 @@ Noise of one task (B = K, the fake batch matches the real support batch; Q query
     eps_d (T, n_d, K)          WGAN-GP mixing weights of those updates
     z_g   (T, n_g, K, z_dim)   latents of the generator updates
     z_o   (Q, z_dim), eps_o (Q,)   the outer (query) losses
+
+Paired models (model.condition=image) see one reference support image per sample instead of the whole support
+set (`refs`): generated sample i transforms support image i mod K; in the inner loop real support image i is
+paired with support image i+1 mod K (a different drawing of the class; with K = 1 the image itself), and in
+the outer loss query image j with support image j mod K.
 """
 from __future__ import annotations
 
@@ -34,38 +39,54 @@ class GanProblem:
     def __init__(self, gen: nn.Module, disc: nn.Module, loss: LossConfig):
         self.gen, self.disc, self.loss = gen, disc, loss
         self.z_dim = gen.z_dim
+        self.paired = getattr(gen, "paired", False)
         self._d_main = losses.D_LOSSES[loss.kind]
         self._g_main = losses.G_LOSSES[loss.kind]
+
+    def refs(self, context: Tensor, n: int, shift: int = 0) -> Tensor:
+        """What the networks read as context for n samples: the support set (K, *shape) itself, or for paired
+        models the reference images (n, *shape), sample i getting support image (i + shift) mod K."""
+        if not self.paired:
+            return context
+        idx = (torch.arange(n, device=context.device) + shift) % context.shape[0]
+        return context[idx]
 
     def generate(self, pg: Params, z: Tensor, context: Tensor) -> Tensor:
         """z (B, z_dim), context = the task's support set (K, *shape) -> (B, *shape).
         Unconditional models ignore the context."""
-        return functional_call(self.gen, pg, (z, context))
+        return functional_call(self.gen, pg, (z, self.refs(context, z.shape[0])))
 
     def discriminate(self, pd: Params, x: Tensor, context: Tensor) -> Tensor:  # (B, *shape) -> (B,)
         return functional_call(self.disc, pd, (x, context))
 
-    def d_loss(self, pd: Params, real: Tensor, fake: Tensor, eps: Tensor, context: Tensor) -> tuple[Tensor, Tensor]:
+    def d_loss(self, pd: Params, real: Tensor, fake: Tensor, eps: Tensor, context: Tensor,
+               real_shift: int = 0) -> tuple[Tensor, Tensor]:
         """Discriminator loss (main + penalties); real and fake go through D in one batch.
-        Returns (loss, fake_logits) so a caller can reuse the fake logits for the generator loss."""
-        logits = self.discriminate(pd, torch.cat([real, fake]), context)
+        Returns (loss, fake_logits) so a caller can reuse the fake logits for the generator loss.
+        real_shift: which support image a paired model sees beside real sample i (see the module doc)."""
+        ctx_r, ctx_f = self.refs(context, real.shape[0], real_shift), self.refs(context, fake.shape[0])
+        ctx = torch.cat([ctx_r, ctx_f]) if self.paired else context
+        logits = self.discriminate(pd, torch.cat([real, fake]), ctx)
         real_logits, fake_logits = logits[: real.shape[0]], logits[real.shape[0]:]
         loss = self._d_main(real_logits, fake_logits)
-        disc = lambda x: self.discriminate(pd, x, context)  # noqa: E731
-        if self.loss.kind == "wgan-gp":
+        if self.loss.kind == "wgan-gp":  # interpolates are judged beside the fakes' references
+            disc = lambda x: self.discriminate(pd, x, ctx_f)  # noqa: E731
             loss = loss + self.loss.gp_weight * losses.gradient_penalty(disc, real, fake, eps)
         if self.loss.r1_gamma > 0:
+            disc = lambda x: self.discriminate(pd, x, ctx_r)  # noqa: E731
             loss = loss + 0.5 * self.loss.r1_gamma * losses.r1_penalty(disc, real)
         return loss, fake_logits
 
     def g_loss(self, pg: Params, pd: Params, z: Tensor, context: Tensor) -> Tensor:
-        return self._g_main(self.discriminate(pd, self.generate(pg, z, context), context))
+        fake = self.generate(pg, z, context)
+        return self._g_main(self.discriminate(pd, fake, self.refs(context, z.shape[0])))
 
-    def outer_losses(self, pg: Params, pd: Params, support: Tensor, query: Tensor, noise: dict[str, Tensor]):
+    def outer_losses(self, pg: Params, pd: Params, support: Tensor, query: Tensor, noise: dict[str, Tensor],
+                     real_shift: int = 0):
         """Query losses (L_D, L_G) of adapted parameters from one generator forward; aux for logging.
         The support set stays the context (conditional models); the query supplies the real images."""
         fake = self.generate(pg, noise["z_o"], support)
-        ld, fake_logits = self.d_loss(pd, query, fake, noise["eps_o"], support)
+        ld, fake_logits = self.d_loss(pd, query, fake, noise["eps_o"], support, real_shift)
         lg = self._g_main(fake_logits)
         return (ld, lg), {"d_loss": ld.detach(), "g_loss": lg.detach()}
 
@@ -77,7 +98,7 @@ class GanProblem:
         for L_D and the discriminator's weights for L_G. Costs one extra D forward over the Q fakes."""
         fake = self.generate(p["g"], noise["z_o"], support)
         ld, _ = self.d_loss(p["d"], query, fake.detach(), noise["eps_o"], support)
-        lg = self._g_main(self.discriminate(detach(p["d"]), fake, support))
+        lg = self._g_main(self.discriminate(detach(p["d"]), fake, self.refs(support, fake.shape[0])))
         return ld + lg, {"d_loss": ld.detach(), "g_loss": lg.detach()}
 
     def inner_loop(self, pg: Params, pd: Params, lr_g, lr_d, support: Tensor, noise: dict[str, Tensor],
@@ -87,7 +108,7 @@ class GanProblem:
         lr_g / lr_d map parameter names to floats (MAML) or tensors (Meta-SGD). With first_order the
         inner gradients are detached, so no outer transform differentiates through them."""
         def d_obj(pd_, fake, eps):
-            loss, _ = self.d_loss(pd_, support, fake, eps, support)
+            loss, _ = self.d_loss(pd_, support, fake, eps, support, real_shift=1)
             return loss, loss
 
         def g_obj(pg_, pd_, z):

@@ -10,10 +10,10 @@ from torch import nn
 
 from ..config import ModelConfig
 from ..errors import ConfigError
-from .conv import ConvDiscriminator, ConvGenerator
+from .conv import ConvDiscriminator, ConvGenerator, PairGenerator
 from .mlp import MLPDiscriminator, MLPGenerator
 
-__all__ = ["build_models", "ConvGenerator", "ConvDiscriminator", "MLPGenerator", "MLPDiscriminator"]
+__all__ = ["build_models", "ConvGenerator", "PairGenerator", "ConvDiscriminator", "MLPGenerator", "MLPDiscriminator"]
 
 
 def build_models(cfg: ModelConfig, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
@@ -23,11 +23,14 @@ def build_models(cfg: ModelConfig, shape: tuple[int, ...]) -> tuple[nn.Module, n
             raise ConfigError(f"model.kind=conv needs square (C, H, W) images, got shape {shape}; "
                               "use model.kind=mlp for vectors")
         c, s, _ = shape
+        if cfg.condition == "image":
+            return (PairGenerator(cfg.z_dim, c, s, cfg.g_width, cfg.norm),
+                    ConvDiscriminator(c, s, cfg.d_width, paired=True))
         e_dim = cfg.e_dim if cfg.condition == "support" else 0
         return (ConvGenerator(cfg.z_dim, c, s, cfg.g_width, cfg.norm, e_dim),
                 ConvDiscriminator(c, s, cfg.d_width, e_dim))
     if cfg.kind == "mlp":
         if cfg.condition != "none":
-            raise ConfigError("model.condition=support needs model.kind=conv")
+            raise ConfigError(f"model.condition={cfg.condition} needs model.kind=conv")
         return MLPGenerator(cfg.z_dim, shape, cfg.hidden), MLPDiscriminator(shape, cfg.hidden)
     raise ConfigError(f"model.kind={cfg.kind!r} is not one of: conv, mlp")

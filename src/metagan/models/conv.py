@@ -11,6 +11,15 @@ discriminator adds a projection term <h(x), W e> to its logit (Miyato & Koyama 2
 "a real member of this support set's class", not only "real". Both encoders are meta-parameters and
 adapt in the inner loop like every other weight.
 
+Pair conditioning (model.condition=image, after DAGAN, Antoniou et al. 2017): each generated sample is a
+transformation of one support image. The generator is an encoder-decoder: the reference image x_ref (C, s, s)
+is encoded to (w, s/2) and (2w, s/4) features, z is projected to (2w, s/4) and concatenated at the bottleneck,
+and the decoder reads the s/2 encoder features through a skip connection. The discriminator judges pairs
+(x, x_ref) stacked on the channel axis: a real pair is two different drawings of one class, a fake pair a
+generated sample and the image it came from, so copying x_ref is detectable and the generator is pushed to vary
+it the way different people draw the same character. The GAN problem chooses the references
+(`GanProblem.refs`); both networks receive them as their per-sample context (B, C, s, s).
+
 Upsample-then-convolve avoids the checkerboard of free transposed convolutions. It is computed as one stride-2
 transposed convolution whose 4x4 kernel is tied to the 3x3 one by a fixed linear map (`upsample_conv`): the same
 function of the same parameters, with 2.25x fewer multiply-adds and no upsampled copy. A grey image's
@@ -96,20 +105,50 @@ class ConvGenerator(nn.Module):
         return torch.tanh(to_image(h, self.out))
 
 
+class PairGenerator(nn.Module):
+    """z (B, z_dim), x_ref (B, C, s, s) -> (B, C, s, s): an encoder-decoder over the reference image."""
+
+    paired = True
+
+    def __init__(self, z_dim: int, channels: int, size: int, width: int, norm: str = "none"):
+        super().__init__()
+        self.z_dim, self.channels, self.size = z_dim, channels, size
+        self.s0 = size // 4
+        w = width
+        self.enc1 = nn.Conv2d(channels, w, 4, stride=2, padding=1)  # (w, s/2)
+        self.enc2 = nn.Conv2d(w, 2 * w, 4, stride=2, padding=1)  # (2w, s/4)
+        self.fc = nn.Linear(z_dim, 2 * w * self.s0 * self.s0)
+        self.conv1 = nn.Conv2d(4 * w, w, 3, padding=1)
+        self.norm1 = _norm(norm, w)
+        self.conv2 = nn.Conv2d(2 * w, w, 3, padding=1)
+        self.norm2 = _norm(norm, w)
+        self.out = nn.Conv2d(w, channels, 3, padding=1)
+        self.act = nn.LeakyReLU(0.2)
+
+    def forward(self, z: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        e1 = self.act(self.enc1(context))  # (B, w, s/2, s/2)
+        e2 = self.act(self.enc2(e1))  # (B, 2w, s/4, s/4)
+        h = self.act(self.fc(z)).view(z.shape[0], -1, self.s0, self.s0)
+        h = self.act(self.norm1(upsample_conv(torch.cat([h, e2], 1), self.conv1)))  # (B, w, s/2, s/2)
+        h = self.act(self.norm2(upsample_conv(torch.cat([h, e1], 1), self.conv2)))  # (B, w, s, s)
+        return torch.tanh(to_image(h, self.out))
+
+
 class ConvDiscriminator(nn.Module):
-    def __init__(self, channels: int, size: int, width: int, e_dim: int = 0):
+    def __init__(self, channels: int, size: int, width: int, e_dim: int = 0, paired: bool = False):
         super().__init__()
         w = width
+        self.paired = paired
         self.encoder = Encoder(channels, size, w, e_dim) if e_dim else None
         self.proj = nn.Linear(e_dim, 2 * w * (size // 4) ** 2, bias=False) if e_dim else None
-        self.conv1 = nn.Conv2d(channels, w, 4, stride=2, padding=1)
+        self.conv1 = nn.Conv2d(2 * channels if paired else channels, w, 4, stride=2, padding=1)
         self.conv2 = nn.Conv2d(w, 2 * w, 4, stride=2, padding=1)
         self.fc = nn.Linear(2 * w * (size // 4) ** 2, 1)
         self.act = nn.LeakyReLU(0.2)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
-        # x (B, C, S, S), context (K, C, S, S) or None -> (B,) logits
-        h = self.act(self.conv1(x))  # (B, w, S/2, S/2)
+        # x (B, C, S, S), context (K, C, S, S) or None (paired: references (B, C, S, S)) -> (B,) logits
+        h = self.act(self.conv1(torch.cat([x, context], 1) if self.paired else x))  # (B, w, S/2, S/2)
         h = self.act(self.conv2(h)).flatten(1)  # (B, 2w * S/4 * S/4)
         logit = self.fc(h).squeeze(-1)
         if self.encoder is not None:
