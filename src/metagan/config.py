@@ -145,7 +145,8 @@ def _metagan(**meta: Any) -> dict[str, Any]:
     recognisable characters after 200 (docs/models.md)."""
     base = _omniglot(**{**_BALANCED, **meta})
     base["task"] = {"k_shot": 5, "q_query": 10, "meta_batch": 8}
-    base["model"] = {**base["model"], "condition": "image"}
+    # GroupNorm in G: without it a FOMAML run's generator saturated (tanh at +-1, zero gradient) at step 160
+    base["model"] = {**base["model"], "condition": "image", "norm": "group"}
     base["loss"] = {"kind": "ns", "r1_gamma": 1.0}
     base["train"] = {**base["train"], "ckpt_every": 250, "adapt_steps": 10}
     return base

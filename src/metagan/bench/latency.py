@@ -4,7 +4,8 @@ public API (MetaGAN.adapt, then AdaptedGenerator.sample): the median and its spl
     >>> record = next(adapt_latency(checkpoint="runs/00003-omniglot-fomaml", reps=20))
     >>> record["median_ms"], record["adapt_ms"], record["sample_ms"]
 
-Without a checkpoint it first meta-trains the preset for `train_steps` steps into a temporary folder (what
+Without a checkpoint it uses the shipped model of the preset (`pretrained:<preset>`) if there is one, or else
+first meta-trains the preset for `train_steps` steps into a temporary folder (what
 the timing measures does not depend on how well the model is trained, only on its shapes).
 """
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 from torch.utils._pytree import tree_map
 
 from ..adapt import MetaGAN, load
+from ..checkpoint import PRETRAINED_PREFIX, pretrained_names
 from ..config import apply_overrides, get_preset
 from ..data import TaskSampler, build_datasets
 from ..train import train
@@ -41,6 +43,8 @@ def adapt_latency(preset: str = "omniglot-fomaml", checkpoint: str | None = None
                   train_steps: int = 300, k: int = 5, steps: int = 10, num: int = 64, reps: int = 20,
                   device: torch.device = torch.device("cpu")) -> Iterator[dict]:
     """One record: median milliseconds of adapt + sample, and of each part, over `reps` repetitions."""
+    if checkpoint is None and preset in pretrained_names():
+        checkpoint = PRETRAINED_PREFIX + preset
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="metagan-bench-") as tmp:
         model = load(checkpoint) if checkpoint else trained_model(preset, train_steps, data_dir, tmp)
