@@ -68,18 +68,23 @@ class TrainState:
     step: int = 0
 
 
-def device_of(cfg: Config) -> torch.device:
-    dev = torch.device(cfg.train.device)
+def available_device(name: str, setting: str = "train.device=") -> torch.device:
+    """torch.device(name), or a ConfigError naming `setting` (how the user chose it) when CUDA is absent."""
+    dev = torch.device(name)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"train.device={cfg.train.device}: no CUDA device is available here; "
-                          "use train.device=cpu")
+        raise ConfigError(f"{setting}{name}: no CUDA device is available here; use {setting}cpu")
     return dev
+
+
+def device_of(cfg: Config) -> torch.device:
+    return available_device(cfg.train.device)
 
 
 def init_state(system: System) -> TrainState:
     cfg = system.cfg
     meta = init_meta(system, cfg.train.seed, DTYPES[cfg.train.dtype])
-    meta = tree_map(lambda t: t.to(device_of(cfg)).clone().requires_grad_(True), meta)
+    dev = device_of(cfg)
+    meta = tree_map(lambda t: t.to(dev).clone().requires_grad_(True), meta)
     ema = {"g": detach(tree_map(torch.clone, meta["g"]))} if cfg.train.ema > 0 else {}
     opt, order = make_optimizer(cfg, meta)
     rng = torch.Generator().manual_seed(cfg.train.seed)
@@ -193,13 +198,13 @@ def write_grid(system: System, state: TrainState, heldout, path: Path) -> None:
     sampler = TaskSampler(heldout, cfg.task.k_shot, 0, 1)
     dtype = DTYPES[cfg.train.dtype]
     steps = cfg.train.adapt_steps or cfg.meta.inner_steps
+    dev = device_of(cfg)
     rows = []
     for c in classes:
         support, _ = sampler.sample_class(c, rng, cfg.task.k_shot, 0)
         support = support.to(dtype)
         pg, _ = adapt_params(system, detach(state.meta), support, steps, rng, state.ema.get("g"))
         z = torch.randn(cfg.train.grid_samples, system.problem.z_dim, generator=rng, dtype=dtype)
-        dev = device_of(cfg)
         with torch.no_grad():
             fake = system.problem.generate(pg, z.to(dev), support.to(dev)).cpu()
         rows.append(torch.cat([from_model_space(support), from_model_space(fake)]))
@@ -263,8 +268,8 @@ def _train(cfg: Config, out_dir, name: str, resume, progress: bool, dist: distri
             last = step == cfg.train.steps
             if (cfg.train.sample_every and step % cfg.train.sample_every == 0) or last:
                 write_grid(system, state, heldout, run_dir / f"samples-{step:06d}.png")
-            if (cfg.train.ckpt_every and step % cfg.train.ckpt_every == 0) or last:
-                distributed.check_in_sync([p for g in state.meta.values() for p in g.values()], dist)
+            if _checkpoint_due(cfg, step):
+                _check_in_sync(state, dist)
                 ckpt.save(run_dir, to_checkpoint(cfg, state))
     bar.close()
     if state.step == start_step and not (run_dir / ckpt.FILENAME).exists():
@@ -279,10 +284,18 @@ def _follow(system: System, state: TrainState, sampler: TaskSampler, dist: distr
         tasks = distributed.shard(sample_tasks(system, sampler, state.rng, DTYPES[cfg.train.dtype]), dist,
                                   cfg.task.meta_batch)
         meta_step(system, state, tasks, dist)
-        step = state.step
-        if (cfg.train.ckpt_every and step % cfg.train.ckpt_every == 0) or step == cfg.train.steps:
-            distributed.check_in_sync([p for g in state.meta.values() for p in g.values()], dist)
+        if _checkpoint_due(cfg, state.step):
+            _check_in_sync(state, dist)
     return None
+
+
+def _checkpoint_due(cfg: Config, step: int) -> bool:
+    """Rank 0 writes a checkpoint after this step (every rank checks the parameters are in sync)."""
+    return bool(cfg.train.ckpt_every and step % cfg.train.ckpt_every == 0) or step == cfg.train.steps
+
+
+def _check_in_sync(state: TrainState, dist: distributed.Dist) -> None:
+    distributed.check_in_sync([p for g in state.meta.values() for p in g.values()], dist)
 
 
 __all__ = ["train", "meta_step", "init_state", "restore_state", "new_run_dir"]

@@ -30,8 +30,7 @@ def _input_grad(problem: GanProblem, pd: Params, x: Tensor, context: Tensor) -> 
 def d_loss(problem: GanProblem, pd: Params, real: Tensor, fake: Tensor, eps: Tensor,
            context: Tensor, real_shift: int = 0) -> tuple[Tensor, Tensor]:
     """GanProblem.d_loss with the penalties' input gradients taken by autograd: (loss, fake_logits)."""
-    ctx_r, ctx_f = problem.refs(context, real.shape[0], real_shift), problem.refs(context, fake.shape[0])
-    ctx = torch.cat([ctx_r, ctx_f]) if problem.paired else context
+    ctx_r, ctx_f, ctx = problem.d_contexts(context, real.shape[0], fake.shape[0], real_shift)
     logits = problem.discriminate(pd, torch.cat([real, fake]), ctx)
     real_logits, fake_logits = logits[: real.shape[0]], logits[real.shape[0]:]
     loss = problem._d_main(real_logits, fake_logits)

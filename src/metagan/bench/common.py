@@ -15,12 +15,11 @@ from torch.utils.flop_counter import FlopCounterMode
 from ..errors import ConfigError
 from ..meta import sample_noise
 from ..system import System
+from ..train import available_device
 
 
 def resolve_device(name: str) -> torch.device:
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {name}: no CUDA device is available here; use --device cpu")
+    dev = available_device(name, "--device ")
     if dev.type not in ("cpu", "cuda"):
         raise ConfigError(f"--device {name}: the benchmarks run on cpu or cuda")
     return dev

@@ -51,6 +51,12 @@ class GanProblem:
         idx = (torch.arange(n, device=context.device) + shift) % context.shape[0]
         return context[idx]
 
+    def d_contexts(self, context: Tensor, n_real: int, n_fake: int, real_shift: int = 0):
+        """Contexts of a discriminator batch [real (n_real), fake (n_fake)]: (of the reals, of the fakes, of
+        the whole batch). Unpaired models read the support set in all three."""
+        ctx_r, ctx_f = self.refs(context, n_real, real_shift), self.refs(context, n_fake)
+        return ctx_r, ctx_f, (torch.cat([ctx_r, ctx_f]) if self.paired else context)
+
     def generate(self, pg: Params, z: Tensor, context: Tensor) -> Tensor:
         """z (B, z_dim), context = the task's support set (K, *shape) -> (B, *shape).
         Unconditional models ignore the context."""
@@ -64,8 +70,7 @@ class GanProblem:
         """Discriminator loss (main + penalties); real and fake go through D in one batch.
         Returns (loss, fake_logits) so a caller can reuse the fake logits for the generator loss.
         real_shift: which support image a paired model sees beside real sample i (see the module doc)."""
-        ctx_r, ctx_f = self.refs(context, real.shape[0], real_shift), self.refs(context, fake.shape[0])
-        ctx = torch.cat([ctx_r, ctx_f]) if self.paired else context
+        ctx_r, ctx_f, ctx = self.d_contexts(context, real.shape[0], fake.shape[0], real_shift)
         logits = self.discriminate(pd, torch.cat([real, fake]), ctx)
         real_logits, fake_logits = logits[: real.shape[0]], logits[real.shape[0]:]
         loss = self._d_main(real_logits, fake_logits)
