@@ -27,6 +27,17 @@ def test_run_folder_holds_config_log_grids_and_checkpoint(tmp_path):
     assert train(tiny("train.steps=1"), out_dir=tmp_path, name="t", progress=False).name == "00001-t"
 
 
+def test_keep_every_keeps_numbered_snapshots_that_resume(tmp_path):
+    run = train(tiny("train.steps=4", "train.keep_every=2", "train.sample_every=0"), out_dir=tmp_path,
+                progress=False)
+    kept = sorted(p.name for p in run.glob("checkpoint-*.safetensors"))
+    assert kept == ["checkpoint-000002.safetensors", "checkpoint-000004.safetensors"]
+    assert [ckpt.load(run / k).step for k in kept] == [2, 4]
+    a, b = load_file(str(run / kept[1])), load_file(str(run / ckpt.FILENAME))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(load_file(str(run / kept[0]))["meta.g.fc.weight"], a["meta.g.fc.weight"])
+
+
 @pytest.mark.parametrize("learner", ["fomaml", "metasgd", "reptile"])
 def test_resume_continues_bit_for_bit(tmp_path, learner):
     cfg = tiny(f"meta.learner={learner}", "train.steps=4", "train.ckpt_every=0", "train.sample_every=0")

@@ -86,6 +86,7 @@ class TrainConfig:
     log_every: int = 10
     sample_every: int = 250  # sample grid cadence (0 = only at the end)
     ckpt_every: int = 250  # checkpoint cadence (always one at the end)
+    keep_every: int = 0  # also keep checkpoint-<step>.safetensors every this many steps (0 = off), for selection
     adapt_steps: int = 0  # adaptation steps at sampling time (0 = meta.inner_steps)
     grid_classes: int = 5  # held-out classes (rows) in a sample grid
     grid_samples: int = 8  # generated samples per row
@@ -302,7 +303,7 @@ def validate(cfg: Config) -> None:
         if d[section][sub] < 1:
             raise ConfigError(f"{key} must be at least 1, got {d[section][sub]}")
     for key in ["task.q_query", "meta.n_d", "meta.n_g", "train.adapt_steps", "train.sample_every",
-                "train.ckpt_every", "train.threads"]:
+                "train.ckpt_every", "train.keep_every", "train.threads"]:
         section, sub = key.split(".")
         if d[section][sub] < 0:
             raise ConfigError(f"{key} must be non-negative, got {d[section][sub]}")

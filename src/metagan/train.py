@@ -271,6 +271,8 @@ def _train(cfg: Config, out_dir, name: str, resume, progress: bool, dist: distri
             if _checkpoint_due(cfg, step):
                 _check_in_sync(state, dist)
                 ckpt.save(run_dir, to_checkpoint(cfg, state))
+            if cfg.train.keep_every and step % cfg.train.keep_every == 0:
+                ckpt.save(run_dir / f"checkpoint-{step:06d}.safetensors", to_checkpoint(cfg, state))
     bar.close()
     if state.step == start_step and not (run_dir / ckpt.FILENAME).exists():
         ckpt.save(run_dir, to_checkpoint(cfg, state))
