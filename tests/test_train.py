@@ -38,6 +38,20 @@ def test_keep_every_keeps_numbered_snapshots_that_resume(tmp_path):
     assert not torch.equal(load_file(str(run / kept[0]))["meta.g.fc.weight"], a["meta.g.fc.weight"])
 
 
+def test_ema_warms_up_so_a_short_run_is_not_its_initialisation(tmp_path):
+    from metagan.train import ema_decay
+    assert ema_decay(0.999, 0) == pytest.approx(0.1) and ema_decay(0.999, 90) == pytest.approx(0.91)
+    assert ema_decay(0.999, 10**6) == 0.999
+    init = load_file(str(train(tiny("train.steps=1", "train.sample_every=0"), out_dir=tmp_path / "a",
+                                    progress=False) / ckpt.FILENAME))
+    two = load_file(str(train(tiny("train.steps=2", "train.sample_every=0"), out_dir=tmp_path / "b",
+                                   progress=False) / ckpt.FILENAME))
+    # the second update mixes the EMA after step 1 (the same in both runs) with decay 2/11
+    k = "g.fc.weight"
+    expect = two["meta." + k] * (9 / 11) + init["ema." + k] * (2 / 11)
+    torch.testing.assert_close(two["ema." + k], expect)
+
+
 @pytest.mark.parametrize("learner", ["fomaml", "metasgd", "reptile"])
 def test_resume_continues_bit_for_bit(tmp_path, learner):
     cfg = tiny(f"meta.learner={learner}", "train.steps=4", "train.ckpt_every=0", "train.sample_every=0")

@@ -182,11 +182,20 @@ def meta_step(system: System, state: TrainState, tasks: dict,
             p.grad = g[k] * scale
     state.optimizer.step()
     state.optimizer.zero_grad(set_to_none=True)
+    decay = ema_decay(cfg.train.ema, state.step)
     with torch.no_grad():
         for k, v in state.ema.get("g", {}).items():
-            v.lerp_(state.meta["g"][k], 1.0 - cfg.train.ema)
+            v.lerp_(state.meta["g"][k], 1.0 - decay)
     state.step += 1
     return stats
+
+
+def ema_decay(decay: float, updates: int) -> float:
+    """Decay of the EMA generator after `updates` optimizer steps: min(decay, (1 + n) / (10 + n)).
+
+    Without the warm-up the average of a short run is mostly the random initialisation (0.999^600 = 0.55
+    of its weight after 600 steps), and every grid and evaluation of it shows noise."""
+    return min(decay, (1.0 + updates) / (10.0 + updates))
 
 
 def write_grid(system: System, state: TrainState, heldout, path: Path) -> None:
