@@ -52,6 +52,26 @@ def test_ema_warms_up_so_a_short_run_is_not_its_initialisation(tmp_path):
     torch.testing.assert_close(two["ema." + k], expect)
 
 
+def test_init_from_starts_any_learner_from_another_runs_players(tmp_path):
+    joint = train(tiny("meta.learner=joint", "train.steps=2", "train.sample_every=0", "train.seed=5"),
+                  out_dir=tmp_path / "j", progress=False)
+    src = load_file(str(joint / ckpt.FILENAME))
+    run = train(tiny("meta.learner=metasgd", "train.steps=1", "train.sample_every=0", f"train.init_from={joint}"),
+                out_dir=tmp_path / "m", progress=False)
+    one = ckpt.load(run)
+    assert one.step == 1 and one.config.train.init_from == str(joint)
+    fresh = ckpt.load(train(tiny("meta.learner=metasgd", "train.steps=1", "train.sample_every=0"),
+                            out_dir=tmp_path / "f", progress=False))
+    for k, v in one.meta["g"].items():  # one Adam step (lr 1e-3) away from the source, not from a fresh init
+        assert (v - src[f"meta.g.{k}"]).abs().max() < 2e-3, k
+    assert any((v - fresh.meta["g"][k]).abs().max() > 1e-2 for k, v in one.meta["g"].items())
+    # the learned rates start fresh (at meta.inner_lr_g), one Adam step of meta.outer_lr_rates away
+    assert (one.meta["lr_g"]["fc.weight"] - 0.05).abs().max() <= 1.5e-4
+    wider = tiny("train.steps=1", "model.g_width=6", f"train.init_from={joint}")
+    with pytest.raises(CheckpointError, match="train.init_from"):
+        train(wider, out_dir=tmp_path / "w", progress=False)
+
+
 @pytest.mark.parametrize("learner", ["fomaml", "metasgd", "reptile"])
 def test_resume_continues_bit_for_bit(tmp_path, learner):
     cfg = tiny(f"meta.learner={learner}", "train.steps=4", "train.ckpt_every=0", "train.sample_every=0")

@@ -94,6 +94,9 @@ class TrainConfig:
     device: str = "cpu"
     dtype: str = "float32"  # float32 | float64
     threads: int = 0  # torch.set_num_threads (0 = leave as is)
+    # start the players (and EMA) from this checkpoint's generator and discriminator (a run folder, a file or
+    # pretrained:NAME; any learner, same networks); optimizer, step, data order and learned rates start fresh
+    init_from: str | None = None
 
 
 @dataclass(frozen=True)

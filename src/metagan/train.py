@@ -108,6 +108,20 @@ def restore_state(system: System, ck: ckpt.Checkpoint, source: str) -> TrainStat
     return state
 
 
+def warm_start(state: TrainState, source: str) -> None:
+    """Copy the players (g, d) and the EMA generator of checkpoint `source` into a fresh state (train.init_from).
+    Whatever else the learner meta-learns (Meta-SGD's rates) keeps its initial value."""
+    ck = ckpt.load(ckpt.resolve(source))
+    players = {group: state.meta[group] for group in ("g", "d")}
+    ckpt.check_compatible({g: ck.meta[g] for g in players if g in ck.meta}, players, f"train.init_from={source}")
+    with torch.no_grad():
+        for group, params in players.items():
+            for k, v in params.items():
+                v.copy_(ck.meta[group][k])
+        for k, v in state.ema.get("g", {}).items():
+            v.copy_(ck.ema["g"][k] if ck.ema else ck.meta["g"][k])
+
+
 def to_checkpoint(cfg: Config, state: TrainState) -> ckpt.Checkpoint:
     return ckpt.Checkpoint(cfg, state.step, detach(state.meta), state.ema, state.optimizer.state_dict(),
                            state.param_order, state.rng.get_state())
@@ -250,6 +264,8 @@ def _train(cfg: Config, out_dir, name: str, resume, progress: bool, dist: distri
     else:
         run_dir = new_run_dir(out_dir or cfg.train.out_dir, name) if dist.is_main else None
         state = init_state(system)
+        if cfg.train.init_from:
+            warm_start(state, cfg.train.init_from)
     if not dist.is_main:
         return _follow(system, state, sampler, dist)
     (run_dir / "config.json").write_text(cfg.to_json())
