@@ -147,7 +147,12 @@ def _metagan(**meta: Any) -> dict[str, Any]:
     (sample, support image) pairs (model.condition=image), non-saturating loss with R1 = 1, K = 5.
     On Omniglot the unconditional presets below gave blank samples after 900 FOMAML steps, this one
     recognisable characters after 200 (docs/models.md)."""
-    base = _omniglot(**{**_BALANCED, **meta})
+    # Rates (session-3 runs, docs/models.md): with G's outer rate 5x D's (the digits balance) D sat at chance
+    # while G chased it (blobs after 1500 joint steps); equal rates gave recognisable characters in 500. Inner
+    # SGD at 0.05 blew up D within 150 FOMAML steps and ruined a pre-trained G in 10 adaptation steps; 0.01
+    # keeps both (0.02 already degrades samples).
+    base = _omniglot(**{**_BALANCED, "outer_lr_g": 2e-4, "outer_lr_d": 2e-4, "inner_lr_g": 0.01,
+                        "inner_lr_d": 0.01, **meta})
     base["task"] = {"k_shot": 5, "q_query": 10, "meta_batch": 8}
     # GroupNorm in G: without it a FOMAML run's generator saturated (tanh at +-1, zero gradient) at step 160
     base["model"] = {**base["model"], "condition": "image", "norm": "group"}
