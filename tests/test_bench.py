@@ -24,19 +24,23 @@ K, Q, B = 2, 3, 2
 SCHED = InnerSchedule(2, 1, 2)
 
 
-def make_problem(kind="ns", r1=0.0, condition="none"):
+def make_problem(kind="ns", r1=0.0, condition="none", mismatch=0.0):
     cfg = dataclasses.replace(get_preset("tiny").model, condition=condition, e_dim=3)
     torch.manual_seed(0)
     gen, disc = build_models(cfg, SHAPE)
     gen, disc = gen.double(), disc.double()
-    return GanProblem(gen, disc, LossConfig(kind=kind, r1_gamma=r1)), params_of(gen), params_of(disc)
+    loss = LossConfig(kind=kind, r1_gamma=r1, mismatch=mismatch)
+    return GanProblem(gen, disc, loss), params_of(gen), params_of(disc)
 
 
-def make_tasks(z_dim, seed=0):
+def make_tasks(z_dim, seed=0, other=False):
     g = torch.Generator().manual_seed(seed)
-    return {"support": torch.rand(B, K, *SHAPE, generator=g, dtype=torch.float64) * 2 - 1,
-            "query": torch.rand(B, Q, *SHAPE, generator=g, dtype=torch.float64) * 2 - 1,
-            "noise": sample_noise(B, SCHED, K, Q, z_dim, g, torch.float64)}
+    tasks = {"support": torch.rand(B, K, *SHAPE, generator=g, dtype=torch.float64) * 2 - 1,
+             "query": torch.rand(B, Q, *SHAPE, generator=g, dtype=torch.float64) * 2 - 1,
+             "noise": sample_noise(B, SCHED, K, Q, z_dim, g, torch.float64)}
+    if other:
+        tasks["noise"]["other"] = tasks["support"].roll(-1, 0)
+    return tasks
 
 
 def max_diff(a, b):
@@ -48,14 +52,15 @@ LEARNERS = {"maml": lambda p: MAML(p, SCHED, 0.1, 0.1), "fomaml": lambda p: FOMA
             "metasgd-fo": lambda p: MetaSGD(p, SCHED, 0.1, 0.1, first_order=True)}
 
 
-@pytest.mark.parametrize("kind, r1, condition", [("ns", 1.0, "none"), ("wgan-gp", 0.0, "none"),
-                                                  ("hinge", 0.0, "support"), ("wgan-gp", 1.0, "image")])
+@pytest.mark.parametrize("kind, r1, condition, mismatch", [
+    ("ns", 1.0, "none", 0.0), ("wgan-gp", 0.0, "none", 0.0), ("hinge", 0.0, "support", 0.0),
+    ("wgan-gp", 1.0, "image", 0.0), ("ns", 1.0, "image", 0.5)])
 @pytest.mark.parametrize("name", list(LEARNERS))
-def test_autograd_baseline_computes_the_same_meta_gradient(name, kind, r1, condition):
-    prob, pg, pd = make_problem(kind, r1, condition)
+def test_autograd_baseline_computes_the_same_meta_gradient(name, kind, r1, condition, mismatch):
+    prob, pg, pd = make_problem(kind, r1, condition, mismatch)
     learner = LEARNERS[name](prob)
     meta = learner.init_meta(pg, pd)
-    tasks = make_tasks(prob.z_dim)
+    tasks = make_tasks(prob.z_dim, other=mismatch > 0)
     ours, _ = meta_gradients(learner, meta, tasks, "loop")
     theirs = autograd_meta_gradients(learner, meta, tasks)
     assert theirs.keys() == ours.keys()

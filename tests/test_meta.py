@@ -14,12 +14,13 @@ SHAPE = (1, 8, 8)
 K, Q, B = 2, 3, 3
 
 
-def make_problem(kind="ns", r1=0.0, model="conv", condition="none"):
+def make_problem(kind="ns", r1=0.0, model="conv", condition="none", mismatch=0.0):
     cfg = dataclasses.replace(get_preset("tiny").model, kind=model, hidden=8, condition=condition, e_dim=3)
     torch.manual_seed(0)
     gen, disc = build_models(cfg, SHAPE)
     gen, disc = gen.double(), disc.double()
-    return GanProblem(gen, disc, LossConfig(kind=kind, r1_gamma=r1)), params_of(gen), params_of(disc)
+    loss = LossConfig(kind=kind, r1_gamma=r1, mismatch=mismatch)
+    return GanProblem(gen, disc, loss), params_of(gen), params_of(disc)
 
 
 def make_tasks(sched, z_dim, seed=0):
@@ -184,6 +185,40 @@ def test_paired_models_never_judge_a_real_image_beside_itself():
     x, ctx = seen[0]
     assert not any(torch.equal(x[i], ctx[i]) for i in range(3))  # the three real pairs
     torch.testing.assert_close(ctx[3:], support)  # each fake beside the image it was made from
+
+
+@pytest.mark.parametrize("kind", ["ns", "hinge"])
+def test_mismatch_term_calls_real_images_beside_another_class_fake(kind):
+    """loss.mismatch: D's loss gains w * (fake half of L_D) on (real i, other[i mod K']) pairs, from the same
+    D batch as the real and fake pairs; without `other` (adaptation) the loss is the plain one."""
+    from metagan import losses
+    prob, pg, pd = make_problem(kind, condition="image", mismatch=0.5)
+    plain, *_ = make_problem(kind, condition="image")
+    tasks = make_tasks(SCHED, prob.z_dim, seed=5)
+    support, query, other = tasks["support"][0], tasks["query"][0], tasks["support"][1]
+    fake = prob.generate(pg, torch.randn(Q, prob.z_dim, dtype=torch.float64), support)
+    eps = torch.zeros(Q, dtype=torch.float64)
+    base, fl = plain.d_loss(pd, query, fake, eps, support)
+    with_other, fl2 = prob.d_loss(pd, query, fake, eps, support, other=other)
+    mismatched = prob.discriminate(pd, query, other[torch.arange(Q) % K])
+    torch.testing.assert_close(with_other, base + 0.5 * losses.FAKE_TERMS[kind](mismatched))
+    torch.testing.assert_close(fl, fl2)
+    torch.testing.assert_close(prob.d_loss(pd, query, fake, eps, support)[0], base)
+
+
+@pytest.mark.parametrize("name", ["maml", "fomaml", "reptile", "metasgd", "joint"])
+def test_mismatch_vmap_equals_loop_and_reaches_the_discriminator(name):
+    prob, pg, pd = make_problem("ns", condition="image", mismatch=1.0)
+    plain, *_ = make_problem("ns", condition="image")
+    tasks = make_tasks(SCHED, prob.z_dim, seed=6)
+    tasks["noise"]["other"] = tasks["support"].roll(-1, 0)
+    learner = _learners(prob)[name]
+    meta = learner.init_meta(pg, pd)
+    g_loop, _ = meta_gradients(learner, meta, tasks, "loop")
+    g_vmap, _ = meta_gradients(learner, meta, tasks, "vmap")
+    assert max_diff(g_loop, g_vmap) < 1e-10
+    g_plain, _ = meta_gradients(_learners(plain)[name], meta, tasks, "loop")
+    assert max_diff(g_loop, g_plain, ("d",)) > 1e-6
 
 
 def test_joint_pretraining_is_the_plain_gan_gradient_on_all_real_images():

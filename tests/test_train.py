@@ -145,6 +145,29 @@ def test_bad_config_values():
         tiny("meta.inner_steps=three")
     with pytest.raises(ConfigError, match="not one of"):
         tiny("meta.learner=sgd")
+    with pytest.raises(ConfigError, match="model.condition=image"):
+        tiny("loss.mismatch=1")
+    with pytest.raises(ConfigError, match="ns or hinge"):
+        tiny("model.condition=image", "loss.kind=wgan-gp", "loss.mismatch=1")
+    with pytest.raises(ConfigError, match="task.meta_batch to at least 2"):
+        tiny("model.condition=image", "task.meta_batch=1", "loss.mismatch=1")
+
+
+def test_mismatch_pairs_each_task_with_another_tasks_class(tmp_path):
+    from metagan.data import TaskSampler, build_datasets
+    from metagan.system import build_system
+    from metagan.train import sample_tasks
+    cfg = tiny("model.condition=image", "loss.mismatch=1", "task.meta_batch=3")
+    system = build_system(cfg)
+    train_ds, _ = build_datasets(cfg.data)
+    sampler = TaskSampler(train_ds, cfg.task.k_shot, cfg.task.q_query, cfg.task.meta_batch)
+    tasks = sample_tasks(system, sampler, torch.Generator().manual_seed(0), torch.float32)
+    torch.testing.assert_close(tasks["noise"]["other"], tasks["support"][[1, 2, 0]])
+    assert "other" not in sample_tasks(build_system(tiny("model.condition=image")), sampler,
+                                       torch.Generator().manual_seed(0), torch.float32)["noise"]
+    run = train(apply_overrides(cfg, ["train.steps=2", "train.sample_every=0"]), out_dir=tmp_path,
+                progress=False)
+    assert ckpt.load(run).step == 2
 
 
 def test_class_smaller_than_k_plus_q_is_refused(tmp_path):

@@ -57,6 +57,9 @@ class LossConfig:
     kind: str = "ns"  # ns (non-saturating) | wgan-gp | hinge
     gp_weight: float = 10.0  # wgan-gp: weight of the gradient penalty
     r1_gamma: float = 0.0  # R1 penalty weight on real data (0 = off); added as gamma/2 * E|grad D(x)|^2
+    # paired models (model.condition=image): weight of the matching-aware term (Reed et al. 2016): D also
+    # learns that a real image beside a reference of another class is fake (0 = off; meta-training only)
+    mismatch: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -325,6 +328,18 @@ def validate(cfg: Config) -> None:
                           "(e.g. 16, 28, 32)")
     if cfg.data.channels not in (1, 3):
         raise ConfigError(f"data.channels must be 1 or 3, got {cfg.data.channels}")
+    if cfg.loss.mismatch < 0:
+        raise ConfigError(f"loss.mismatch must be non-negative, got {cfg.loss.mismatch}")
+    if cfg.loss.mismatch > 0:
+        if cfg.model.condition != "image":
+            raise ConfigError("loss.mismatch pairs real images with references of another class: it needs "
+                              "model.condition=image (or set loss.mismatch=0)")
+        if cfg.loss.kind == "wgan-gp":
+            raise ConfigError("loss.mismatch needs a bounded fake term: use loss.kind=ns or hinge, or "
+                              "loss.mismatch=0")
+        if cfg.task.meta_batch < 2:
+            raise ConfigError("loss.mismatch takes the other class from another task of the meta-batch: set "
+                              "task.meta_batch to at least 2")
     if not 0.0 <= cfg.train.ema < 1.0:
         raise ConfigError(f"train.ema must be in [0, 1), got {cfg.train.ema}")
     if not 0.0 < cfg.data.heldout_fraction < 1.0:

@@ -9,6 +9,8 @@ WGAN-GP (Gulrajani et al. 2017):
     the norm taken per sample over all of its pixels;  L_G = -E D(G(z))
 Hinge (Lim & Ye 2017):  L_D = E relu(1 - real) + E relu(1 + fake);  L_G = -E fake
 R1 (Mescheder et al. 2018):  gamma/2 E ||grad_x D(x)||^2 on real samples.
+Matching-aware term (Reed et al. 2016), paired models: w * (fake half of L_D) on (real image, reference of
+another class) pairs, e.g. w E softplus(D(x, ref')) for ns.
 
 The penalties need input gradients of D. They are taken with `torch.func.grad` of the summed logits,
 which gives per-sample gradients because our discriminators treat samples independently (no batch
@@ -69,5 +71,15 @@ def r1_penalty(disc: DiscFn, real: torch.Tensor) -> torch.Tensor:
     return _input_grad(disc, real).flatten(1).pow(2).sum(1).mean()
 
 
+def ns_fake_term(fake: torch.Tensor) -> torch.Tensor:
+    return F.softplus(fake).mean()
+
+
+def hinge_fake_term(fake: torch.Tensor) -> torch.Tensor:
+    return F.relu(1.0 + fake).mean()
+
+
 D_LOSSES = {"ns": ns_d_loss, "wgan-gp": wgan_d_loss, "hinge": hinge_d_loss}
+# the fake half of a bounded D loss, for pairs D must call fake (the matching-aware term of paired models)
+FAKE_TERMS = {"ns": ns_fake_term, "hinge": hinge_fake_term}
 G_LOSSES = {"ns": ns_g_loss, "wgan-gp": wgan_g_loss, "hinge": hinge_g_loss}

@@ -133,6 +133,8 @@ def sample_tasks(system: System, sampler: TaskSampler, rng: torch.Generator, dty
     batch = sampler.sample(rng, dtype=dtype)
     noise = sample_noise(cfg.task.meta_batch, system.learner.sched, cfg.task.k_shot, cfg.task.q_query,
                          system.problem.z_dim, rng, dtype)
+    if cfg.loss.mismatch > 0:  # task b's other class: task b+1's (the sampler draws distinct classes)
+        noise["other"] = batch.support.roll(-1, 0)
     tasks = {"support": batch.support, "query": batch.query, "noise": noise}
     dev = device_of(cfg)
     return tasks if dev.type == "cpu" else tree_map(lambda t: t.to(dev, non_blocking=True), tasks)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .. import losses
 from ..errors import ConfigError
 from ..functional import Meta, Params, index
 from ..meta import MAML, GanProblem, Reptile
@@ -28,8 +29,9 @@ def _input_grad(problem: GanProblem, pd: Params, x: Tensor, context: Tensor) -> 
 
 
 def d_loss(problem: GanProblem, pd: Params, real: Tensor, fake: Tensor, eps: Tensor,
-           context: Tensor, real_shift: int = 0) -> tuple[Tensor, Tensor]:
-    """GanProblem.d_loss with the penalties' input gradients taken by autograd: (loss, fake_logits)."""
+           context: Tensor, real_shift: int = 0, other: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """GanProblem.d_loss with the penalties' input gradients taken by autograd and the matching-aware pairs
+    judged in a separate D call: (loss, fake_logits)."""
     ctx_r, ctx_f, ctx = problem.d_contexts(context, real.shape[0], fake.shape[0], real_shift)
     logits = problem.discriminate(pd, torch.cat([real, fake]), ctx)
     real_logits, fake_logits = logits[: real.shape[0]], logits[real.shape[0]:]
@@ -41,6 +43,9 @@ def d_loss(problem: GanProblem, pd: Params, real: Tensor, fake: Tensor, eps: Ten
         loss = loss + cfg.gp_weight * (norm - 1.0).pow(2).mean()
     if cfg.r1_gamma > 0:
         loss = loss + 0.5 * cfg.r1_gamma * _input_grad(problem, pd, real, ctx_r).pow(2).sum(1).mean()
+    if other is not None and cfg.mismatch > 0:
+        mismatched = problem.discriminate(pd, real, problem.refs(other, real.shape[0]))
+        loss = loss + cfg.mismatch * losses.FAKE_TERMS[cfg.kind](mismatched)
     return loss, fake_logits
 
 
@@ -69,7 +74,8 @@ def adapt(problem: GanProblem, pg: Params, pd: Params, lr_g, lr_d, support: Tens
             with torch.set_grad_enabled(second_order):  # first order: the fake is a constant for D
                 fake = problem.generate(pg, noise["z_d"][t, j], support)
             eps = noise["eps_d"][t, j]
-            pd = _step(pd, lambda p: d_loss(problem, p, support, fake, eps, support, 1)[0], lr_d, second_order)
+            pd = _step(pd, lambda p: d_loss(problem, p, support, fake, eps, support, 1, noise.get("other"))[0],
+                       lr_d, second_order)
         for j in range(sched.n_g):
             z = noise["z_g"][t, j]
             pg = _step(pg, lambda p: problem._g_main(problem.discriminate(
@@ -101,7 +107,8 @@ def autograd_meta_gradients(learner, meta: Meta, tasks: dict) -> Meta:
             _accumulate(leaves, "d", {k: leaves["d"][k] - pd[k] for k in pd})
             continue
         fake = problem.generate(pg, task["noise"]["z_o"], task["support"])
-        ld, fake_logits = d_loss(problem, pd, task["query"], fake, task["noise"]["eps_o"], task["support"])
+        ld, fake_logits = d_loss(problem, pd, task["query"], fake, task["noise"]["eps_o"], task["support"],
+                                 other=task["noise"].get("other"))
         lg = problem._g_main(fake_logits)
         for loss, groups in ((ld, ("d", "lr_d")), (lg, ("g", "lr_g"))):  # each player its own loss
             inputs = [(gp, k, v) for gp in groups if gp in leaves for k, v in leaves[gp].items()]

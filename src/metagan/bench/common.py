@@ -75,6 +75,8 @@ def synthetic_tasks(system: System, meta_batch: int, device: torch.device, dtype
     tasks = {"support": torch.rand(meta_batch, k, *system.shape, generator=g, dtype=dtype) * 2 - 1,
              "query": torch.rand(meta_batch, q, *system.shape, generator=g, dtype=dtype) * 2 - 1,
              "noise": sample_noise(meta_batch, system.learner.sched, k, q, system.problem.z_dim, g, dtype)}
+    if cfg.loss.mismatch > 0:  # as train.sample_tasks: the next task's support set is the other class
+        tasks["noise"]["other"] = tasks["support"].roll(-1, 0)
     return tree_map(lambda t: t.to(device), tasks)
 
 

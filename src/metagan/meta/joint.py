@@ -23,5 +23,7 @@ class Joint(FixedRates):
         real = torch.cat([task["support"], task["query"]])
         noise = {"z_o": torch.cat([task["noise"]["z_d"][0, 0], task["noise"]["z_o"]]),
                  "eps_o": torch.cat([task["noise"]["eps_d"][0, 0], task["noise"]["eps_o"]])}
+        if "other" in task["noise"]:
+            noise["other"] = task["noise"]["other"]
         return player_grads(
             lambda m: self.problem.outer_losses(m["g"], m["d"], task["support"], real, noise, real_shift=1), meta)

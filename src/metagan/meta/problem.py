@@ -9,6 +9,9 @@ Noise of one task (B = K, the fake batch matches the real support batch; Q query
     eps_d (T, n_d, K)          WGAN-GP mixing weights of those updates
     z_g   (T, n_g, K, z_dim)   latents of the generator updates
     z_o   (Q, z_dim), eps_o (Q,)   the outer (query) losses
+    other (K, *shape)          loss.mismatch > 0, meta-training only: the support images of another task's
+                               class, for the matching-aware term of D's losses (absent when adapting to a
+                               user's K shots, where no other class is at hand)
 
 Paired models (model.condition=image) see one reference support image per sample instead of the whole support
 set (`refs`): generated sample i transforms support image i mod K; in the inner loop real support image i is
@@ -66,14 +69,23 @@ class GanProblem:
         return functional_call(self.disc, pd, (x, context))
 
     def d_loss(self, pd: Params, real: Tensor, fake: Tensor, eps: Tensor, context: Tensor,
-               real_shift: int = 0) -> tuple[Tensor, Tensor]:
+               real_shift: int = 0, other: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Discriminator loss (main + penalties); real and fake go through D in one batch.
         Returns (loss, fake_logits) so a caller can reuse the fake logits for the generator loss.
-        real_shift: which support image a paired model sees beside real sample i (see the module doc)."""
-        ctx_r, ctx_f, ctx = self.d_contexts(context, real.shape[0], fake.shape[0], real_shift)
-        logits = self.discriminate(pd, torch.cat([real, fake]), ctx)
-        real_logits, fake_logits = logits[: real.shape[0]], logits[real.shape[0]:]
+        real_shift: which support image a paired model sees beside real sample i (see the module doc).
+        other: images of another class (K', *shape); with loss.mismatch > 0 real sample i is also judged beside
+        other[i mod K'] in the same batch, and D is taught to call that pair fake."""
+        n_r, n_f = real.shape[0], fake.shape[0]
+        ctx_r, ctx_f, ctx = self.d_contexts(context, n_r, n_f, real_shift)
+        mismatch = other is not None and self.loss.mismatch > 0
+        x = torch.cat([real, fake, real]) if mismatch else torch.cat([real, fake])
+        if mismatch:
+            ctx = torch.cat([ctx, self.refs(other, n_r)])
+        logits = self.discriminate(pd, x, ctx)
+        real_logits, fake_logits = logits[:n_r], logits[n_r:n_r + n_f]
         loss = self._d_main(real_logits, fake_logits)
+        if mismatch:
+            loss = loss + self.loss.mismatch * losses.FAKE_TERMS[self.loss.kind](logits[n_r + n_f:])
         if self.loss.kind == "wgan-gp":  # interpolates are judged beside the fakes' references
             disc = lambda x: self.discriminate(pd, x, ctx_f)  # noqa: E731
             loss = loss + self.loss.gp_weight * losses.gradient_penalty(disc, real, fake, eps)
@@ -91,7 +103,7 @@ class GanProblem:
         """Query losses (L_D, L_G) of adapted parameters from one generator forward; aux for logging.
         The support set stays the context (conditional models); the query supplies the real images."""
         fake = self.generate(pg, noise["z_o"], support)
-        ld, fake_logits = self.d_loss(pd, query, fake, noise["eps_o"], support, real_shift)
+        ld, fake_logits = self.d_loss(pd, query, fake, noise["eps_o"], support, real_shift, noise.get("other"))
         lg = self._g_main(fake_logits)
         return (ld, lg), {"d_loss": ld.detach(), "g_loss": lg.detach()}
 
@@ -102,7 +114,7 @@ class GanProblem:
         loss (what player_grads takes from outer_losses), from one backward pass that skips the generator
         for L_D and the discriminator's weights for L_G. Costs one extra D forward over the Q fakes."""
         fake = self.generate(p["g"], noise["z_o"], support)
-        ld, _ = self.d_loss(p["d"], query, fake.detach(), noise["eps_o"], support)
+        ld, _ = self.d_loss(p["d"], query, fake.detach(), noise["eps_o"], support, other=noise.get("other"))
         lg = self._g_main(self.discriminate(detach(p["d"]), fake, self.refs(support, fake.shape[0])))
         return ld + lg, {"d_loss": ld.detach(), "g_loss": lg.detach()}
 
@@ -113,7 +125,7 @@ class GanProblem:
         lr_g / lr_d map parameter names to floats (MAML) or tensors (Meta-SGD). With first_order the
         inner gradients are detached, so no outer transform differentiates through them."""
         def d_obj(pd_, fake, eps):
-            loss, _ = self.d_loss(pd_, support, fake, eps, support, real_shift=1)
+            loss, _ = self.d_loss(pd_, support, fake, eps, support, real_shift=1, other=noise.get("other"))
             return loss, loss
 
         def g_obj(pg_, pd_, z):
