@@ -99,6 +99,14 @@ def test_evaluate_command_on_an_omniglot_checkpoint(tmp_path, monkeypatch, capsy
     assert main(["evaluate", "--checkpoint", str(run), "--shots", "1", "--json", str(out), "--steps", "1"]) == 0
     result = json.loads(out.read_text())["k"]["1"]
     assert result["k"] == 1 and result["fd"] > 0 and set(result["lowdata_acc"]) == {"5"}
+    # select ranks checkpoints on training classes and names the pick
+    sel = tmp_path / "sel.json"
+    assert main(["select", "--checkpoint", str(run), str(run / "checkpoint.safetensors"), "--steps", "1",
+                 "--json", str(sel)]) == 0
+    picked = json.loads(sel.read_text())
+    assert len(picked["rows"]) == 2 and picked["rows"][0]["classes"] == PROTO.classes
+    assert picked["rows"][0]["fidelity"] == picked["rows"][1]["fidelity"]  # the same model twice
+    assert picked["selected"] == str(run)
     # a digits checkpoint is refused with a message
     assert main(["train", "--preset", "tiny", "--out-dir", str(tmp_path / "d"), "--no-progress"]) == 0
     assert main(["evaluate", "--checkpoint", str(next((tmp_path / "d").glob("0*")))]) == 2

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from .errors import MetaganError
@@ -121,6 +122,36 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _select(args: argparse.Namespace) -> int:
+    """Rank checkpoints by validation metrics on training classes; print one JSON line each, then the pick."""
+    import json
+
+    from .adapt import load
+    from .baselines import metagan_generator
+    from .data import build_datasets
+    from .errors import ConfigError
+    from .evaluate import PROTOCOLS, validation_metrics
+    from .metrics.features import load_feature_net
+
+    net, rows = load_feature_net(), []
+    for path in args.checkpoint:
+        model = load(path)
+        d = model.cfg.data
+        if d.source != "omniglot" or d.channels != 1:
+            raise ConfigError(f"select ranks Omniglot models (the feature network's domain); {path} was trained "
+                              f"on {d.source}")
+        train_ds, _ = build_datasets(replace(d, root=args.data_dir or d.root))
+        gen = metagan_generator(model, args.steps or model.cfg.train.adapt_steps or model.cfg.meta.inner_steps)
+        r = validation_metrics(gen, train_ds, args.shots, net, PROTOCOLS["small"])
+        rows.append({"checkpoint": str(path), "step": model.step, **r})
+        print(json.dumps(rows[-1]), flush=True)
+    best = (max if args.by in ("fidelity", "precision", "coverage") else min)(rows, key=lambda r: r[args.by])
+    print(json.dumps({"selected": best["checkpoint"], "by": args.by, args.by: best[args.by]}))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"by": args.by, "selected": best["checkpoint"], "rows": rows}, indent=2))
+    return 0
+
+
 def _benchmark(args: argparse.Namespace) -> int:
     from .benchmark import run_benchmark
 
@@ -199,6 +230,16 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--steps", type=int, default=None, help="adaptation steps (default: the checkpoint's)")
     e.add_argument("--data-dir", default=None)
     e.set_defaults(func=_evaluate)
+
+    v = sub.add_parser("select", help="rank checkpoints (e.g. a run's snapshots) on training classes, never "
+                                      "the evaluation split")
+    v.add_argument("--checkpoint", nargs="+", required=True, help="checkpoint files or run folders")
+    v.add_argument("--by", default="fidelity", choices=["fidelity", "fd", "kid", "precision", "coverage"])
+    v.add_argument("--shots", type=int, default=5)
+    v.add_argument("--steps", type=int, default=None, help="adaptation steps (default: each checkpoint's)")
+    v.add_argument("--data-dir", default=None)
+    v.add_argument("--json", default=None, help="also write all rows and the pick here")
+    v.set_defaults(func=_select)
 
     b = sub.add_parser("benchmark", help="baselines and presets in one harness; writes results.json/.md")
     b.add_argument("--suite", default="omniglot", choices=["omniglot"])

@@ -17,7 +17,7 @@ model space ([-1, 1], ink bright), or None for "no augmentation". Protocol (docs
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Callable, Optional
 
 import torch
@@ -187,6 +187,17 @@ def lowdata_accuracy(gen: FewShotGenerator, heldout: ClassDataset, classes: list
             pred = net(torch.cat(xt)).argmax(1)
         out[str(n)] = float((pred == torch.cat(yt)).double().mean())
     return out
+
+
+def validation_metrics(gen: FewShotGenerator, train: ClassDataset, k: int, net: nn.Module,
+                       protocol: Protocol) -> dict:
+    """The generative metrics on `protocol.classes` *training* classes (support and reference images drawn with
+    another seed than the evaluation's), for choosing among checkpoints without looking at the evaluation
+    split (`metagan select`). The feature network was trained on these classes too, so its numbers are not
+    comparable with `evaluate`'s; they rank checkpoints of one model."""
+    classes, draws = _draws(train, replace(protocol, seed=protocol.seed + 1000), k)
+    fakes = generate_all(gen, draws, protocol.samples, protocol.seed + 1000)
+    return {"k": k, "classes": len(classes), **generative_metrics(net, draws, fakes, protocol)}
 
 
 def evaluate(gen: FewShotGenerator, heldout: ClassDataset, k: int, net: nn.Module, protocol: Protocol,
