@@ -6,7 +6,7 @@ import torch
 
 from metagan.cli import main
 from metagan.data import build_datasets, from_model_space, write_image
-from metagan.config import get_preset
+from metagan.config import apply_overrides, get_preset
 
 
 def test_dry_run_prints_resolved_config(capsys):
@@ -109,6 +109,16 @@ def test_export_writes_a_small_model_that_adapts_but_does_not_resume(tmp_path, c
     capsys.readouterr()
     assert main(["train", "--resume", str(out), "--no-progress"]) == 2
     assert "cannot resume" in capsys.readouterr().err
+    # a warm-started run: a local init_from path is cleared, a pretrained:NAME one kept
+    from dataclasses import replace
+    warm = train(apply_overrides(get_preset("tiny"), [f"train.init_from={out}"]), out_dir=tmp_path, progress=False)
+    assert main(["export", "--checkpoint", str(warm), "--out", str(tmp_path / "w.safetensors")]) == 0
+    assert ckpt.load(tmp_path / "w.safetensors").config.train.init_from is None
+    k = ckpt.load(warm)
+    k.config = replace(k.config, train=replace(k.config.train, init_from="pretrained:omniglot-joint"))
+    ckpt.save(tmp_path / "p.safetensors", k)
+    assert main(["export", "--checkpoint", str(tmp_path / "p.safetensors"), "--out", str(tmp_path / "q.safetensors")]) == 0
+    assert ckpt.load(tmp_path / "q.safetensors").config.train.init_from == "pretrained:omniglot-joint"
 
 
 def test_pretrained_names_resolve_to_shipped_files_and_unknown_names_list_them(capsys):

@@ -148,10 +148,14 @@ def load(path: str | os.PathLike) -> Checkpoint:
 
 
 def export(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
-    """Write a shippable copy of a checkpoint: meta-parameters, EMA, step and config (data.root cleared);
+    """Write a shippable copy of a checkpoint: meta-parameters, EMA, step and config (data.root and a
+    train.init_from that is a local path cleared: they name files on the machine that trained it);
     no optimizer or RNG state, so it adapts and samples but cannot resume training."""
     ck = load(src)
-    cfg = replace(ck.config, data=replace(ck.config.data, root=None))
+    init = ck.config.train.init_from
+    cfg = replace(ck.config, data=replace(ck.config.data, root=None),
+                  train=replace(ck.config.train, init_from=init if init and init.startswith(PRETRAINED_PREFIX)
+                                else None))
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
     return save(dst, Checkpoint(cfg, ck.step, ck.meta, ck.ema, None, ck.param_order, None))
