@@ -128,3 +128,23 @@ def test_pretrained_names_resolve_to_shipped_files_and_unknown_names_list_them(c
         assert ckpt.load(f"pretrained:{name}").config.data.root is None
     assert main(["adapt", "--checkpoint", "pretrained:no-such-model", "--support", "x.png", "--out", "o"]) != 0
     assert "no shipped model 'no-such-model'" in capsys.readouterr().err
+
+
+def test_shipped_models_are_their_presets_and_adapt_to_five_images():
+    """Each pretrained:omniglot-<x> was trained with preset omniglot-<x> (docs/models.md) and adapts."""
+    from metagan import checkpoint as ckpt
+    from metagan.adapt import load
+    names = ckpt.pretrained_names()
+    assert {"omniglot-joint", "omniglot-fomaml", "omniglot-reptile", "omniglot-maml", "omniglot-metasgd"} <= set(names)
+    for name in names:
+        model = load(f"pretrained:{name}")
+        preset = get_preset(name)
+        for section in ("data", "task", "model", "loss", "meta"):
+            want = getattr(preset, section)
+            if section == "data":
+                want = type(want)(**{**want.__dict__, "root": None})
+            assert getattr(model.cfg, section) == want, (name, section)
+        assert model.cfg.train.init_from in (None, "pretrained:omniglot-joint")
+        support = torch.rand(5, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
+        x = model.adapt(support, 2, torch.Generator().manual_seed(0)).sample(4, torch.Generator().manual_seed(1))
+        assert x.shape == (4, 1, 28, 28) and torch.isfinite(x).all() and x.abs().max() <= 1

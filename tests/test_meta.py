@@ -92,7 +92,7 @@ class Quadratic(GanProblem):
     def generate(self, pg, z, context):
         return z
 
-    def d_loss(self, pd, real, fake, eps, context, real_shift=0):
+    def d_loss(self, pd, real, fake, eps, context, real_shift=0, other=None):
         loss = 0.5 * self.a * (pd["w"] - self.c).pow(2).sum()
         return loss, loss
 
