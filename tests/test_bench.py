@@ -156,6 +156,22 @@ def test_memory_is_measured_in_a_fresh_process():
     assert slope([1, 2, 4], [10.0, 12.0, 16.0]) == pytest.approx(2.0)
 
 
+def test_memory_sweep_skips_one_task_meta_batches_where_mismatch_needs_two(monkeypatch):
+    from metagan.bench import memory as mem
+    seen = []
+
+    def fake(spec):
+        seen.append(spec["meta_batch"])
+        return {"bench": "memory", "learner": "fomaml", "step_mb": float(spec["meta_batch"]), **spec}
+    monkeypatch.setattr(mem, "measure_in_subprocess", fake)
+    recs = list(mem.memory(["omniglot-fomaml"], [1, 2, 4], [5], variants=["loop"]))
+    assert recs[0]["bench"] == "memory-skipped" and recs[0]["meta_batch"] == 1
+    assert seen == [2, 4, 8] and recs[-1]["mb_per_task"] == pytest.approx(1.0)
+    seen.clear()
+    list(mem.memory(["tiny"], [1, 2], [1], variants=["loop"]))
+    assert seen == [1, 2, 8]
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message given where there is no GPU")
 def test_bench_on_cuda_without_a_gpu_says_so(capsys):
     assert main(["bench", "throughput", "--device", "cuda", "--preset", "tiny"]) == 2

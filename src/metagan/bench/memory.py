@@ -94,11 +94,16 @@ def memory(presets: Sequence[str], meta_batches: Sequence[int], inner_steps: Seq
     from ..config import get_preset
 
     for preset in presets:
-        t0 = get_preset(preset).meta.inner_steps
+        cfg = get_preset(preset)
+        t0 = cfg.meta.inner_steps
+        smallest = 2 if cfg.loss.mismatch > 0 else 1  # the matching-aware term takes another task's class
+        for b in (b for b in meta_batches if b < smallest):
+            yield {"bench": "memory-skipped", "preset": preset, "meta_batch": b,
+                   "why": "loss.mismatch > 0 needs at least 2 tasks per meta-batch"}
         for variant in variants:
             spec = {"preset": preset, "variant": variant, "device": str(device), "threads": threads}
             by_batch, by_steps = [], []
-            for b in meta_batches:
+            for b in (b for b in meta_batches if b >= smallest):
                 rec = measure_in_subprocess({**spec, "meta_batch": b, "inner_steps": t0})
                 by_batch.append(rec)
                 yield rec
