@@ -94,7 +94,7 @@ def load(path: str | os.PathLike) -> MetaGAN:
     """Load a run folder or checkpoint file (tensors and JSON only; no code runs from the file)."""
     ck = ckpt.load(path)
     system = build_system(ck.config)
-    ckpt.check_compatible(ck, init_meta(system, 0), str(path))
+    ckpt.check_compatible(ck.meta, init_meta(system, 0), str(path))
     return MetaGAN(system, ck.meta, ck.ema, ck.step)
 
 

@@ -19,7 +19,7 @@ from .config import Config
 from .system import build_system, init_meta
 
 
-def metagan_generator(model: MetaGAN, steps: int, use_ema: bool = True):
+def metagan_generator(model: MetaGAN, steps: int | None, use_ema: bool = True):  # None: the model's own
     def gen(support: Tensor, n: int, generator: torch.Generator) -> Tensor:
         return model.adapt(support, steps, generator, use_ema).sample(n, generator)
     return gen

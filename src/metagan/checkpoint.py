@@ -161,10 +161,10 @@ def export(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     return save(dst, Checkpoint(cfg, ck.step, ck.meta, ck.ema, None, ck.param_order, None))
 
 
-def check_compatible(ck: Checkpoint | dict, expected: dict, source: str) -> None:
-    """Raise if the checkpoint's meta-parameters (or the nested dict `ck`) do not match `expected` (nested,
-    tensors) by name/shape."""
-    got = {k: tuple(v.shape) for k, v in flatten(ck.meta if isinstance(ck, Checkpoint) else ck).items()}
+def check_compatible(meta: dict, expected: dict, source: str) -> None:
+    """Raise if a checkpoint's meta-parameters `meta` do not match `expected` (both nested, tensors) by
+    name/shape."""
+    got = {k: tuple(v.shape) for k, v in flatten(meta).items()}
     want = {k: tuple(v.shape) for k, v in flatten(expected).items()}
     if got == want:
         return

@@ -94,6 +94,16 @@ def _features(args: argparse.Namespace) -> int:
     return 0
 
 
+def _require_omniglot(model, command: str) -> None:
+    """evaluate and select measure in the feature network's domain: Omniglot, 1 channel, 28 or 32 pixels."""
+    from .errors import ConfigError
+
+    d = model.cfg.data
+    if d.source != "omniglot" or d.image_size not in (28, 32) or d.channels != 1:
+        raise ConfigError(f"{command} measures Omniglot models (1 channel, 28 or 32 pixels); this checkpoint was "
+                          f"trained on {d.source} at {d.image_size}x{d.image_size}")
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     import json
 
@@ -101,18 +111,15 @@ def _evaluate(args: argparse.Namespace) -> int:
     from .baselines import metagan_generator
     from .config import DataConfig
     from .data import build_datasets
-    from .errors import ConfigError
     from .evaluate import PROTOCOLS, chosen_classes, evaluate, lowdata_accuracy
     from .metrics.features import load_feature_net
 
     model = load(args.checkpoint)
+    _require_omniglot(model, "evaluate")
     d = model.cfg.data
-    if d.source != "omniglot" or d.image_size not in (28, 32) or d.channels != 1:
-        raise ConfigError("evaluate measures Omniglot models (1 channel, 28 or 32 pixels) on the evaluation "
-                          f"split; this checkpoint was trained on {d.source} at {d.image_size}x{d.image_size}")
     _, heldout = build_datasets(DataConfig(source="omniglot", image_size=d.image_size, root=args.data_dir or d.root))
     protocol = PROTOCOLS[args.protocol]
-    gen = metagan_generator(model, args.steps or model.cfg.train.adapt_steps or model.cfg.meta.inner_steps)
+    gen = metagan_generator(model, args.steps)  # None: the checkpoint's own adaptation steps
     low = lowdata_accuracy(gen, heldout, chosen_classes(heldout, protocol), protocol)
     result = {str(k): evaluate(gen, heldout, k, load_feature_net(), protocol, lowdata=low) for k in args.shots}
     text = json.dumps({"checkpoint": str(args.checkpoint), "step": model.step, "k": result}, indent=2)
@@ -129,19 +136,18 @@ def _select(args: argparse.Namespace) -> int:
     from .adapt import load
     from .baselines import metagan_generator
     from .data import build_datasets
-    from .errors import ConfigError
     from .evaluate import PROTOCOLS, validation_metrics
     from .metrics.features import load_feature_net
 
-    net, rows = load_feature_net(), []
+    net, rows, datasets = load_feature_net(), [], {}
     for path in args.checkpoint:
         model = load(path)
-        d = model.cfg.data
-        if d.source != "omniglot" or d.channels != 1:
-            raise ConfigError(f"select ranks Omniglot models (the feature network's domain); {path} was trained "
-                              f"on {d.source}")
-        train_ds, _ = build_datasets(replace(d, root=args.data_dir or d.root))
-        gen = metagan_generator(model, args.steps or model.cfg.train.adapt_steps or model.cfg.meta.inner_steps)
+        _require_omniglot(model, "select")
+        d = replace(model.cfg.data, root=args.data_dir or model.cfg.data.root)
+        if d not in datasets:  # snapshots of one run share their data: read it once
+            datasets[d] = build_datasets(d)[0]
+        train_ds = datasets[d]
+        gen = metagan_generator(model, args.steps)  # None: the checkpoint's own adaptation steps
         r = validation_metrics(gen, train_ds, args.shots, net, PROTOCOLS["small"])
         rows.append({"checkpoint": str(path), "step": model.step, **r})
         print(json.dumps(rows[-1]), flush=True)

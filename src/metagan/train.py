@@ -29,6 +29,7 @@ from .data import TaskSampler, build_datasets, files_inverted, from_model_space,
 from .errors import CheckpointError, ConfigError, TrainingDiverged
 from .functional import Meta, all_finite, detach, global_norm
 from .meta import meta_gradients, sample_noise
+from .meta.problem import other_classes
 from .models import build_models
 from .system import System, build_system, init_meta
 
@@ -91,15 +92,21 @@ def init_state(system: System) -> TrainState:
     return TrainState(meta, ema, opt, order, rng)
 
 
-def restore_state(system: System, ck: ckpt.Checkpoint, source: str) -> TrainState:
-    state = init_state(system)
-    ckpt.check_compatible(ck, state.meta, source)
+def _copy_in(state: TrainState, ck: ckpt.Checkpoint, groups) -> None:
+    """Copy the meta-parameter `groups` of checkpoint `ck` (checked compatible) into `state`, and its EMA
+    generator (the checkpoint's generator where it has no EMA)."""
     with torch.no_grad():
-        for group, params in state.meta.items():
-            for k, v in params.items():
+        for group in groups:
+            for k, v in state.meta[group].items():
                 v.copy_(ck.meta[group][k])
         for k, v in state.ema.get("g", {}).items():
-            v.copy_(ck.ema["g"][k] if ck.ema else state.meta["g"][k])
+            v.copy_(ck.ema["g"][k] if ck.ema else ck.meta["g"][k])
+
+
+def restore_state(system: System, ck: ckpt.Checkpoint, source: str) -> TrainState:
+    state = init_state(system)
+    ckpt.check_compatible(ck.meta, state.meta, source)
+    _copy_in(state, ck, tuple(state.meta))
     if ck.optimizer is not None:
         state.optimizer.load_state_dict(ck.optimizer)
     if ck.rng_state is not None:
@@ -111,15 +118,10 @@ def restore_state(system: System, ck: ckpt.Checkpoint, source: str) -> TrainStat
 def warm_start(state: TrainState, source: str) -> None:
     """Copy the players (g, d) and the EMA generator of checkpoint `source` into a fresh state (train.init_from).
     Whatever else the learner meta-learns (Meta-SGD's rates) keeps its initial value."""
-    ck = ckpt.load(ckpt.resolve(source))
-    players = {group: state.meta[group] for group in ("g", "d")}
-    ckpt.check_compatible({g: ck.meta[g] for g in players if g in ck.meta}, players, f"train.init_from={source}")
-    with torch.no_grad():
-        for group, params in players.items():
-            for k, v in params.items():
-                v.copy_(ck.meta[group][k])
-        for k, v in state.ema.get("g", {}).items():
-            v.copy_(ck.ema["g"][k] if ck.ema else ck.meta["g"][k])
+    ck, players = ckpt.load(ckpt.resolve(source)), ("g", "d")
+    ckpt.check_compatible({g: ck.meta[g] for g in players if g in ck.meta}, {g: state.meta[g] for g in players},
+                          f"train.init_from={source}")
+    _copy_in(state, ck, players)
 
 
 def to_checkpoint(cfg: Config, state: TrainState) -> ckpt.Checkpoint:
@@ -133,8 +135,8 @@ def sample_tasks(system: System, sampler: TaskSampler, rng: torch.Generator, dty
     batch = sampler.sample(rng, dtype=dtype)
     noise = sample_noise(cfg.task.meta_batch, system.learner.sched, cfg.task.k_shot, cfg.task.q_query,
                          system.problem.z_dim, rng, dtype)
-    if cfg.loss.mismatch > 0:  # task b's other class: task b+1's (the sampler draws distinct classes)
-        noise["other"] = batch.support.roll(-1, 0)
+    if cfg.loss.mismatch > 0:
+        noise["other"] = other_classes(batch.support)
     tasks = {"support": batch.support, "query": batch.query, "noise": noise}
     dev = device_of(cfg)
     return tasks if dev.type == "cpu" else tree_map(lambda t: t.to(dev, non_blocking=True), tasks)
@@ -295,11 +297,14 @@ def _train(cfg: Config, out_dir, name: str, resume, progress: bool, dist: distri
             last = step == cfg.train.steps
             if (cfg.train.sample_every and step % cfg.train.sample_every == 0) or last:
                 write_grid(system, state, heldout, run_dir / f"samples-{step:06d}.png")
-            if _checkpoint_due(cfg, step):
-                _check_in_sync(state, dist)
-                ckpt.save(run_dir, to_checkpoint(cfg, state))
-            if cfg.train.keep_every and step % cfg.train.keep_every == 0:
-                ckpt.save(run_dir / f"checkpoint-{step:06d}.safetensors", to_checkpoint(cfg, state))
+            due, keep = _checkpoint_due(cfg, step), bool(cfg.train.keep_every and step % cfg.train.keep_every == 0)
+            if due or keep:
+                ck = to_checkpoint(cfg, state)
+                if due:
+                    _check_in_sync(state, dist)
+                    ckpt.save(run_dir, ck)
+                if keep:
+                    ckpt.save(run_dir / f"checkpoint-{step:06d}.safetensors", ck)
     bar.close()
     if state.step == start_step and not (run_dir / ckpt.FILENAME).exists():
         ckpt.save(run_dir, to_checkpoint(cfg, state))

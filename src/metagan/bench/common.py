@@ -14,6 +14,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ..errors import ConfigError
 from ..meta import sample_noise
+from ..meta.problem import other_classes
 from ..system import System
 from ..train import available_device
 
@@ -75,8 +76,8 @@ def synthetic_tasks(system: System, meta_batch: int, device: torch.device, dtype
     tasks = {"support": torch.rand(meta_batch, k, *system.shape, generator=g, dtype=dtype) * 2 - 1,
              "query": torch.rand(meta_batch, q, *system.shape, generator=g, dtype=dtype) * 2 - 1,
              "noise": sample_noise(meta_batch, system.learner.sched, k, q, system.problem.z_dim, g, dtype)}
-    if cfg.loss.mismatch > 0:  # as train.sample_tasks: the next task's support set is the other class
-        tasks["noise"]["other"] = tasks["support"].roll(-1, 0)
+    if cfg.loss.mismatch > 0:
+        tasks["noise"]["other"] = other_classes(tasks["support"])
     return tree_map(lambda t: t.to(device), tasks)
 
 

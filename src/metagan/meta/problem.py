@@ -144,6 +144,12 @@ class GanProblem:
         return pg, pd, {k: v.detach() for k, v in stats.items()}
 
 
+def other_classes(support: Tensor) -> Tensor:
+    """noise["other"] of a meta-batch (loss.mismatch > 0): task b's other class is task b+1's support set
+    (B, K, *shape); the task sampler draws distinct classes, so it is never b's own."""
+    return support.roll(-1, 0)
+
+
 def sample_noise(batch: int, sched: InnerSchedule, k: int, q: int, z_dim: int,
                  generator: torch.Generator, dtype=torch.float32) -> dict[str, Tensor]:
     """Noise for `batch` tasks (leading dim B), all drawn from `generator` in a fixed order."""
