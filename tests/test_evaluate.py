@@ -51,6 +51,17 @@ def test_copying_generator_is_flagged_and_noise_has_low_fidelity(net):
     for key in ("fd", "kid", "precision", "recall", "density", "coverage", "fidelity", "diversity", "copy_ratio"):
         assert isinstance(r_copy[key], float)
     assert set(r_copy["lowdata_acc"]) == {"5"} and 0 <= r_copy["protonet_acc"]["ci95"] < 1
+    # FD and fidelity: one value per support draw, reported as their mean with a confidence half-width
+    for key in ("fd", "fidelity"):
+        per = r_noise[f"{key}_draws"]
+        assert len(per) == PROTO.support_draws and r_noise[key] == pytest.approx(sum(per) / len(per))
+    assert r_noise["fd_draws"][0] != r_noise["fd_draws"][1] and r_noise["fd_ci95"] > 0
+
+
+def test_confidence_half_width_uses_student_t():
+    from metagan.evaluate import _ci95
+    assert _ci95([1.0, 2.0, 3.0]) == pytest.approx(4.302653 / 3 ** 0.5, rel=1e-5)  # t(0.975, 2 dof), sd 1
+    assert _ci95([5.0]) == 0.0
 
 
 def test_no_augmentation_has_no_generative_metrics_and_is_deterministic(net):
@@ -69,7 +80,7 @@ def test_affine_augmenter_keeps_shape_range_and_varies():
 
 def test_benchmark_report_table(tmp_path):
     from metagan.benchmark import report_markdown
-    r = {"fd": 1.0, "kid": 0.1, "precision": 0.5, "recall": 0.5, "density": 0.5, "coverage": 0.5, "fidelity": 0.9,
+    r = {"fd": 1.0, "fd_ci95": 0.25, "kid": 0.1, "precision": 0.5, "recall": 0.5, "density": 0.5, "coverage": 0.5, "fidelity": 0.9,
          "diversity": 0.8, "copy_ratio": 0.9, "copy_ratio_real": 1.0, "lowdata_acc": {"5": 0.7, "10": 0.8},
          "protonet_acc": {"mean": 0.9, "ci95": 0.01}}
     none = {**dict.fromkeys(r), "lowdata_acc": {"5": 0.6, "10": 0.7}, "protonet_acc": {"mean": 0.8, "ci95": 0.02}}
@@ -77,7 +88,7 @@ def test_benchmark_report_table(tmp_path):
                "protocol": {"classes": 20, "samples": 50, "n_way": 20}, "feature_net": {"file": "f", "sha256": "0" * 64},
                "methods": {"a": {"k": {"5": r}}, "none": {"k": {"5": none}}}}
     md = report_markdown(results)
-    assert "| a | 1.000 | 0.100 |" in md and "0.700/0.800" in md and "0.900 ± 0.010" in md
+    assert "| a | 1.000 ± 0.250 | 0.100 |" in md and "0.700/0.800" in md and "0.900 ± 0.010" in md
     assert "| none | - |" in md
     json.dumps(results)
 

@@ -154,14 +154,16 @@ def report_markdown(results: dict) -> str:
                   f"| {p['n_way']}-way proto acc |", "|---" * 12 + "|"]
         for name, m in results["methods"].items():
             r = m["k"][k]
-            cells = ["-" if r[x] is None else f"{r[x]:.3f}" for x in METRICS]
+            cells = ["-" if r[x] is None else f"{r[x]:.3f}" + (f" ± {r[x + '_ci95']:.3f}" if x + "_ci95" in r
+                                                              and r[x + "_ci95"] is not None else "")
+                     for x in METRICS]
             low = "/".join(f"{r['lowdata_acc'][n]:.3f}" for n in sorted(r["lowdata_acc"], key=int))
             pa = r["protonet_acc"]
             lines.append(f"| {name} | " + " | ".join(cells) + f" | {low} | {pa['mean']:.3f} ± {pa['ci95']:.3f} |")
         lines.append("")
     lines += ["FD/KID: lower is better. Diversity 1.0 = as varied as real images. Copy ratio: ~"
               f"{_first_real_copy(results)} for real images, near 0 for a generator that returns its support. "
-              "Low-data: accuracy of a small CNN over the evaluated classes trained on 5/10/15 real images per class "
+              "FD and fidelity: mean over the support draws ± the 95% confidence half-width (t). Low-data: accuracy of a small CNN over the evaluated classes trained on 5/10/15 real images per class "
               "plus the method's generated ones. Proto acc: prototypes from K real supports plus generated samples; "
               "± is the 95% confidence half-width over episodes.", ""]
     return "\n".join(lines)

@@ -6,9 +6,10 @@ model space ([-1, 1], ink bright), or None for "no augmentation". Protocol (docs
 1. `protocol.classes` held-out classes, chosen by a seeded permutation; for each, `support_draws`
    seeded support sets of K images; the class's other images are its real reference ("rest").
 2. `samples` generated images per class and draw.
-3. Pooled over classes (draw 0): Frechet distance, KID, precision/recall/density/coverage against the
-   rest; per class and averaged: diversity and copy ratio; class fidelity with N-way prototypical
-   classifiers built from the K real supports (classes in groups of `n_way`).
+3. Pooled over classes: Frechet distance against the rest, and class fidelity with N-way prototypical
+   classifiers built from the K real supports (classes in groups of `n_way`), each per support draw and
+   reported as the mean over draws with a 95% confidence interval; on draw 0: KID, precision/recall/
+   density/coverage, and per class and averaged, diversity and copy ratio.
 4. protonet_acc: `episodes` N-way episodes over the chosen classes and draws; prototypes from the K real
    supports plus `proto_generated` generated samples per class; 5 queries per class from the rest.
 5. lowdata_acc: a small CNN over the chosen classes trained on n real images per class (plus
@@ -22,6 +23,7 @@ from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
+from scipy.stats import t as student_t
 from torch import Tensor, nn
 
 from .data import ClassDataset, to_model_space
@@ -58,8 +60,11 @@ def embed(net: nn.Module, x: Tensor, batch: int = 512) -> Tensor:
 
 
 def _ci95(values: list[float]) -> float:
+    """Half-width of the 95% confidence interval of the mean (Student t: the support draws are few)."""
+    if len(values) < 2:
+        return 0.0
     t = torch.tensor(values, dtype=torch.float64)
-    return float(1.96 * t.std() / math.sqrt(len(values))) if len(values) > 1 else 0.0
+    return float(student_t.ppf(0.975, len(values) - 1) * t.std() / math.sqrt(len(values)))
 
 
 def chosen_classes(heldout: ClassDataset, protocol: Protocol) -> list[int]:
@@ -96,19 +101,27 @@ def generate_all(gen: FewShotGenerator, draws, n: int, seed: int) -> list[list[T
     return out
 
 
+def _fidelity(gen: list[Tensor], sup: list[Tensor], n_way: int) -> float:
+    groups = [class_fidelity(gen[i:i + n_way], sup[i:i + n_way]) for i in range(0, len(gen), n_way)]
+    return sum(groups) / len(groups)
+
+
 def generative_metrics(net, draws, fakes, protocol: Protocol) -> dict:
-    sup = [embed(net, to_model_space(per[0][0])) for per in draws]
-    rest = [embed(net, to_model_space(per[0][1])) for per in draws]
-    gen = [embed(net, f[0]) for f in fakes]
+    """FD and fidelity per support draw (mean and 95% CI over draws); the other metrics on draw 0."""
+    n_draws = len(draws[0])
+    sups = [[embed(net, to_model_space(per[d][0])) for per in draws] for d in range(n_draws)]
+    rests = [[embed(net, to_model_space(per[d][1])) for per in draws] for d in range(n_draws)]
+    gens = [[embed(net, row[d]) for row in fakes] for d in range(n_draws)]
+    fds = [frechet_distance(torch.cat(rests[d]), torch.cat(gens[d])) for d in range(n_draws)]
+    fids = [_fidelity(gens[d], sups[d], protocol.n_way) for d in range(n_draws)]
+    sup, rest, gen = sups[0], rests[0], gens[0]
     real_pool, fake_pool = torch.cat(rest), torch.cat(gen)
     kid_mean, kid_std = kernel_distance(real_pool, fake_pool, subsets=50, seed=protocol.seed)
-    fid_groups = [class_fidelity(gen[i:i + protocol.n_way], sup[i:i + protocol.n_way])
-                  for i in range(0, len(gen), protocol.n_way)]
     return {
-        "fd": frechet_distance(real_pool, fake_pool),
+        "fd": sum(fds) / n_draws, "fd_ci95": _ci95(fds), "fd_draws": fds,
         "kid": kid_mean, "kid_std": kid_std,
         **prdc(real_pool, fake_pool, k=5),
-        "fidelity": sum(fid_groups) / len(fid_groups),
+        "fidelity": sum(fids) / n_draws, "fidelity_ci95": _ci95(fids), "fidelity_draws": fids,
         "diversity": sum(diversity(g, r) for g, r in zip(gen, rest)) / len(gen),
         "copy_ratio": sum(copy_ratio(g, s, r) for g, s, r in zip(gen, sup, rest)) / len(gen),
         "copy_ratio_real": sum(copy_ratio(r[: len(r) // 2], s, r[len(r) // 2:]) for s, r in zip(sup, rest)) / len(gen),
@@ -210,8 +223,8 @@ def evaluate(gen: FewShotGenerator, heldout: ClassDataset, k: int, net: nn.Modul
     classes, draws = _draws(heldout, protocol, k)
     fakes = generate_all(gen, draws, protocol.samples, protocol.seed) if gen is not None else None
     result: dict = {"k": k, "protocol": asdict(protocol)}
-    keys = ("fd", "kid", "kid_std", "precision", "recall", "density", "coverage", "fidelity", "diversity",
-            "copy_ratio", "copy_ratio_real")
+    keys = ("fd", "fd_ci95", "fd_draws", "kid", "kid_std", "precision", "recall", "density", "coverage", "fidelity",
+            "fidelity_ci95", "fidelity_draws", "diversity", "copy_ratio", "copy_ratio_real")
     result.update(generative_metrics(net, draws, fakes, protocol) if fakes else dict.fromkeys(keys))
     result["protonet_acc"] = protonet_accuracy(net, draws, fakes, protocol)
     result["lowdata_acc"] = lowdata if lowdata is not None else lowdata_accuracy(gen, heldout, classes, protocol)

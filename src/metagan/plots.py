@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-PANELS = (("fd", "Fréchet distance (lower is better)"), ("fidelity", "class fidelity"),
+PANELS = (("fd", "Fréchet distance (lower is better), 95% CI"), ("fidelity", "class fidelity, 95% CI"),
           ("diversity", "diversity (1 = real)"), ("copy_ratio", "copy ratio (real ~1, copying ~0)"),
           ("protonet_acc", "20-way proto accuracy, 95% CI"), ("lowdata_acc", "low-data accuracy, 5 real/class"))
 
@@ -34,7 +34,7 @@ def plot_results(results: dict, path: str | Path) -> Path:
                     errs.append(0.0)
                 else:
                     vals.append(float("nan") if r[key] is None else r[key])
-                    errs.append(0.0)
+                    errs.append(r.get(key + "_ci95") or 0.0)
             ax.bar(range(len(methods)), vals, yerr=errs if any(errs) else None, color="#4c72b0", capsize=3)
             ax.set_xticks(range(len(methods)))
             ax.set_xticklabels(methods, rotation=60, ha="right", fontsize=7)
