@@ -122,3 +122,35 @@ def test_evaluate_command_on_an_omniglot_checkpoint(tmp_path, monkeypatch, capsy
     assert main(["train", "--preset", "tiny", "--out-dir", str(tmp_path / "d"), "--no-progress"]) == 0
     assert main(["evaluate", "--checkpoint", str(next((tmp_path / "d").glob("0*")))]) == 2
     assert "evaluate measures Omniglot models" in capsys.readouterr().err
+
+
+def test_benchmark_resumes_and_merges_folders(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from metagan import evaluate as ev
+    from metagan.benchmark import merge_results, run_benchmark
+    from metagan.errors import ConfigError
+    omniglot = Path(__file__).resolve().parents[2] / "shared" / "data" / "omniglot"
+    if not (omniglot / "images_evaluation.npz").exists():
+        pytest.skip("Omniglot not found")
+    monkeypatch.setitem(ev.PROTOCOLS, "small", PROTO)
+    kw = dict(data_root=str(omniglot), shots=(1,), progress=False)
+    run_benchmark("omniglot", "small", tmp_path / "a", methods=["no-augmentation"], log=lambda m: None, **kw)
+    first = run_benchmark("omniglot", "small", tmp_path / "b", methods=["affine"], log=lambda m: None, **kw)
+    first = json.loads(json.dumps(first))  # as stored
+    # folders with different methods merge into one report, in the report order, with their sample grids
+    merged = merge_results([tmp_path / "b", tmp_path / "a"], tmp_path / "m")
+    assert list(merged["methods"]) == ["no-augmentation", "affine"]
+    assert merged["methods"]["affine"] == first["methods"]["affine"]
+    assert "| affine |" in (tmp_path / "m" / "results.md").read_text()
+    assert (tmp_path / "m" / "samples-affine.png").exists() and (tmp_path / "m" / "metrics.png").exists()
+    # a second run in the same folder keeps what is there and adds the rest
+    logged = []
+    again = run_benchmark("omniglot", "small", tmp_path / "b", methods=["no-augmentation", "affine"],
+                          log=logged.append, **kw)
+    assert any('"kept": "affine"' in line for line in logged) and not any('"kept": "no-aug' in x for x in logged)
+    assert again["methods"]["affine"] == first["methods"]["affine"] and "no-augmentation" in again["methods"]
+    with pytest.raises(ConfigError, match="another benchmark"):
+        run_benchmark("omniglot", "full", tmp_path / "b", methods=["no-augmentation"], log=lambda m: None, **kw)
+    with pytest.raises(ConfigError, match="in both"):
+        merge_results([tmp_path / "b", tmp_path / "a"], tmp_path / "m2")

@@ -4,11 +4,16 @@ Trains what needs training (each meta-learner preset and the jointly pre-trained
 DIR/runs/ unless checkpoints are given, evaluates every method at every K with the same protocol and the
 same adaptation budget, and writes DIR/results.json, DIR/results.md, DIR/metrics.png (bar charts) and
 DIR/samples-<method>.png (each row a held-out class: 5 real images, then generated samples).
+
+A run resumes: methods already in DIR/results.json under the same protocol (and with the same checkpoint)
+are kept, so a killed run goes on where it stopped. Methods split over several processes (`--methods`,
+one DIR each) are combined into one report by `merge_results` (`metagan benchmark --merge DIR ... --out DIR`).
 """
 from __future__ import annotations
 
 import json
 import platform
+import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -88,7 +93,14 @@ def run_benchmark(suite: str, budget_name: str, out: str | Path, data_root: str 
                      "protocol": asdict(protocol), "feature_net": {"file": ASSET.name, "sha256": sha256(ASSET)},
                      "metagan_version": __version__, "torch": torch.__version__, "machine": platform.machine(),
                      "heldout": f"Omniglot evaluation split, {heldout.num_classes} classes", "methods": {}}
+    previous = _previous_results(out / "results.json", results)
     for name in methods or list(METHODS):
+        done = previous.get(name)
+        if done and set(map(str, shots)) <= set(done["k"]) and (
+                name not in checkpoints or done["info"].get("checkpoint") == checkpoints[name]):
+            results["methods"][name] = done
+            log(json.dumps({"kept": name, "from": str(out / "results.json")}))
+            continue
         t0 = time.perf_counter()
         preset = METHODS[name]
         info: dict = {}
@@ -125,6 +137,52 @@ def run_benchmark(suite: str, budget_name: str, out: str | Path, data_root: str 
     (out / "results.md").write_text(report_markdown(results))
     plot_results(results, out / "metrics.png")
     return results
+
+
+_HEADER = ("suite", "budget", "adapt_steps", "protocol", "feature_net", "heldout")
+
+
+def _previous_results(path: Path, header: dict) -> dict:
+    """Methods of an earlier run in the same folder under the same protocol; another protocol is an error."""
+    if not path.exists():
+        return {}
+    prev = json.loads(path.read_text())
+    stored = json.loads(json.dumps({key: header[key] for key in _HEADER}))  # tuples as JSON lists
+    differ = [key for key in _HEADER if prev.get(key) != stored[key]]
+    if differ:
+        raise ConfigError(f"{path} holds results of another benchmark ({', '.join(differ)} differ); "
+                          "choose another --out folder or delete that one")
+    return prev.get("methods", {})
+
+
+def merge_results(dirs: list[str | Path], out: str | Path) -> dict:
+    """One report from benchmark folders that ran different methods under the same protocol."""
+    out = Path(out)
+    parts = [(Path(d), json.loads((Path(d) / "results.json").read_text())) for d in dirs]
+    merged = {**parts[0][1], "methods": {}, "merged_from": [str(d) for d, _ in parts]}
+    found: dict = {}
+    for d, r in parts:
+        differ = [key for key in _HEADER if r.get(key) != merged.get(key)]
+        if differ:
+            raise ConfigError(f"{d} was run under another protocol than {parts[0][0]} ({', '.join(differ)} "
+                              "differ); only runs of one protocol can be merged")
+        for name, m in r["methods"].items():
+            if name in found:
+                raise ConfigError(f"method {name!r} is in both {found[name]} and {d}; merge folders with "
+                                  "different methods")
+            found[name] = d
+    order = [m for m in METHODS if m in found] + sorted(set(found) - set(METHODS))
+    by_dir = dict(parts)
+    merged["methods"] = {name: by_dir[found[name]]["methods"][name] for name in order}
+    out.mkdir(parents=True, exist_ok=True)
+    for name in order:
+        grid = found[name] / f"samples-{name}.png"
+        if grid.exists() and grid.resolve() != (out / grid.name).resolve():
+            shutil.copyfile(grid, out / grid.name)
+    (out / "results.json").write_text(json.dumps(merged, indent=2))
+    (out / "results.md").write_text(report_markdown(merged))
+    plot_results(merged, out / "metrics.png")
+    return merged
 
 
 def _sample_grid(gen, heldout, protocol, path: Path, invert: bool, rows: int = 6, k: int = 5) -> None:

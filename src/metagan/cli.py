@@ -159,8 +159,12 @@ def _select(args: argparse.Namespace) -> int:
 
 
 def _benchmark(args: argparse.Namespace) -> int:
-    from .benchmark import run_benchmark
+    from .benchmark import merge_results, run_benchmark
 
+    if args.merge:
+        merge_results(args.merge, args.out)
+        print((Path(args.out) / "results.md").read_text())
+        return 0
     checkpoints = dict(item.split("=", 1) for item in (args.checkpoint or []))
     run_benchmark(args.suite, args.budget, args.out, data_root=args.data_dir, checkpoints=checkpoints,
                   methods=args.methods, shots=tuple(args.shots), progress=not args.no_progress)
@@ -255,6 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--checkpoint", action="append", metavar="METHOD=RUN", help="use a trained run for a method")
     b.add_argument("--methods", nargs="+", default=None, help="a subset of the methods")
     b.add_argument("--shots", type=int, nargs="+", default=[1, 5])
+    b.add_argument("--merge", nargs="+", metavar="DIR", default=None,
+                   help="combine the results of benchmark folders run with different --methods into --out")
     b.add_argument("--no-progress", action="store_true")
     b.set_defaults(func=_benchmark)
 
