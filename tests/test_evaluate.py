@@ -58,6 +58,26 @@ def test_copying_generator_is_flagged_and_noise_has_low_fidelity(net):
     assert r_noise["fd_draws"][0] != r_noise["fd_draws"][1] and r_noise["fd_ci95"] > 0
 
 
+def test_a_generator_that_diverges_is_counted_and_scored_as_failing(net):
+    from metagan.benchmark import report_markdown
+    data = strokes()
+    copier = lambda s, n, g: s[torch.randint(len(s), (n,), generator=g)]  # noqa: E731
+    calls = []
+
+    def sometimes_nan(s, n, g):
+        calls.append(1)
+        x = copier(s, n, g)
+        return torch.full_like(x, float("nan")) if len(calls) == 1 else x
+    r = evaluate(sometimes_nan, data, 5, net, PROTO)
+    assert r["nonfinite_sets"] == 1 and r["sets"] == PROTO.classes * PROTO.support_draws
+    assert r["fd_draws"][0] != r["fd_draws"][0] and r["fd_draws"][1] == r["fd_draws"][1]  # nan only on draw 0
+    # the diverged class's samples are misses: draw 0 loses exactly that class's share
+    assert r["fidelity_draws"][0] <= r["fidelity_draws"][1] - 1 / PROTO.classes + 1e-9
+    results = {"suite": "omniglot", "budget": "small", "adapt_steps": 5, "heldout": "x", "protocol": PROTO.__dict__,
+               "feature_net": {"file": "f", "sha256": "0" * 64}, "methods": {"m": {"k": {"5": r}}}}
+    assert "m, K = 5: 1 of 12 adapted generators produced non-finite images" in report_markdown(results)
+
+
 def test_confidence_half_width_uses_student_t():
     from metagan.evaluate import _ci95
     assert _ci95([1.0, 2.0, 3.0]) == pytest.approx(4.302653 / 3 ** 0.5, rel=1e-5)  # t(0.975, 2 dof), sd 1

@@ -219,6 +219,14 @@ def report_markdown(results: dict) -> str:
             pa = r["protonet_acc"]
             lines.append(f"| {name} | " + " | ".join(cells) + f" | {low} | {pa['mean']:.3f} ± {pa['ci95']:.3f} |")
         lines.append("")
+    notes = []
+    for name, m in results["methods"].items():
+        for k, r in sorted(m["k"].items(), key=lambda kv: int(kv[0])):
+            if r.get("nonfinite_sets"):
+                notes.append(f"{name}, K = {k}: {r['nonfinite_sets']} of {r['sets']} adapted generators produced "
+                             "non-finite images (adaptation diverged); FD is undefined (nan) on their draws and "
+                             "their samples count as misses in fidelity.")
+    lines += notes + ([""] if notes else [])
     lines += ["FD/KID: lower is better. Diversity 1.0 = as varied as real images. Copy ratio: ~"
               f"{_first_real_copy(results)} for real images, near 0 for a generator that returns its support. "
               "FD and fidelity: mean over the support draws ± the 95% confidence half-width (t). Low-data: accuracy of a small CNN over the evaluated classes trained on 5/10/15 real images per class "

@@ -122,6 +122,9 @@ def generative_metrics(net, draws, fakes, protocol: Protocol) -> dict:
         "kid": kid_mean, "kid_std": kid_std,
         **prdc(real_pool, fake_pool, k=5),
         "fidelity": sum(fids) / n_draws, "fidelity_ci95": _ci95(fids), "fidelity_draws": fids,
+        # adapted generators (class x draw) whose samples are not all finite: their draw's FD is NaN
+        "nonfinite_sets": sum(int(not torch.isfinite(f).all()) for row in fakes for f in row),
+        "sets": sum(len(row) for row in fakes),
         "diversity": sum(diversity(g, r) for g, r in zip(gen, rest)) / len(gen),
         "copy_ratio": sum(copy_ratio(g, s, r) for g, s, r in zip(gen, sup, rest)) / len(gen),
         "copy_ratio_real": sum(copy_ratio(r[: len(r) // 2], s, r[len(r) // 2:]) for s, r in zip(sup, rest)) / len(gen),
@@ -224,7 +227,7 @@ def evaluate(gen: FewShotGenerator, heldout: ClassDataset, k: int, net: nn.Modul
     fakes = generate_all(gen, draws, protocol.samples, protocol.seed) if gen is not None else None
     result: dict = {"k": k, "protocol": asdict(protocol)}
     keys = ("fd", "fd_ci95", "fd_draws", "kid", "kid_std", "precision", "recall", "density", "coverage", "fidelity",
-            "fidelity_ci95", "fidelity_draws", "diversity", "copy_ratio", "copy_ratio_real")
+            "fidelity_ci95", "fidelity_draws", "nonfinite_sets", "sets", "diversity", "copy_ratio", "copy_ratio_real")
     result.update(generative_metrics(net, draws, fakes, protocol) if fakes else dict.fromkeys(keys))
     result["protonet_acc"] = protonet_accuracy(net, draws, fakes, protocol)
     result["lowdata_acc"] = lowdata if lowdata is not None else lowdata_accuracy(gen, heldout, classes, protocol)

@@ -22,12 +22,13 @@ def distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def class_fidelity(fake: list[torch.Tensor], support: list[torch.Tensor]) -> float:
-    """fake[c] (M_c, D) generated for class c; support[c] (K, D). N = len(support) classes."""
+    """fake[c] (M_c, D) generated for class c; support[c] (K, D). N = len(support) classes.
+    Share of the fakes whose nearest prototype is their own class; non-finite fakes count as misses."""
     protos = torch.stack([s.mean(0) for s in support])  # (N, D)
     hits = total = 0
     for c, f in enumerate(fake):
         pred = distances(f, protos).argmin(1)
-        hits += int((pred == c).sum())
+        hits += int(((pred == c) & torch.isfinite(f).all(1)).sum())  # a non-finite sample is a miss
         total += len(f)
     return hits / total
 
