@@ -7,6 +7,7 @@ import torch
 from metagan.cli import main
 from metagan.data import build_datasets, from_model_space, write_image
 from metagan.config import apply_overrides, get_preset
+from metagan.errors import ConfigError
 
 
 def test_dry_run_prints_resolved_config(capsys):
@@ -88,6 +89,13 @@ def test_python_api_adapt_sample(tmp_path):
     assert torch.equal(x, adapted.sample(7, torch.Generator().manual_seed(0)))
     assert load(run).step == 4
     assert from_model_space(x).dtype == torch.uint8
+    # steps=0 is no adaptation (the EMA generator as meta-trained), not "the default"; negative is refused
+    model = load(run)
+    unadapted = model.adapt(support, 0)
+    assert all(torch.equal(unadapted.params_g[k], model.ema["g"][k]) for k in unadapted.params_g)
+    assert not all(torch.equal(adapted.params_g[k], model.ema["g"][k]) for k in adapted.params_g)
+    with pytest.raises(ConfigError, match=">= 0"):
+        model.adapt(support, -1)
 
 
 def test_export_writes_a_small_model_that_adapts_but_does_not_resume(tmp_path, capsys):

@@ -19,7 +19,7 @@ from torch import Tensor
 from . import checkpoint as ckpt
 from .config import Config
 from .data import files_inverted, read_image, to_model_space
-from .errors import DataError
+from .errors import ConfigError, DataError
 from .functional import Meta, Params, detach
 from .meta import InnerSchedule, sample_noise
 from .system import System, build_system, init_meta
@@ -77,7 +77,10 @@ class MetaGAN:
 
     def adapt(self, support: Tensor, steps: int | None = None, generator: torch.Generator | None = None,
               use_ema: bool = True) -> AdaptedGenerator:
-        steps = steps or self.cfg.train.adapt_steps or self.cfg.meta.inner_steps
+        if steps is None:  # 0 is honoured: the meta-learned (EMA) generator itself, no adaptation
+            steps = self.cfg.train.adapt_steps or self.cfg.meta.inner_steps
+        if steps < 0:
+            raise ConfigError(f"adaptation steps must be >= 0, got {steps}")
         generator = generator or torch.Generator().manual_seed(0)
         ema_g = self.ema.get("g") if use_ema and self.ema else None
         pg, pd = adapt_params(self.system, self.meta, support, steps, generator, ema_g)
