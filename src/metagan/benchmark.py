@@ -142,13 +142,18 @@ def run_benchmark(suite: str, budget_name: str, out: str | Path, data_root: str 
 _HEADER = ("suite", "budget", "adapt_steps", "protocol", "feature_net", "heldout")
 
 
+def _header_differences(a: dict, b: dict) -> list[str]:
+    """The protocol fields (_HEADER) on which two results dicts differ, compared as stored (tuples as lists)."""
+    a, b = (json.loads(json.dumps({key: r.get(key) for key in _HEADER})) for r in (a, b))
+    return [key for key in _HEADER if a[key] != b[key]]
+
+
 def _previous_results(path: Path, header: dict) -> dict:
     """Methods of an earlier run in the same folder under the same protocol; another protocol is an error."""
     if not path.exists():
         return {}
     prev = json.loads(path.read_text())
-    stored = json.loads(json.dumps({key: header[key] for key in _HEADER}))  # tuples as JSON lists
-    differ = [key for key in _HEADER if prev.get(key) != stored[key]]
+    differ = _header_differences(prev, header)
     if differ:
         raise ConfigError(f"{path} holds results of another benchmark ({', '.join(differ)} differ); "
                           "choose another --out folder or delete that one")
@@ -159,10 +164,11 @@ def merge_results(dirs: list[str | Path], out: str | Path) -> dict:
     """One report from benchmark folders that ran different methods under the same protocol."""
     out = Path(out)
     parts = [(Path(d), json.loads((Path(d) / "results.json").read_text())) for d in dirs]
-    merged = {**parts[0][1], "methods": {}, "merged_from": [str(d) for d, _ in parts]}
-    found: dict = {}
+    merged = {**parts[0][1], "merged_from": [str(d) for d, _ in parts]}
+    found: dict[str, Path] = {}
+    methods: dict = {}
     for d, r in parts:
-        differ = [key for key in _HEADER if r.get(key) != merged.get(key)]
+        differ = _header_differences(r, merged)
         if differ:
             raise ConfigError(f"{d} was run under another protocol than {parts[0][0]} ({', '.join(differ)} "
                               "differ); only runs of one protocol can be merged")
@@ -170,10 +176,9 @@ def merge_results(dirs: list[str | Path], out: str | Path) -> dict:
             if name in found:
                 raise ConfigError(f"method {name!r} is in both {found[name]} and {d}; merge folders with "
                                   "different methods")
-            found[name] = d
+            found[name], methods[name] = d, m
     order = [m for m in METHODS if m in found] + sorted(set(found) - set(METHODS))
-    by_dir = dict(parts)
-    merged["methods"] = {name: by_dir[found[name]]["methods"][name] for name in order}
+    merged["methods"] = {name: methods[name] for name in order}
     out.mkdir(parents=True, exist_ok=True)
     for name in order:
         grid = found[name] / f"samples-{name}.png"
@@ -212,8 +217,8 @@ def report_markdown(results: dict) -> str:
                   f"| {p['n_way']}-way proto acc |", "|---" * 12 + "|"]
         for name, m in results["methods"].items():
             r = m["k"][k]
-            cells = ["-" if r[x] is None else f"{r[x]:.3f}" + (f" ± {r[x + '_ci95']:.3f}" if x + "_ci95" in r
-                                                              and r[x + "_ci95"] is not None else "")
+            cells = ["-" if r[x] is None else f"{r[x]:.3f}" + ("" if r.get(x + "_ci95") is None
+                                                              else f" ± {r[x + '_ci95']:.3f}")
                      for x in METRICS]
             low = "/".join(f"{r['lowdata_acc'][n]:.3f}" for n in sorted(r["lowdata_acc"], key=int))
             pa = r["protonet_acc"]

@@ -143,6 +143,11 @@ def _omniglot(**meta: Any) -> dict[str, Any]:
 
 
 _BALANCED = {"inner_steps": 5, "n_d": 1, "n_g": 2, "outer_lr_g": 1e-3, "outer_lr_d": 2e-4}
+# Rates that train Omniglot stably (session-3 runs, docs/models.md): with G's outer rate 5x D's (the digits
+# balance) D sat at chance while G chased it (blobs after 1500 joint steps); equal rates gave recognisable
+# characters in 500. Inner SGD at 0.05 blew up D within 150 FOMAML steps and ruined a pre-trained G in 10
+# adaptation steps; 0.01 keeps both (0.02 already degrades samples).
+_STABLE = {**_BALANCED, "outer_lr_g": 2e-4, "outer_lr_d": 2e-4, "inner_lr_g": 0.01, "inner_lr_d": 0.01}
 
 
 def _metagan(**meta: Any) -> dict[str, Any]:
@@ -150,12 +155,7 @@ def _metagan(**meta: Any) -> dict[str, Any]:
     (sample, support image) pairs (model.condition=image), non-saturating loss with R1 = 1, K = 5.
     On Omniglot the unconditional presets below gave blank samples after 900 FOMAML steps, this one
     recognisable characters after 200 (docs/models.md)."""
-    # Rates (session-3 runs, docs/models.md): with G's outer rate 5x D's (the digits balance) D sat at chance
-    # while G chased it (blobs after 1500 joint steps); equal rates gave recognisable characters in 500. Inner
-    # SGD at 0.05 blew up D within 150 FOMAML steps and ruined a pre-trained G in 10 adaptation steps; 0.01
-    # keeps both (0.02 already degrades samples).
-    base = _omniglot(**{**_BALANCED, "outer_lr_g": 2e-4, "outer_lr_d": 2e-4, "inner_lr_g": 0.01,
-                        "inner_lr_d": 0.01, **meta})
+    base = _omniglot(**{**_STABLE, **meta})
     base["task"] = {"k_shot": 5, "q_query": 10, "meta_batch": 8}
     # GroupNorm in G: without it a FOMAML run's generator saturated (tanh at +-1, zero gradient) at step 160
     base["model"] = {**base["model"], "condition": "image", "norm": "group"}
@@ -163,6 +163,13 @@ def _metagan(**meta: Any) -> dict[str, Any]:
     # ~600 steps (fidelity 0.30 on training classes at step 2000); with it 0.88 at step 750 (docs/models.md)
     base["loss"] = {"kind": "ns", "r1_gamma": 1.0, "mismatch": 1.0}
     base["train"] = {**base["train"], "ckpt_every": 250, "adapt_steps": 10}
+    return base
+
+
+def _dawson() -> dict[str, Any]:
+    base = _omniglot(learner="fomaml", **_STABLE)
+    base["model"] = {**base["model"], "norm": "group"}
+    base["loss"] = {"kind": "ns", "r1_gamma": 1.0}
     return base
 
 
@@ -201,10 +208,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # with the digits balance (G's outer rate 5x D's, inner 0.05) its D loss blew up after ~1300 steps
     # (38 at step 1390) and its best snapshot reached fidelity 0.05 / FD 19.6 on training classes, with
     # these 0.11 / 9.6 (docs/models.md).
-    "omniglot-dawson": {**_omniglot(learner="fomaml", **{**_BALANCED, "outer_lr_g": 2e-4, "inner_lr_g": 0.01,
-                                                          "inner_lr_d": 0.01}),
-                        "model": {**_omniglot()["model"], "norm": "group"},
-                        "loss": {"kind": "ns", "r1_gamma": 1.0}},
+    "omniglot-dawson": _dawson(),
     # A seconds-long configuration for tests and smoke runs.
     "tiny": {
         "data": {"source": "digits", "image_size": 8},

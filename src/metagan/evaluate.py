@@ -106,6 +106,11 @@ def _fidelity(gen: list[Tensor], sup: list[Tensor], n_way: int) -> float:
     return sum(groups) / len(groups)
 
 
+def _over_draws(key: str, values: list[float]) -> dict:
+    """A per-draw metric as reported: its mean, the 95% confidence half-width and the values."""
+    return {key: sum(values) / len(values), f"{key}_ci95": _ci95(values), f"{key}_draws": values}
+
+
 def generative_metrics(net, draws, fakes, protocol: Protocol) -> dict:
     """FD and fidelity per support draw (mean and 95% CI over draws); the other metrics on draw 0."""
     n_draws = len(draws[0])
@@ -118,10 +123,10 @@ def generative_metrics(net, draws, fakes, protocol: Protocol) -> dict:
     real_pool, fake_pool = torch.cat(rest), torch.cat(gen)
     kid_mean, kid_std = kernel_distance(real_pool, fake_pool, subsets=50, seed=protocol.seed)
     return {
-        "fd": sum(fds) / n_draws, "fd_ci95": _ci95(fds), "fd_draws": fds,
+        **_over_draws("fd", fds),
         "kid": kid_mean, "kid_std": kid_std,
         **prdc(real_pool, fake_pool, k=5),
-        "fidelity": sum(fids) / n_draws, "fidelity_ci95": _ci95(fids), "fidelity_draws": fids,
+        **_over_draws("fidelity", fids),
         # adapted generators (class x draw) whose samples are not all finite: their draw's FD is NaN
         "nonfinite_sets": sum(int(not torch.isfinite(f).all()) for row in fakes for f in row),
         "sets": sum(len(row) for row in fakes),
