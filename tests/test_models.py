@@ -39,3 +39,33 @@ def test_bad_model_configs():
         build_models(ModelConfig(), (7,))
     with pytest.raises(ConfigError, match="model.kind=conv"):
         build_models(dataclasses.replace(ModelConfig(kind="mlp"), condition="support"), (1, 8, 8))
+
+
+@pytest.mark.parametrize("size", [16, 28])
+def test_full_skip_generator_and_deeper_discriminator(size):
+    cfg = ModelConfig(z_dim=8, g_width=8, d_width=8, norm="group", condition="image", g_skip="full", d_depth=3)
+    gen, disc = build_models(cfg, (1, size, size))
+    half_g, half_d = build_models(dataclasses.replace(cfg, g_skip="half", d_depth=2), (1, size, size))
+    assert {"conv3.weight", "norm3.weight"} <= set(dict(gen.named_parameters())) - set(dict(half_g.named_parameters()))
+    assert "conv3.weight" in dict(disc.named_parameters()) and "conv3.weight" not in dict(half_d.named_parameters())
+    ref = torch.randn(4, 1, size, size)
+    x = gen(torch.randn(4, 8), ref)
+    assert x.shape == (4, 1, size, size) and disc(x, ref).shape == (4,)
+    # the full-resolution skip: the output depends on the reference through conv3 too (zeroing the s/2 and s/4
+    # paths' encoder leaves the reference's influence in place)
+    with torch.no_grad():
+        gen.enc1.weight.zero_()
+        gen.enc1.bias.zero_()
+    z = torch.randn(2, 8)
+    assert not torch.allclose(gen(z, torch.zeros(2, 1, size, size)), gen(z, torch.ones(2, 1, size, size)))
+    with torch.no_grad():
+        half_g.enc1.weight.zero_()
+        half_g.enc1.bias.zero_()
+    assert torch.allclose(half_g(z, torch.zeros(2, 1, size, size)), half_g(z, torch.ones(2, 1, size, size)))
+
+
+def test_model_choices_are_checked():
+    from metagan.config import apply_overrides, get_preset, validate
+    for bad, msg in [("model.g_skip=all", "half, full"), ("model.d_depth=4", "2, 3")]:
+        with pytest.raises(ConfigError, match=msg):
+            validate(apply_overrides(get_preset("omniglot-joint"), [bad]))

@@ -50,6 +50,10 @@ class ModelConfig:
     # support image (encoder-decoder), D judges (sample, support image) pairs (DAGAN-style)
     condition: str = "none"
     e_dim: int = 32  # condition=support: embedding size
+    # condition=image: where the generator's decoder reads the reference: half (s/2 and s/4 encoder features)
+    # | full (also the reference image itself at full resolution, a skip at every resolution as in DAGAN)
+    g_skip: str = "half"
+    d_depth: int = 2  # conv discriminator: 2 strided convolutions, or 3 (one more 3x3 conv at s/4)
 
 
 @dataclass(frozen=True)
@@ -128,6 +132,8 @@ CHOICES = {
     "meta.learner": ("maml", "fomaml", "reptile", "metasgd", "joint"),
     "meta.outer_optimizer": ("adam", "sgd"),
     "meta.vectorize": ("vmap", "loop", "auto"),
+    "model.g_skip": ("half", "full"),
+    "model.d_depth": (2, 3),
     "train.dtype": ("float32", "float64"),
 }
 
@@ -318,7 +324,7 @@ def validate(cfg: Config) -> None:
     for key, allowed in CHOICES.items():
         section, sub = key.split(".")
         if d[section][sub] not in allowed:
-            raise ConfigError(f"{key}={d[section][sub]!r} is not one of: {', '.join(allowed)}")
+            raise ConfigError(f"{key}={d[section][sub]!r} is not one of: {', '.join(map(str, allowed))}")
     positive = ["task.k_shot", "task.meta_batch", "meta.inner_steps", "model.z_dim", "model.g_width",
                 "model.d_width", "data.image_size", "train.steps"]
     for key in positive:

@@ -3,7 +3,8 @@
 
 Generator:      z (B, z_dim) -> fc -> (2w, s/4, s/4) -> up, conv -> (w, s/2, s/2) -> up, conv -> (w, s, s)
                 -> conv -> (C, s, s), tanh: images in [-1, 1].
-Discriminator:  x (B, C, s, s) -> conv4 s2 -> (w, s/2) -> conv4 s2 -> (2w, s/4) -> fc -> (B,) logits.
+Discriminator:  x (B, C, s, s) -> conv4 s2 -> (w, s/2) -> conv4 s2 -> (2w, s/4) [-> conv3 (2w, s/4) with
+                model.d_depth=3] -> fc -> (B,) logits.
 
 Conditioning (model.condition=support): each network has its own small encoder that embeds the task's
 support set, context (K, C, s, s) -> mean over K of E(x) -> (e_dim,). The generator reads [z, e]; the
@@ -110,7 +111,7 @@ class PairGenerator(nn.Module):
 
     paired = True
 
-    def __init__(self, z_dim: int, channels: int, size: int, width: int, norm: str = "none"):
+    def __init__(self, z_dim: int, channels: int, size: int, width: int, norm: str = "none", skip: str = "half"):
         super().__init__()
         self.z_dim, self.channels, self.size = z_dim, channels, size
         self.s0 = size // 4
@@ -122,6 +123,13 @@ class PairGenerator(nn.Module):
         self.norm1 = _norm(norm, w)
         self.conv2 = nn.Conv2d(2 * w, w, 3, padding=1)
         self.norm2 = _norm(norm, w)
+        # skip=full: one more 3x3 stage at full resolution that reads the reference image itself beside the
+        # decoder's features (a skip at every resolution, as DAGAN's U-Net), so strokes can be kept in place
+        # and moved locally rather than redrawn from s/2 features
+        self.full = skip == "full"
+        if self.full:
+            self.conv3 = nn.Conv2d(w + channels, w, 3, padding=1)
+            self.norm3 = _norm(norm, w)
         self.out = nn.Conv2d(w, channels, 3, padding=1)
         self.act = nn.LeakyReLU(0.2)
 
@@ -131,11 +139,13 @@ class PairGenerator(nn.Module):
         h = self.act(self.fc(z)).view(z.shape[0], -1, self.s0, self.s0)
         h = self.act(self.norm1(upsample_conv(torch.cat([h, e2], 1), self.conv1)))  # (B, w, s/2, s/2)
         h = self.act(self.norm2(upsample_conv(torch.cat([h, e1], 1), self.conv2)))  # (B, w, s, s)
+        if self.full:
+            h = self.act(self.norm3(self.conv3(torch.cat([h, context], 1))))  # (B, w, s, s)
         return torch.tanh(to_image(h, self.out))
 
 
 class ConvDiscriminator(nn.Module):
-    def __init__(self, channels: int, size: int, width: int, e_dim: int = 0, paired: bool = False):
+    def __init__(self, channels: int, size: int, width: int, e_dim: int = 0, paired: bool = False, depth: int = 2):
         super().__init__()
         w = width
         self.paired = paired
@@ -143,13 +153,18 @@ class ConvDiscriminator(nn.Module):
         self.proj = nn.Linear(e_dim, 2 * w * (size // 4) ** 2, bias=False) if e_dim else None
         self.conv1 = nn.Conv2d(2 * channels if paired else channels, w, 4, stride=2, padding=1)
         self.conv2 = nn.Conv2d(w, 2 * w, 4, stride=2, padding=1)
+        # depth=3: one more 3x3 convolution at s/4 (2w channels), a wider receptive field before the linear layer
+        self.conv3 = nn.Conv2d(2 * w, 2 * w, 3, padding=1) if depth >= 3 else None
         self.fc = nn.Linear(2 * w * (size // 4) ** 2, 1)
         self.act = nn.LeakyReLU(0.2)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         # x (B, C, S, S), context (K, C, S, S) or None (paired: references (B, C, S, S)) -> (B,) logits
         h = self.act(self.conv1(torch.cat([x, context], 1) if self.paired else x))  # (B, w, S/2, S/2)
-        h = self.act(self.conv2(h)).flatten(1)  # (B, 2w * S/4 * S/4)
+        h = self.act(self.conv2(h))  # (B, 2w, S/4, S/4)
+        if self.conv3 is not None:
+            h = self.act(self.conv3(h))
+        h = h.flatten(1)  # (B, 2w * S/4 * S/4)
         logit = self.fc(h).squeeze(-1)
         if self.encoder is not None:
             logit = logit + h @ self.proj(self.encoder(context))
