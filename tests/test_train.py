@@ -83,11 +83,9 @@ def test_init_from_starts_the_generator_from_the_sources_ema_generator(tmp_path)
     one = ckpt.load(train(tiny("meta.learner=fomaml", "train.steps=1", "train.sample_every=0",
                                f"train.init_from={tmp_path / 'src.safetensors'}"), out_dir=tmp_path / "m",
                           progress=False))
-    decay = one.config.train.ema  # no warm-up: the EMA was already an average (warm-up at step 0: 0.1)
-    assert decay > 0.5
     for k, v in one.meta["g"].items():
         assert (v - src.ema["g"][k]).abs().max() < 2e-3, k
-        torch.testing.assert_close(one.ema["g"][k], decay * src.ema["g"][k] + (1 - decay) * v)
+        assert (one.ema["g"][k] - src.ema["g"][k]).abs().max() < 2e-3, k
     for k, v in one.meta["d"].items():
         assert (v - src.meta["d"][k]).abs().max() < 2e-3, k
 

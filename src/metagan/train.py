@@ -207,8 +207,7 @@ def meta_step(system: System, state: TrainState, tasks: dict,
             p.grad = g[k] * scale
     state.optimizer.step()
     state.optimizer.zero_grad(set_to_none=True)
-    # a warm-started run's EMA starts as the source's EMA, already an average: no warm-up (see ema_decay)
-    decay = cfg.train.ema if cfg.train.init_from else ema_decay(cfg.train.ema, state.step)
+    decay = ema_decay(cfg.train.ema, state.step)
     with torch.no_grad():
         for k, v in state.ema.get("g", {}).items():
             v.lerp_(state.meta["g"][k], 1.0 - decay)
@@ -220,9 +219,7 @@ def ema_decay(decay: float, updates: int) -> float:
     """Decay of the EMA generator after `updates` optimizer steps: min(decay, (1 + n) / (10 + n)).
 
     Without the warm-up the average of a short run is mostly the random initialisation (0.999^600 = 0.55
-    of its weight after 600 steps), and every grid and evaluation of it shows noise. A warm-started run
-    (train.init_from) does not warm up: its EMA starts from the source's EMA, and with the warm-up it would
-    follow the raw generator within ~20 steps, a GAN's noisier iterate."""
+    of its weight after 600 steps), and every grid and evaluation of it shows noise."""
     return min(decay, (1.0 + updates) / (10.0 + updates))
 
 
