@@ -110,6 +110,10 @@ def test_benchmark_report_table(tmp_path):
     md = report_markdown(results)
     assert "| a | 1.000 ± 0.250 | 0.100 |" in md and "0.700/0.800" in md and "0.900 ± 0.010" in md
     assert "| none | - |" in md
+    assert "Copy ratio: 1.00 at K = 5 for held-out real images" in md
+    results["methods"]["a"]["k"]["1"] = {**r, "copy_ratio_real": 1.36}  # the real images' ratio depends on K
+    results["methods"]["none"]["k"]["1"] = none
+    assert "Copy ratio: 1.36 at K = 1, 1.00 at K = 5 for held-out real images" in report_markdown(results)
     json.dumps(results)
 
 
