@@ -69,3 +69,5 @@ def test_model_choices_are_checked():
     for bad, msg in [("model.g_skip=all", "half, full"), ("model.d_depth=4", "2, 3")]:
         with pytest.raises(ConfigError, match=msg):
             validate(apply_overrides(get_preset("omniglot-joint"), [bad]))
+    with pytest.raises(ConfigError, match="needs model.condition=image"):
+        validate(apply_overrides(get_preset("omniglot-figr"), ["model.g_skip=full"]))

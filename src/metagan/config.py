@@ -155,7 +155,7 @@ _BALANCED = {"inner_steps": 5, "n_d": 1, "n_g": 2, "outer_lr_g": 1e-3, "outer_lr
 # adaptation steps; 0.01 keeps both (0.02 already degrades samples).
 _STABLE = {**_BALANCED, "outer_lr_g": 2e-4, "outer_lr_d": 2e-4, "inner_lr_g": 0.01, "inner_lr_d": 0.01}
 
-
+# The meta-learners' outer rates when they start from a pre-trained model (the omniglot-<learner> presets below)
 _FINETUNE = {"outer_lr_g": 2e-5, "outer_lr_d": 2e-5}
 
 
@@ -356,6 +356,9 @@ def validate(cfg: Config) -> None:
                           "(e.g. 16, 28, 32)")
     if cfg.data.channels not in (1, 3):
         raise ConfigError(f"data.channels must be 1 or 3, got {cfg.data.channels}")
+    if cfg.model.g_skip != "half" and cfg.model.condition != "image":
+        raise ConfigError(f"model.g_skip={cfg.model.g_skip} is a skip from the reference image: it needs "
+                          "model.condition=image (or leave model.g_skip=half)")
     if cfg.loss.mismatch < 0:
         raise ConfigError(f"loss.mismatch must be non-negative, got {cfg.loss.mismatch}")
     if cfg.loss.mismatch > 0:

@@ -15,7 +15,8 @@ adapt in the inner loop like every other weight.
 Pair conditioning (model.condition=image, after DAGAN, Antoniou et al. 2017): each generated sample is a
 transformation of one support image. The generator is an encoder-decoder: the reference image x_ref (C, s, s)
 is encoded to (w, s/2) and (2w, s/4) features, z is projected to (2w, s/4) and concatenated at the bottleneck,
-and the decoder reads the s/2 encoder features through a skip connection. The discriminator judges pairs
+and the decoder reads the s/2 encoder features through a skip connection (with model.g_skip=full also the
+reference image itself, at s, in one more 3x3 convolution). The discriminator judges pairs
 (x, x_ref) stacked on the channel axis: a real pair is two different drawings of one class, a fake pair a
 generated sample and the image it came from, so copying x_ref is detectable and the generator is pushed to vary
 it the way different people draw the same character. The GAN problem chooses the references
