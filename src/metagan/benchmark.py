@@ -226,27 +226,27 @@ def report_markdown(results: dict) -> str:
         lines.append("")
     notes = []
     for name, m in results["methods"].items():
-        for k, r in sorted(m["k"].items(), key=lambda kv: int(kv[0])):
+        for k in (k for k in shots if k in m["k"]):
+            r = m["k"][k]
             if r.get("nonfinite_sets"):
                 notes.append(f"{name}, K = {k}: {r['nonfinite_sets']} of {r['sets']} adapted generators produced "
                              "non-finite images (adaptation diverged); FD is undefined (nan) on their draws and "
                              "their samples count as misses in fidelity.")
     lines += notes + ([""] if notes else [])
     lines += ["FD/KID: lower is better. Diversity 1.0 = as varied as real images. Copy ratio: "
-              f"{_real_copy(results)} for held-out real images, near 0 for a generator that returns its support. "
+              f"{_real_copy(results, shots)} for held-out real images, near 0 for a generator that returns its support. "
               "FD and fidelity: mean over the support draws ± the 95% confidence half-width (t). Low-data: accuracy of a small CNN over the evaluated classes trained on 5/10/15 real images per class "
               "plus the method's generated ones. Proto acc: prototypes from K real supports plus generated samples; "
               "± is the 95% confidence half-width over episodes.", ""]
     return "\n".join(lines)
 
 
-def _real_copy(results: dict) -> str:
+def _real_copy(results: dict, shots: list[str]) -> str:
     """Held-out real images' copy ratio, per K (it falls as K grows: more supports, a nearer nearest one)."""
-    per_k: dict[str, float] = {}
-    for m in results["methods"].values():
-        for k, r in m["k"].items():
-            if r.get("copy_ratio_real") is not None:
-                per_k.setdefault(k, r["copy_ratio_real"])
-    if not per_k:
-        return "about 1"
-    return ", ".join(f"{v:.2f} at K = {k}" for k, v in sorted(per_k.items(), key=lambda kv: int(kv[0])))
+    cells = []
+    for k in shots:
+        ratios = [m["k"][k]["copy_ratio_real"] for m in results["methods"].values()
+                  if m["k"].get(k, {}).get("copy_ratio_real") is not None]
+        if ratios:
+            cells.append(f"{ratios[0]:.2f} at K = {k}")
+    return ", ".join(cells) or "about 1"

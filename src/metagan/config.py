@@ -166,12 +166,11 @@ def _metagan(**meta: Any) -> dict[str, Any]:
     recognisable characters after 200 (docs/models.md)."""
     base = _omniglot(**{**_STABLE, **meta})
     base["task"] = {"k_shot": 5, "q_query": 10, "meta_batch": 8}
-    # GroupNorm in G: without it a FOMAML run's generator saturated (tanh at +-1, zero gradient) at step 160
-    base["model"] = {**base["model"], "condition": "image", "norm": "group"}
+    # GroupNorm in G: without it a FOMAML run's generator saturated (tanh at +-1, zero gradient) at step 160.
     # g_skip=full: the decoder also reads the reference image at full resolution. Joint training, 500 steps,
     # fidelity on training classes (metagan select): 0.92 against 0.80 with the s/2 skip only; a third D conv
     # (model.d_depth=3) gave 0.88 (session 5, docs/models.md)
-    base["model"]["g_skip"] = "full"
+    base["model"] = {**base["model"], "condition": "image", "norm": "group", "g_skip": "full"}
     # mismatch: without the matching-aware term the jointly trained G stopped following its reference after
     # ~600 steps (fidelity 0.30 on training classes at step 2000); with it 0.88 at step 750 (docs/models.md)
     base["loss"] = {"kind": "ns", "r1_gamma": 1.0, "mismatch": 1.0}

@@ -127,10 +127,9 @@ class PairGenerator(nn.Module):
         # skip=full: one more 3x3 stage at full resolution that reads the reference image itself beside the
         # decoder's features (a skip at every resolution, as DAGAN's U-Net), so strokes can be kept in place
         # and moved locally rather than redrawn from s/2 features
-        self.full = skip == "full"
-        if self.full:
-            self.conv3 = nn.Conv2d(w + channels, w, 3, padding=1)
-            self.norm3 = _norm(norm, w)
+        full = skip == "full"
+        self.conv3 = nn.Conv2d(w + channels, w, 3, padding=1) if full else None
+        self.norm3 = _norm(norm, w) if full else None
         self.out = nn.Conv2d(w, channels, 3, padding=1)
         self.act = nn.LeakyReLU(0.2)
 
@@ -140,7 +139,7 @@ class PairGenerator(nn.Module):
         h = self.act(self.fc(z)).view(z.shape[0], -1, self.s0, self.s0)
         h = self.act(self.norm1(upsample_conv(torch.cat([h, e2], 1), self.conv1)))  # (B, w, s/2, s/2)
         h = self.act(self.norm2(upsample_conv(torch.cat([h, e1], 1), self.conv2)))  # (B, w, s, s)
-        if self.full:
+        if self.conv3 is not None:
             h = self.act(self.norm3(self.conv3(torch.cat([h, context], 1))))  # (B, w, s, s)
         return torch.tanh(to_image(h, self.out))
 
