@@ -14,12 +14,12 @@ SHAPE = (1, 8, 8)
 K, Q, B = 2, 3, 3
 
 
-def make_problem(kind="ns", r1=0.0, model="conv", condition="none", mismatch=0.0):
+def make_problem(kind="ns", r1=0.0, model="conv", condition="none", mismatch=0.0, diversity=0.0):
     cfg = dataclasses.replace(get_preset("tiny").model, kind=model, hidden=8, condition=condition, e_dim=3)
     torch.manual_seed(0)
     gen, disc = build_models(cfg, SHAPE)
     gen, disc = gen.double(), disc.double()
-    loss = LossConfig(kind=kind, r1_gamma=r1, mismatch=mismatch)
+    loss = LossConfig(kind=kind, r1_gamma=r1, mismatch=mismatch, diversity=diversity, diversity_tau=0.5)
     return GanProblem(gen, disc, loss), params_of(gen), params_of(disc)
 
 
@@ -233,3 +233,48 @@ def test_joint_pretraining_is_the_plain_gan_gradient_on_all_real_images():
     loss.backward()
     for k in pd:
         torch.testing.assert_close(grads["d"][k], pd_[k].grad)
+
+
+def test_diversity_term_is_added_to_every_generator_loss_and_raises_the_noise_response():
+    """loss.diversity: each of G's losses gains -w min(mean|G(z) - G(-z)| / mean|2z|, tau) for the same
+    references; D's losses are unchanged; a gradient step on the term alone makes G's samples move more with z."""
+    from metagan import losses
+    prob, pg, pd = make_problem("ns", condition="image", diversity=0.7)
+    plain, *_ = make_problem("ns", condition="image")
+    support = make_tasks(SCHED, prob.z_dim, seed=7)["support"][0]
+    z = torch.randn(1, prob.z_dim, dtype=torch.float64)  # one sample: -z still differs from z
+    fake, fake2 = prob.generate(pg, z, support), prob.generate(pg, -z, support)
+    ratio = (fake - fake2).abs().mean() / (2 * z).abs().mean()
+    assert 0 < ratio < 0.5  # below tau, so the term is live
+    torch.testing.assert_close(prob.g_loss(pg, pd, z, support), plain.g_loss(pg, pd, z, support) - 0.7 * ratio)
+    noise = {"z_o": torch.randn(Q, prob.z_dim, dtype=torch.float64), "eps_o": torch.rand(Q, dtype=torch.float64)}
+    query = make_tasks(SCHED, prob.z_dim, seed=8)["query"][0]
+    (ld, lg), _ = prob.outer_losses(pg, pd, support, query, noise)
+    (ld0, lg0), _ = plain.outer_losses(pg, pd, support, query, noise)
+    torch.testing.assert_close(ld, ld0)
+    f, f2 = prob.generate(pg, noise["z_o"], support), prob.generate(pg, -noise["z_o"], support)
+    torch.testing.assert_close(lg, lg0 + 0.7 * losses.diversity_term(f, f2, noise["z_o"], -noise["z_o"], 0.5))
+    both, _ = prob.own_losses_sum({"g": pg, "d": pd}, support, query, noise)
+    torch.testing.assert_close(both, ld + lg)
+    # clamped at tau: no reward (and no gradient) beyond it
+    assert losses.diversity_term(fake, fake2, z, -z, 1e-6).item() == -1e-6
+    # one step down the term's gradient raises the ratio
+    g = torch.func.grad(lambda p: losses.diversity_term(prob.generate(p, z, support), prob.generate(p, -z, support),
+                                                        z, -z, 0.5))(pg)
+    moved = {k: pg[k] - 0.1 * g[k] for k in pg}
+    new = (prob.generate(moved, z, support) - prob.generate(moved, -z, support)).abs().mean() / (2 * z).abs().mean()
+    assert new > ratio
+
+
+@pytest.mark.parametrize("name", ["maml", "fomaml", "reptile", "metasgd", "joint"])
+def test_diversity_vmap_equals_loop_and_changes_the_generators_meta_gradient(name):
+    prob, pg, pd = make_problem("ns", condition="image", diversity=1.0)
+    plain, *_ = make_problem("ns", condition="image")
+    tasks = make_tasks(SCHED, prob.z_dim, seed=9)
+    learner = _learners(prob)[name]
+    meta = learner.init_meta(pg, pd)
+    g_loop, _ = meta_gradients(learner, meta, tasks, "loop")
+    g_vmap, _ = meta_gradients(learner, meta, tasks, "vmap")
+    assert max_diff(g_loop, g_vmap) < 1e-10
+    g_plain, _ = meta_gradients(_learners(plain)[name], meta, tasks, "loop")
+    assert max_diff(g_loop, g_plain, ("g",)) > 1e-6

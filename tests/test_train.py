@@ -169,6 +169,8 @@ def test_bad_config_values():
         tiny("model.condition=image", "loss.kind=wgan-gp", "loss.mismatch=1")
     with pytest.raises(ConfigError, match="task.meta_batch to at least 2"):
         tiny("model.condition=image", "task.meta_batch=1", "loss.mismatch=1")
+    with pytest.raises(ConfigError, match="loss.diversity must be non-negative"):
+        tiny("loss.diversity=-1")
 
 
 def test_mismatch_pairs_each_task_with_another_tasks_class(tmp_path):

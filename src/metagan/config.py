@@ -64,6 +64,11 @@ class LossConfig:
     # paired models (model.condition=image): weight of the matching-aware term (Reed et al. 2016): D also
     # learns that a real image beside a reference of another class is fake (0 = off; meta-training only)
     mismatch: float = 0.0
+    # weight w of the diversity-sensitive term (Yang et al. 2019, DSGAN) in the generator's losses:
+    # -w min(mean |G(z) - G(z')| / mean |z - z'|, diversity_tau), z' = -z with the same context; rewards G for
+    # using its noise, bounded (SGD-safe in the inner loop, unlike MSGAN's 1 / ratio) (0 = off)
+    diversity: float = 0.0
+    diversity_tau: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -358,8 +363,9 @@ def validate(cfg: Config) -> None:
     if cfg.model.g_skip != "half" and cfg.model.condition != "image":
         raise ConfigError(f"model.g_skip={cfg.model.g_skip} is a skip from the reference image: it needs "
                           "model.condition=image (or leave model.g_skip=half)")
-    if cfg.loss.mismatch < 0:
-        raise ConfigError(f"loss.mismatch must be non-negative, got {cfg.loss.mismatch}")
+    for name in ("mismatch", "diversity", "diversity_tau"):
+        if getattr(cfg.loss, name) < 0:
+            raise ConfigError(f"loss.{name} must be non-negative, got {getattr(cfg.loss, name)}")
     if cfg.loss.mismatch > 0:
         if cfg.model.condition != "image":
             raise ConfigError("loss.mismatch pairs real images with references of another class: it needs "

@@ -9,6 +9,8 @@ WGAN-GP (Gulrajani et al. 2017):
     the norm taken per sample over all of its pixels;  L_G = -E D(G(z))
 Hinge (Lim & Ye 2017):  L_D = E relu(1 - real) + E relu(1 + fake);  L_G = -E fake
 R1 (Mescheder et al. 2018):  gamma/2 E ||grad_x D(x)||^2 on real samples.
+Diversity-sensitive term (Yang et al. 2019, DSGAN), generator side: -w min(mean |G(z) - G(z')| / mean |z - z'|, tau)
+for two latents with the same context; rewards samples that move with the noise, up to tau.
 Matching-aware term (Reed et al. 2016), paired models: w * (fake half of L_D) on (real image, reference of
 another class) pairs, e.g. w E softplus(D(x, ref')) for ns.
 
@@ -69,6 +71,11 @@ def gradient_penalty(disc: DiscFn, real: torch.Tensor, fake: torch.Tensor, eps: 
 def r1_penalty(disc: DiscFn, real: torch.Tensor) -> torch.Tensor:
     """E ||grad_x D(x)||^2 over real samples (multiply by gamma/2)."""
     return _input_grad(disc, real).flatten(1).pow(2).sum(1).mean()
+
+
+def diversity_term(fake: torch.Tensor, fake2: torch.Tensor, z: torch.Tensor, z2: torch.Tensor, tau: float) -> torch.Tensor:
+    """-min(mean |fake - fake2| / mean |z - z2|, tau): the DSGAN term (multiply by its weight)."""
+    return -torch.clamp((fake - fake2).abs().mean() / (z - z2).abs().mean(), max=tau)
 
 
 def ns_fake_term(fake: torch.Tensor) -> torch.Tensor:

@@ -96,7 +96,17 @@ class GanProblem:
 
     def g_loss(self, pg: Params, pd: Params, z: Tensor, context: Tensor) -> Tensor:
         fake = self.generate(pg, z, context)
-        return self._g_main(self.discriminate(pd, fake, self.refs(context, z.shape[0])))
+        return self._g_main(self.discriminate(pd, fake, self.refs(context, z.shape[0]))) + \
+            self.g_extra(pg, fake, z, context)
+
+    def g_extra(self, pg: Params, fake: Tensor, z: Tensor, context: Tensor) -> Tensor | float:
+        """The generator's regulariser beside its adversarial loss: the diversity-sensitive term with z' = -z
+        (another draw of the same Gaussian, never equal to z, so K = 1 works too) and the same references;
+        0 when off. Costs one more generator forward."""
+        if self.loss.diversity <= 0:
+            return 0.0
+        fake2 = self.generate(pg, -z, context)
+        return self.loss.diversity * losses.diversity_term(fake, fake2, z, -z, self.loss.diversity_tau)
 
     def outer_losses(self, pg: Params, pd: Params, support: Tensor, query: Tensor, noise: dict[str, Tensor],
                      real_shift: int = 0):
@@ -104,7 +114,7 @@ class GanProblem:
         The support set stays the context (conditional models); the query supplies the real images."""
         fake = self.generate(pg, noise["z_o"], support)
         ld, fake_logits = self.d_loss(pd, query, fake, noise["eps_o"], support, real_shift, noise.get("other"))
-        lg = self._g_main(fake_logits)
+        lg = self._g_main(fake_logits) + self.g_extra(pg, fake, noise["z_o"], support)
         return (ld, lg), {"d_loss": ld.detach(), "g_loss": lg.detach()}
 
     def own_losses_sum(self, p: dict[str, Params], support: Tensor, query: Tensor, noise: dict[str, Tensor]):
@@ -115,7 +125,8 @@ class GanProblem:
         for L_D and the discriminator's weights for L_G. Costs one extra D forward over the Q fakes."""
         fake = self.generate(p["g"], noise["z_o"], support)
         ld, _ = self.d_loss(p["d"], query, fake.detach(), noise["eps_o"], support, other=noise.get("other"))
-        lg = self._g_main(self.discriminate(detach(p["d"]), fake, self.refs(support, fake.shape[0])))
+        lg = self._g_main(self.discriminate(detach(p["d"]), fake, self.refs(support, fake.shape[0]))) + \
+            self.g_extra(p["g"], fake, noise["z_o"], support)
         return ld + lg, {"d_loss": ld.detach(), "g_loss": lg.detach()}
 
     def inner_loop(self, pg: Params, pd: Params, lr_g, lr_d, support: Tensor, noise: dict[str, Tensor],
