@@ -14,8 +14,9 @@ SHAPE = (1, 8, 8)
 K, Q, B = 2, 3, 3
 
 
-def make_problem(kind="ns", r1=0.0, model="conv", condition="none", mismatch=0.0, diversity=0.0):
-    cfg = dataclasses.replace(get_preset("tiny").model, kind=model, hidden=8, condition=condition, e_dim=3)
+def make_problem(kind="ns", r1=0.0, model="conv", condition="none", mismatch=0.0, diversity=0.0, g_out="decode"):
+    cfg = dataclasses.replace(get_preset("tiny").model, kind=model, hidden=8, condition=condition, e_dim=3,
+                              g_out=g_out)
     torch.manual_seed(0)
     gen, disc = build_models(cfg, SHAPE)
     gen, disc = gen.double(), disc.double()
@@ -278,3 +279,33 @@ def test_diversity_vmap_equals_loop_and_changes_the_generators_meta_gradient(nam
     assert max_diff(g_loop, g_vmap) < 1e-10
     g_plain, _ = meta_gradients(_learners(plain)[name], meta, tasks, "loop")
     assert max_diff(g_loop, g_plain, ("g",)) > 1e-6
+
+
+@pytest.mark.parametrize("name", ["fomaml", "reptile"])
+def test_warp_generator_meta_gradients_vmap_equals_loop(name):
+    """model.g_out=warp (grid_sample) under the first-order meta-learners' vmap (second order runs the loop:
+    grid_sample's double backward is in-place, which vmap refuses; config.validate and vectorize_mode see to it)."""
+    prob, pg, pd = make_problem("ns", condition="image", g_out="warp")
+    with torch.no_grad():  # leave the zero initialisation, where the field does not yet depend on its input
+        pg["flow.weight"].normal_(0, 0.3)
+    tasks = make_tasks(SCHED, prob.z_dim, seed=10)
+    learner = _learners(prob)[name]
+    meta = learner.init_meta(pg, pd)
+    g_loop, _ = meta_gradients(learner, meta, tasks, "loop")
+    g_vmap, _ = meta_gradients(learner, meta, tasks, "vmap")
+    assert max_diff(g_loop, g_vmap) < 1e-10
+    assert float(g_loop["g"]["fc.weight"].abs().max()) > 0  # z reaches the loss through the field
+
+
+def test_warp_generator_second_order_runs_the_loop():
+    from metagan.config import ConfigError, apply_overrides, validate
+    from metagan.system import build_system
+    from metagan.train import vectorize_mode
+    base = ["model.condition=image", "model.g_out=warp", "meta.learner=maml", "task.meta_batch=2"]
+    cfg = apply_overrides(get_preset("tiny"), base)
+    assert vectorize_mode(build_system(cfg)) == "loop"
+    with pytest.raises(ConfigError, match="meta.vectorize=loop or auto"):
+        validate(apply_overrides(cfg, ["meta.vectorize=vmap"]))
+    prob, pg, pd = make_problem("ns", condition="image", g_out="warp")
+    g, _ = meta_gradients(MAML(prob, SCHED, 0.1, 0.1), {"g": pg, "d": pd}, make_tasks(SCHED, prob.z_dim), "loop")
+    assert all(torch.isfinite(v).all() for v in g["g"].values())

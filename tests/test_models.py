@@ -1,10 +1,11 @@
 """Model families: shapes at the supported resolutions, no running statistics, per-sample independence."""
 import dataclasses
+import math
 
 import pytest
 import torch
 
-from metagan.config import ModelConfig
+from metagan.config import ModelConfig, get_preset
 from metagan.errors import ConfigError
 from metagan.models import build_models
 
@@ -66,8 +67,40 @@ def test_full_skip_generator_and_deeper_discriminator(size):
 
 def test_model_choices_are_checked():
     from metagan.config import apply_overrides, get_preset, validate
-    for bad, msg in [("model.g_skip=all", "half, full"), ("model.d_depth=4", "2, 3")]:
+    for bad, msg in [("model.g_skip=all", "half, full"), ("model.d_depth=4", "2, 3"), ("model.g_out=draw", "decode, warp")]:
         with pytest.raises(ConfigError, match=msg):
             validate(apply_overrides(get_preset("omniglot-joint"), [bad]))
     with pytest.raises(ConfigError, match="needs model.condition=image"):
         validate(apply_overrides(get_preset("omniglot-figr"), ["model.g_skip=full"]))
+    with pytest.raises(ConfigError, match="model.g_out=warp .* model.g_skip=half"):  # the preset's skip is full
+        validate(apply_overrides(get_preset("omniglot-joint"), ["model.g_out=warp"]))
+    with pytest.raises(ConfigError, match="model.g_out=warp"):
+        validate(apply_overrides(get_preset("omniglot-figr"), ["model.g_out=warp"]))
+    validate(apply_overrides(get_preset("omniglot-joint"), ["model.g_out=warp", "model.g_skip=half"]))
+
+
+def test_warp_generator_moves_its_reference_smoothly_and_starts_as_the_identity():
+    """model.g_out=warp: the sample is the reference resampled along a displacement field bounded by MAX_DISP;
+    zero-initialised, so the untrained generator returns its reference exactly (pixel-centre grid)."""
+    cfg = dataclasses.replace(get_preset("tiny").model, condition="image", g_out="warp", z_dim=8, g_width=8,
+                              norm="group")
+    gen, _ = build_models(cfg, (1, 16, 16))
+    gen = gen.double()
+    ref = torch.rand(4, 1, 16, 16, dtype=torch.float64) * 2 - 1
+    z = torch.randn(4, 8, dtype=torch.float64)
+    torch.testing.assert_close(gen(z, ref), ref)
+    assert {n.split(".")[0] for n, _ in gen.named_parameters()} == {"enc1", "enc2", "fc", "conv1", "norm1", "flow"}
+    # a constant displacement of 1 pixel to the right (flow in [-1, 1] coordinates: 1 px = 2/16) reads the
+    # reference 1 pixel further right: the sample is the reference shifted left, background coming in at the edge
+    with torch.no_grad():
+        gen.flow.weight.zero_()
+        gen.flow.bias.copy_(torch.tensor([math.atanh(2 / 16 / gen.MAX_DISP), 0.0]))
+    out = gen(z, ref)
+    torch.testing.assert_close(out[..., :-1], ref[..., 1:])
+    torch.testing.assert_close(out[..., -1:], torch.full_like(out[..., -1:], -1.0))
+    # z moves the sample once the field depends on it; never beyond [-1, 1]
+    with torch.no_grad():
+        gen.flow.weight.normal_(0, 0.5)
+    a, b = gen(z, ref), gen(-z, ref)
+    assert (a - b).abs().max() > 1e-3 and a.min() >= -1 - 1e-9 and a.max() <= 1 + 1e-9
+

@@ -53,6 +53,10 @@ class ModelConfig:
     # condition=image: where the generator's decoder reads the reference: half (s/2 and s/4 encoder features)
     # | full (also the reference image itself at full resolution, a skip at every resolution as in DAGAN)
     g_skip: str = "half"
+    # condition=image: what the generator outputs. decode: the decoder draws the image | warp: the reference image
+    # resampled along a smooth displacement field (at most 1/8 of the image) that the decoder predicts from the
+    # reference and z, so strokes keep their look and z moves them (needs g_skip=half: nothing is drawn)
+    g_out: str = "decode"
     d_depth: int = 2  # conv discriminator: 2 strided convolutions, or 3 (one more 3x3 conv at s/4)
 
 
@@ -138,6 +142,7 @@ CHOICES = {
     "meta.outer_optimizer": ("adam", "sgd"),
     "meta.vectorize": ("vmap", "loop", "auto"),
     "model.g_skip": ("half", "full"),
+    "model.g_out": ("decode", "warp"),
     "model.d_depth": (2, 3),
     "train.dtype": ("float32", "float64"),
 }
@@ -363,6 +368,13 @@ def validate(cfg: Config) -> None:
     if cfg.model.g_skip != "half" and cfg.model.condition != "image":
         raise ConfigError(f"model.g_skip={cfg.model.g_skip} is a skip from the reference image: it needs "
                           "model.condition=image (or leave model.g_skip=half)")
+    if cfg.model.g_out == "warp" and (cfg.model.condition != "image" or cfg.model.g_skip != "half"):
+        raise ConfigError("model.g_out=warp resamples the reference image: it needs model.condition=image and "
+                          "model.g_skip=half (or leave model.g_out=decode)")
+    second_order = cfg.meta.learner == "maml" or (cfg.meta.learner == "metasgd" and not cfg.meta.first_order)
+    if cfg.model.g_out == "warp" and second_order and cfg.meta.vectorize == "vmap":
+        raise ConfigError("second-order meta-gradients through model.g_out=warp cannot run under vmap (grid_sample's "
+                          "double backward is in-place): set meta.vectorize=loop or auto")
     for name in ("mismatch", "diversity", "diversity_tau"):
         if getattr(cfg.loss, name) < 0:
             raise ConfigError(f"loss.{name} must be non-negative, got {getattr(cfg.loss, name)}")

@@ -179,7 +179,11 @@ def vectorize_mode(system: System) -> str:
     cfg = system.cfg
     if cfg.meta.vectorize != "auto":
         return cfg.meta.vectorize
-    if torch.device(cfg.train.device).type != "cpu" or not getattr(system.learner, "second_order", False):
+    if not getattr(system.learner, "second_order", False):
+        return "vmap"
+    if cfg.model.g_out == "warp":  # grid_sample's double backward is not vmappable (config.validate)
+        return "loop"
+    if torch.device(cfg.train.device).type != "cpu":
         return "vmap"
     return "vmap" if sample_flops(cfg.model, system.shape) < VMAP_MAX_SAMPLE_FLOPS else "loop"
 

@@ -108,13 +108,20 @@ class ConvGenerator(nn.Module):
 
 
 class PairGenerator(nn.Module):
-    """z (B, z_dim), x_ref (B, C, s, s) -> (B, C, s, s): an encoder-decoder over the reference image."""
+    """z (B, z_dim), x_ref (B, C, s, s) -> (B, C, s, s): an encoder-decoder over the reference image.
+
+    out="warp": the decoder stops at s/2 and predicts a displacement field there (2 channels, tanh-bounded to
+    MAX_DISP in grid_sample's [-1, 1] coordinates, upsampled bilinearly to s, so it is smooth); the sample is the
+    reference image resampled along it. Zero-initialised: the untrained generator returns its reference."""
 
     paired = True
+    MAX_DISP = 0.25  # 1/8 of the image width
 
-    def __init__(self, z_dim: int, channels: int, size: int, width: int, norm: str = "none", skip: str = "half"):
+    def __init__(self, z_dim: int, channels: int, size: int, width: int, norm: str = "none", skip: str = "half",
+                 out: str = "decode"):
         super().__init__()
         self.z_dim, self.channels, self.size = z_dim, channels, size
+        self.warp = out == "warp"
         self.s0 = size // 4
         w = width
         self.enc1 = nn.Conv2d(channels, w, 4, stride=2, padding=1)  # (w, s/2)
@@ -122,15 +129,20 @@ class PairGenerator(nn.Module):
         self.fc = nn.Linear(z_dim, 2 * w * self.s0 * self.s0)
         self.conv1 = nn.Conv2d(4 * w, w, 3, padding=1)
         self.norm1 = _norm(norm, w)
-        self.conv2 = nn.Conv2d(2 * w, w, 3, padding=1)
-        self.norm2 = _norm(norm, w)
-        # skip=full: one more 3x3 stage at full resolution that reads the reference image itself beside the
-        # decoder's features (a skip at every resolution, as DAGAN's U-Net), so strokes can be kept in place
-        # and moved locally rather than redrawn from s/2 features
-        full = skip == "full"
-        self.conv3 = nn.Conv2d(w + channels, w, 3, padding=1) if full else None
-        self.norm3 = _norm(norm, w) if full else None
-        self.out = nn.Conv2d(w, channels, 3, padding=1)
+        if self.warp:  # the displacement field at s/2; nothing is drawn
+            self.flow = nn.Conv2d(w, 2, 3, padding=1)
+            nn.init.zeros_(self.flow.weight)
+            nn.init.zeros_(self.flow.bias)
+        else:
+            self.conv2 = nn.Conv2d(2 * w, w, 3, padding=1)
+            self.norm2 = _norm(norm, w)
+            # skip=full: one more 3x3 stage at full resolution that reads the reference image itself beside the
+            # decoder's features (a skip at every resolution, as DAGAN's U-Net), so strokes can be kept in place
+            # and moved locally rather than redrawn from s/2 features
+            full = skip == "full"
+            self.conv3 = nn.Conv2d(w + channels, w, 3, padding=1) if full else None
+            self.norm3 = _norm(norm, w) if full else None
+            self.out = nn.Conv2d(w, channels, 3, padding=1)
         self.act = nn.LeakyReLU(0.2)
 
     def forward(self, z: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
@@ -138,10 +150,22 @@ class PairGenerator(nn.Module):
         e2 = self.act(self.enc2(e1))  # (B, 2w, s/4, s/4)
         h = self.act(self.fc(z)).view(z.shape[0], -1, self.s0, self.s0)
         h = self.act(self.norm1(upsample_conv(torch.cat([h, e2], 1), self.conv1)))  # (B, w, s/2, s/2)
+        if self.warp:
+            return self._resample(context, torch.tanh(self.flow(h)) * self.MAX_DISP)
         h = self.act(self.norm2(upsample_conv(torch.cat([h, e1], 1), self.conv2)))  # (B, w, s, s)
         if self.conv3 is not None:
             h = self.act(self.norm3(self.conv3(torch.cat([h, context], 1))))  # (B, w, s, s)
         return torch.tanh(to_image(h, self.out))
+
+    def _resample(self, x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+        """x (B, C, s, s) at the pixel centres + flow (B, 2 = (dx, dy), s/2, s/2) upsampled to s -> (B, C, s, s).
+        Background is -1 in model space: shifted so that grid_sample's zero padding is background."""
+        s = self.size
+        flow = nn.functional.interpolate(flow, size=(s, s), mode="bilinear", align_corners=False)
+        c = torch.linspace(-1 + 1 / s, 1 - 1 / s, s, dtype=x.dtype, device=x.device)  # pixel centres
+        ident = torch.stack(torch.meshgrid(c, c, indexing="xy"), -1)  # (s, s, 2): [..., 0] = x, [..., 1] = y
+        grid = ident + flow.permute(0, 2, 3, 1)
+        return nn.functional.grid_sample(x + 1, grid, mode="bilinear", padding_mode="zeros", align_corners=False) - 1
 
 
 class ConvDiscriminator(nn.Module):
