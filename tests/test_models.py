@@ -72,11 +72,11 @@ def test_model_choices_are_checked():
             validate(apply_overrides(get_preset("omniglot-joint"), [bad]))
     with pytest.raises(ConfigError, match="needs model.condition=image"):
         validate(apply_overrides(get_preset("omniglot-figr"), ["model.g_skip=full"]))
-    with pytest.raises(ConfigError, match="model.g_out=warp .* model.g_skip=half"):  # the preset's skip is full
-        validate(apply_overrides(get_preset("omniglot-joint"), ["model.g_out=warp"]))
+    with pytest.raises(ConfigError, match="model.g_out=warp .* model.g_skip=half"):  # the preset warps
+        validate(apply_overrides(get_preset("omniglot-joint"), ["model.g_skip=full"]))
     with pytest.raises(ConfigError, match="model.g_out=warp"):
         validate(apply_overrides(get_preset("omniglot-figr"), ["model.g_out=warp"]))
-    validate(apply_overrides(get_preset("omniglot-joint"), ["model.g_out=warp", "model.g_skip=half"]))
+    validate(apply_overrides(get_preset("omniglot-joint"), ["model.g_out=decode", "model.g_skip=full"]))
 
 
 def test_warp_generator_moves_its_reference_smoothly_and_starts_as_the_identity():
