@@ -24,12 +24,15 @@ K, Q, B = 2, 3, 2
 SCHED = InnerSchedule(2, 1, 2)
 
 
-def make_problem(kind="ns", r1=0.0, condition="none", mismatch=0.0):
-    cfg = dataclasses.replace(get_preset("tiny").model, condition=condition, e_dim=3)
+def make_problem(kind="ns", r1=0.0, condition="none", mismatch=0.0, diversity=0.0, g_out="decode"):
+    cfg = dataclasses.replace(get_preset("tiny").model, condition=condition, e_dim=3, g_out=g_out)
     torch.manual_seed(0)
     gen, disc = build_models(cfg, SHAPE)
     gen, disc = gen.double(), disc.double()
-    loss = LossConfig(kind=kind, r1_gamma=r1, mismatch=mismatch)
+    loss = LossConfig(kind=kind, r1_gamma=r1, mismatch=mismatch, diversity=diversity, diversity_tau=0.5)
+    if g_out == "warp":  # leave the zero initialisation, where the displacement field ignores its input
+        with torch.no_grad():
+            gen.flow.weight.normal_(0, 0.3)
     return GanProblem(gen, disc, loss), params_of(gen), params_of(disc)
 
 
@@ -52,12 +55,13 @@ LEARNERS = {"maml": lambda p: MAML(p, SCHED, 0.1, 0.1), "fomaml": lambda p: FOMA
             "metasgd-fo": lambda p: MetaSGD(p, SCHED, 0.1, 0.1, first_order=True)}
 
 
-@pytest.mark.parametrize("kind, r1, condition, mismatch", [
-    ("ns", 1.0, "none", 0.0), ("wgan-gp", 0.0, "none", 0.0), ("hinge", 0.0, "support", 0.0),
-    ("wgan-gp", 1.0, "image", 0.0), ("ns", 1.0, "image", 0.5)])
+@pytest.mark.parametrize("kind, r1, condition, mismatch, diversity, g_out", [
+    ("ns", 1.0, "none", 0.0, 0.0, "decode"), ("wgan-gp", 0.0, "none", 0.0, 0.0, "decode"),
+    ("hinge", 0.0, "support", 0.0, 0.0, "decode"), ("wgan-gp", 1.0, "image", 0.0, 0.0, "decode"),
+    ("ns", 1.0, "image", 0.5, 0.0, "decode"), ("ns", 1.0, "image", 0.5, 0.3, "warp")])  # the last: the presets' terms
 @pytest.mark.parametrize("name", list(LEARNERS))
-def test_autograd_baseline_computes_the_same_meta_gradient(name, kind, r1, condition, mismatch):
-    prob, pg, pd = make_problem(kind, r1, condition, mismatch)
+def test_autograd_baseline_computes_the_same_meta_gradient(name, kind, r1, condition, mismatch, diversity, g_out):
+    prob, pg, pd = make_problem(kind, r1, condition, mismatch, diversity, g_out)
     learner = LEARNERS[name](prob)
     meta = learner.init_meta(pg, pd)
     tasks = make_tasks(prob.z_dim, other=mismatch > 0)

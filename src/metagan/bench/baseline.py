@@ -49,6 +49,21 @@ def d_loss(problem: GanProblem, pd: Params, real: Tensor, fake: Tensor, eps: Ten
     return loss, fake_logits
 
 
+def g_regulariser(problem: GanProblem, pg: Params, fake: Tensor, z: Tensor, context: Tensor) -> Tensor | float:
+    """The diversity-sensitive term of G's losses (loss.diversity; 0 when off), from a second generator call
+    at -z with the same references."""
+    cfg = problem.loss
+    if cfg.diversity <= 0:
+        return 0.0
+    return cfg.diversity * losses.diversity_term(fake, problem.generate(pg, -z, context), z, -z, cfg.diversity_tau)
+
+
+def _g_loss(problem: GanProblem, pg: Params, pd: Params, z: Tensor, context: Tensor) -> Tensor:
+    fake = problem.generate(pg, z, context)
+    logits = problem.discriminate(pd, fake, problem.refs(context, z.shape[0]))
+    return problem._g_main(logits) + g_regulariser(problem, pg, fake, z, context)
+
+
 def _step(params: Params, loss_fn, lr, second_order: bool) -> Params:
     """One SGD step on loss_fn(params), a player's own loss with the other player held fixed.
 
@@ -78,8 +93,7 @@ def adapt(problem: GanProblem, pg: Params, pd: Params, lr_g, lr_d, support: Tens
                        lr_d, second_order)
         for j in range(sched.n_g):
             z = noise["z_g"][t, j]
-            pg = _step(pg, lambda p: problem._g_main(problem.discriminate(
-                pd, problem.generate(p, z, support), problem.refs(support, z.shape[0]))), lr_g, second_order)
+            pg = _step(pg, lambda p: _g_loss(problem, p, pd, z, support), lr_g, second_order)
     return pg, pd
 
 
@@ -109,7 +123,7 @@ def autograd_meta_gradients(learner, meta: Meta, tasks: dict) -> Meta:
         fake = problem.generate(pg, task["noise"]["z_o"], task["support"])
         ld, fake_logits = d_loss(problem, pd, task["query"], fake, task["noise"]["eps_o"], task["support"],
                                  other=task["noise"].get("other"))
-        lg = problem._g_main(fake_logits)
+        lg = problem._g_main(fake_logits) + g_regulariser(problem, pg, fake, task["noise"]["z_o"], task["support"])
         for loss, groups in ((ld, ("d", "lr_d")), (lg, ("g", "lr_g"))):  # each player its own loss
             inputs = [(gp, k, v) for gp in groups if gp in leaves for k, v in leaves[gp].items()]
             grads = torch.autograd.grad(loss, [v for _, _, v in inputs], retain_graph=True)
