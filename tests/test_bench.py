@@ -146,6 +146,15 @@ def test_bench_throughput_prints_a_json_line_per_variant(capsys):
     assert [v for v, r in rows.items() if r["auto"]] == ["vmap"]
 
 
+def test_bench_throughput_skips_vmap_where_it_cannot_run(capsys):
+    """Second order through the warp generator: vmap is reported as skipped, the other two are measured."""
+    assert main(["bench", "throughput", "--preset", "tiny", "--meta-batch", "2", "--reps", "1", "--threads", "1",
+                 "--set", "meta.learner=maml", "--set", "model.condition=image", "--set", "model.g_out=warp"]) == 0
+    rows = {r["variant"]: r for r in _json_lines(capsys.readouterr().out)[1:]}
+    assert set(rows) == {"autograd-loop", "loop", "vmap"} and "skipped" in rows["vmap"]
+    assert rows["loop"]["auto"] and rows["loop"]["max_rel_diff"] < 1e-4
+
+
 def test_bench_adapt_trains_a_model_and_splits_the_latency(capsys, tmp_path):
     assert main(["bench", "adapt", "--preset", "tiny", "--train-steps", "2", "--reps", "2", "--threads", "1"]) == 0
     (r,) = _json_lines(capsys.readouterr().out)

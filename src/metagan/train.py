@@ -174,6 +174,12 @@ def sample_flops(model: ModelConfig, shape: tuple[int, ...]) -> int:
     return counter.get_total_flops()
 
 
+def vmap_supported(system: System) -> bool:
+    """False where the meta-gradient cannot run under vmap: second order through the warp generator (grid_sample's
+    double backward is in-place; config.validate refuses meta.vectorize=vmap there)."""
+    return not (getattr(system.learner, "second_order", False) and system.cfg.model.g_out == "warp")
+
+
 def vectorize_mode(system: System) -> str:
     """How meta_gradients runs the tasks of a meta-batch: meta.vectorize, or for auto the measured choice."""
     cfg = system.cfg
@@ -181,7 +187,7 @@ def vectorize_mode(system: System) -> str:
         return cfg.meta.vectorize
     if not getattr(system.learner, "second_order", False):
         return "vmap"
-    if cfg.model.g_out == "warp":  # grid_sample's double backward is not vmappable (config.validate)
+    if not vmap_supported(system):
         return "loop"
     if torch.device(cfg.train.device).type != "cpu":
         return "vmap"
