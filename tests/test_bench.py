@@ -185,6 +185,9 @@ def test_memory_sweep_skips_one_task_meta_batches_where_mismatch_needs_two(monke
     seen.clear()
     list(mem.memory(["tiny"], [1, 2], [1], variants=["loop"]))
     assert seen == [1, 2, 8]
+    seen.clear()  # the warp MAML preset: vmap cannot run, so it is reported skipped and the loop is measured
+    recs = list(mem.memory(["omniglot-maml"], [2], [5], variants=["loop", "vmap"]))
+    assert seen == [2, 8] and {r.get("variant") for r in recs if r["bench"] == "memory-skipped"} == {"vmap"}
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message given where there is no GPU")

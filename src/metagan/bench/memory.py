@@ -92,6 +92,8 @@ def memory(presets: Sequence[str], meta_batches: Sequence[int], inner_steps: Seq
     """Per preset and variant: a meta-batch sweep at the preset's inner steps, an inner-step sweep at
     meta-batch `batch_for_steps`, then a `memory-growth` record with the fitted MB per task and per step."""
     from ..config import get_preset
+    from ..system import build_system
+    from ..train import vmap_supported
 
     for preset in presets:
         cfg = get_preset(preset)
@@ -101,6 +103,10 @@ def memory(presets: Sequence[str], meta_batches: Sequence[int], inner_steps: Seq
             yield {"bench": "memory-skipped", "preset": preset, "meta_batch": b,
                    "why": "loss.mismatch > 0 needs at least 2 tasks per meta-batch"}
         for variant in variants:
+            if variant == "vmap" and not vmap_supported(build_system(cfg)):
+                yield {"bench": "memory-skipped", "preset": preset, "variant": variant,
+                       "why": "second order through model.g_out=warp cannot run under vmap"}
+                continue
             spec = {"preset": preset, "variant": variant, "device": str(device), "threads": threads}
             by_batch, by_steps = [], []
             for b in (b for b in meta_batches if b >= smallest):
