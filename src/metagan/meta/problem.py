@@ -12,6 +12,7 @@ Noise of one task (B = K, the fake batch matches the real support batch; Q query
     other (K, *shape)          loss.mismatch > 0, meta-training only: the support images of another task's
                                class, for the matching-aware term of D's losses (absent when adapting to a
                                user's K shots, where no other class is at hand)
+The diversity term of G's losses (loss.diversity) pairs each latent z with -z, so it needs no noise of its own.
 
 Paired models (model.condition=image) see one reference support image per sample instead of the whole support
 set (`refs`): generated sample i transforms support image i mod K; in the inner loop real support image i is
