@@ -340,6 +340,16 @@ def get_preset(name: str) -> Config:
     return from_dict(PRESETS[name])
 
 
+def vmap_refusal(cfg: Config) -> str | None:
+    """Why the meta-gradient of this config cannot run under vmap, or None where it can: second order through
+    the warp generator (grid_sample's double backward is an in-place operation vmap refuses)."""
+    second_order = cfg.meta.learner == "maml" or (cfg.meta.learner == "metasgd" and not cfg.meta.first_order)
+    if second_order and cfg.model.g_out == "warp":
+        return ("second-order meta-gradients through model.g_out=warp cannot run under vmap (grid_sample's double "
+                "backward is in-place)")
+    return None
+
+
 def validate(cfg: Config) -> None:
     """Range and choice checks, with the fix in the message."""
     d = cfg.to_dict()
@@ -374,10 +384,8 @@ def validate(cfg: Config) -> None:
     if cfg.model.g_out == "warp" and (cfg.model.condition != "image" or cfg.model.g_skip != "half"):
         raise ConfigError("model.g_out=warp resamples the reference image: it needs model.condition=image and "
                           "model.g_skip=half (or leave model.g_out=decode)")
-    second_order = cfg.meta.learner == "maml" or (cfg.meta.learner == "metasgd" and not cfg.meta.first_order)
-    if cfg.model.g_out == "warp" and second_order and cfg.meta.vectorize == "vmap":
-        raise ConfigError("second-order meta-gradients through model.g_out=warp cannot run under vmap (grid_sample's "
-                          "double backward is in-place): set meta.vectorize=loop or auto")
+    if cfg.meta.vectorize == "vmap" and vmap_refusal(cfg):
+        raise ConfigError(f"{vmap_refusal(cfg)}: set meta.vectorize=loop or auto")
     for name in ("mismatch", "diversity", "diversity_tau"):
         if getattr(cfg.loss, name) < 0:
             raise ConfigError(f"loss.{name} must be non-negative, got {getattr(cfg.loss, name)}")

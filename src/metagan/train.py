@@ -24,7 +24,7 @@ from tqdm import tqdm
 from . import checkpoint as ckpt
 from . import distributed
 from .adapt import adapt_params
-from .config import Config, ModelConfig
+from .config import Config, ModelConfig, vmap_refusal
 from .data import TaskSampler, build_datasets, files_inverted, from_model_space, save_grid
 from .errors import CheckpointError, ConfigError, TrainingDiverged
 from .functional import Meta, all_finite, detach, global_norm
@@ -174,12 +174,6 @@ def sample_flops(model: ModelConfig, shape: tuple[int, ...]) -> int:
     return counter.get_total_flops()
 
 
-def vmap_supported(system: System) -> bool:
-    """False where the meta-gradient cannot run under vmap: second order through the warp generator (grid_sample's
-    double backward is in-place; config.validate refuses meta.vectorize=vmap there)."""
-    return not (getattr(system.learner, "second_order", False) and system.cfg.model.g_out == "warp")
-
-
 def vectorize_mode(system: System) -> str:
     """How meta_gradients runs the tasks of a meta-batch: meta.vectorize, or for auto the measured choice."""
     cfg = system.cfg
@@ -187,7 +181,7 @@ def vectorize_mode(system: System) -> str:
         return cfg.meta.vectorize
     if not getattr(system.learner, "second_order", False):
         return "vmap"
-    if not vmap_supported(system):
+    if vmap_refusal(cfg):
         return "loop"
     if torch.device(cfg.train.device).type != "cpu":
         return "vmap"
