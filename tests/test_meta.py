@@ -14,9 +14,10 @@ SHAPE = (1, 8, 8)
 K, Q, B = 2, 3, 3
 
 
-def make_problem(kind="ns", r1=0.0, model="conv", condition="none", mismatch=0.0, diversity=0.0, g_out="decode"):
+def make_problem(kind="ns", r1=0.0, model="conv", condition="none", mismatch=0.0, diversity=0.0, g_out="decode",
+                 g_affine=0.0):
     cfg = dataclasses.replace(get_preset("tiny").model, kind=model, hidden=8, condition=condition, e_dim=3,
-                              g_out=g_out)
+                              g_out=g_out, g_affine=g_affine)
     torch.manual_seed(0)
     gen, disc = build_models(cfg, SHAPE)
     gen, disc = gen.double(), disc.double()
@@ -270,13 +271,16 @@ def test_diversity_term_is_added_to_every_generator_loss_and_raises_the_noise_re
     assert new > ratio
 
 
-@pytest.mark.parametrize("name", ["fomaml", "reptile"])
-def test_warp_generator_meta_gradients_vmap_equals_loop(name):
+@pytest.mark.parametrize("name, g_out, g_affine", [("fomaml", "warp", 0.0), ("reptile", "warp", 0.0),
+                                                    ("fomaml", "warp_draw", 0.25), ("reptile", "warp", 0.25)])
+def test_warp_generator_meta_gradients_vmap_equals_loop(name, g_out, g_affine):
     """model.g_out=warp (grid_sample) under the first-order meta-learners' vmap (second order runs the loop:
     grid_sample's double backward is in-place, which vmap refuses; config.validate and vectorize_mode see to it)."""
-    prob, pg, pd = make_problem("ns", condition="image", g_out="warp")
+    prob, pg, pd = make_problem("ns", condition="image", g_out=g_out, g_affine=g_affine)
     with torch.no_grad():  # leave the zero initialisation, where the field does not yet depend on its input
-        pg["flow.weight"].normal_(0, 0.3)
+        for k in ("flow.weight", "affine.weight", "out.weight"):
+            if k in pg:
+                pg[k].normal_(0, 0.3)
     tasks = make_tasks(SCHED, prob.z_dim, seed=10)
     learner = _learners(prob)[name]
     meta = learner.init_meta(pg, pd)
@@ -293,6 +297,7 @@ def test_warp_generator_second_order_runs_the_loop():
     base = ["model.condition=image", "model.g_out=warp", "meta.learner=maml", "task.meta_batch=2"]
     cfg = apply_overrides(get_preset("tiny"), base)
     assert vectorize_mode(build_system(cfg)) == "loop"
+    assert vectorize_mode(build_system(apply_overrides(cfg, ["model.g_out=warp_draw"]))) == "loop"
     with pytest.raises(ConfigError, match="meta.vectorize=loop or auto"):
         validate(apply_overrides(cfg, ["meta.vectorize=vmap"]))
     prob, pg, pd = make_problem("ns", condition="image", g_out="warp")

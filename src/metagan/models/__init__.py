@@ -24,7 +24,7 @@ def build_models(cfg: ModelConfig, shape: tuple[int, ...]) -> tuple[nn.Module, n
                               "use model.kind=mlp for vectors")
         c, s, _ = shape
         if cfg.condition == "image":
-            return (PairGenerator(cfg.z_dim, c, s, cfg.g_width, cfg.norm, cfg.g_skip, cfg.g_out),
+            return (PairGenerator(cfg.z_dim, c, s, cfg.g_width, cfg.norm, cfg.g_skip, cfg.g_out, cfg.g_affine),
                     ConvDiscriminator(c, s, cfg.d_width, paired=True, depth=cfg.d_depth))
         e_dim = cfg.e_dim if cfg.condition == "support" else 0
         return (ConvGenerator(cfg.z_dim, c, s, cfg.g_width, cfg.norm, e_dim),

@@ -112,16 +112,28 @@ class PairGenerator(nn.Module):
 
     out="warp": the decoder stops at s/2 and predicts a displacement field there (2 channels, tanh-bounded to
     MAX_DISP in grid_sample's [-1, 1] coordinates, upsampled bilinearly to s, so it is smooth); the sample is the
-    reference image resampled along it. Zero-initialised: the untrained generator returns its reference."""
+    reference image resampled along it. Zero-initialised: the untrained generator returns its reference.
+
+    out="warp_draw": the warp, then a drawing stage at full resolution (the decoder's s/2 features upsampled, beside
+    the warped image) adds a residual to the warped image (clamped to [-1, 1]), so strokes can also be redrawn where
+    moving them is not enough. Its output convolution is zero-initialised: the untrained generator still returns
+    its reference.
+
+    affine > 0 (either warp): a global affine component from z and the reference's pooled s/4 features is added to
+    the displacement field (linear part and translation each tanh-bounded to `affine` in [-1, 1] coordinates), so
+    z can rotate, scale, shear and shift the whole character, as classic augmentation does, with a distribution
+    the GAN learns. Zero-initialised."""
 
     paired = True
     MAX_DISP = 0.25  # 1/8 of the image width
 
     def __init__(self, z_dim: int, channels: int, size: int, width: int, norm: str = "none", skip: str = "half",
-                 out: str = "decode"):
+                 out: str = "decode", affine: float = 0.0):
         super().__init__()
         self.z_dim, self.channels, self.size = z_dim, channels, size
-        self.warp = out == "warp"
+        self.warp = out in ("warp", "warp_draw")
+        self.draw = out != "warp"  # decode, or warp_draw's residual stage
+        self.affine_bound = affine
         self.s0 = size // 4
         w = width
         self.enc1 = nn.Conv2d(channels, w, 4, stride=2, padding=1)  # (w, s/2)
@@ -133,16 +145,24 @@ class PairGenerator(nn.Module):
             self.flow = nn.Conv2d(w, 2, 3, padding=1)
             nn.init.zeros_(self.flow.weight)
             nn.init.zeros_(self.flow.bias)
-        else:
+            self.affine = nn.Linear(z_dim + 2 * w, 6) if affine > 0 else None
+            if self.affine is not None:
+                nn.init.zeros_(self.affine.weight)
+                nn.init.zeros_(self.affine.bias)
+        if self.draw:
             self.conv2 = nn.Conv2d(2 * w, w, 3, padding=1)
             self.norm2 = _norm(norm, w)
             # skip=full: one more 3x3 stage at full resolution that reads the reference image itself beside the
             # decoder's features (a skip at every resolution, as DAGAN's U-Net), so strokes can be kept in place
             # and moved locally rather than redrawn from s/2 features
-            full = skip == "full"
+            # warp_draw reads the warped image there the same way
+            full = skip == "full" or self.warp
             self.conv3 = nn.Conv2d(w + channels, w, 3, padding=1) if full else None
             self.norm3 = _norm(norm, w) if full else None
             self.out = nn.Conv2d(w, channels, 3, padding=1)
+            if self.warp:
+                nn.init.zeros_(self.out.weight)
+                nn.init.zeros_(self.out.bias)
         self.act = nn.LeakyReLU(0.2)
 
     def forward(self, z: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
@@ -150,21 +170,33 @@ class PairGenerator(nn.Module):
         e2 = self.act(self.enc2(e1))  # (B, 2w, s/4, s/4)
         h = self.act(self.fc(z)).view(z.shape[0], -1, self.s0, self.s0)
         h = self.act(self.norm1(upsample_conv(torch.cat([h, e2], 1), self.conv1)))  # (B, w, s/2, s/2)
+        base = context
         if self.warp:
-            return self._resample(context, torch.tanh(self.flow(h)) * self.MAX_DISP)
+            theta = None
+            if self.affine is not None:
+                theta = torch.tanh(self.affine(torch.cat([z, e2.mean((2, 3))], 1))) * self.affine_bound  # (B, 6)
+            base = self._resample(context, torch.tanh(self.flow(h)) * self.MAX_DISP, theta)
+            if not self.draw:
+                return base
         h = self.act(self.norm2(upsample_conv(torch.cat([h, e1], 1), self.conv2)))  # (B, w, s, s)
-        if self.conv3 is not None:
-            h = self.act(self.norm3(self.conv3(torch.cat([h, context], 1))))  # (B, w, s, s)
+        if self.conv3 is not None:  # the reference (decode, g_skip=full) or the warped image (warp_draw)
+            h = self.act(self.norm3(self.conv3(torch.cat([h, base], 1))))  # (B, w, s, s)
+        if self.warp:
+            return torch.clamp(base + to_image(h, self.out), -1, 1)  # clamp's gradient passes at the bounds
         return torch.tanh(to_image(h, self.out))
 
-    def _resample(self, x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
-        """x (B, C, s, s) at the pixel centres + flow (B, 2 = (dx, dy), s/2, s/2) upsampled to s -> (B, C, s, s).
+    def _resample(self, x: torch.Tensor, flow: torch.Tensor, theta: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, C, s, s) at the pixel centres + flow (B, 2 = (dx, dy), s/2, s/2) upsampled to s [+ the affine
+        displacement theta (B, 6) = (a, b, c, d, tx, ty): (a x + b y + tx, c x + d y + ty)] -> (B, C, s, s).
         Background is -1 in model space: shifted so that grid_sample's zero padding is background."""
         s = self.size
         flow = nn.functional.interpolate(flow, size=(s, s), mode="bilinear", align_corners=False)
         c = torch.linspace(-1 + 1 / s, 1 - 1 / s, s, dtype=x.dtype, device=x.device)  # pixel centres
         ident = torch.stack(torch.meshgrid(c, c, indexing="xy"), -1)  # (s, s, 2): [..., 0] = x, [..., 1] = y
         grid = ident + flow.permute(0, 2, 3, 1)
+        if theta is not None:
+            lin, shift = theta[:, :4].view(-1, 1, 2, 2), theta[:, 4:].view(-1, 1, 1, 2)
+            grid = grid + (lin @ ident.view(1, -1, 2, 1)).view(-1, s, s, 2) + shift
         return nn.functional.grid_sample(x + 1, grid, mode="bilinear", padding_mode="zeros", align_corners=False) - 1
 
 
