@@ -271,14 +271,14 @@ def test_diversity_term_is_added_to_every_generator_loss_and_raises_the_noise_re
     assert new > ratio
 
 
-@pytest.mark.parametrize("name, g_out, g_affine", [("fomaml", "warp", 0.0), ("reptile", "warp", 0.0),
-                                                    ("fomaml", "warp_draw", 0.25), ("reptile", "warp", 0.25)])
-def test_warp_generator_meta_gradients_vmap_equals_loop(name, g_out, g_affine):
+@pytest.mark.parametrize("g_affine", [0.0, 0.25])
+@pytest.mark.parametrize("name", ["fomaml", "reptile"])
+def test_warp_generator_meta_gradients_vmap_equals_loop(name, g_affine):
     """model.g_out=warp (grid_sample) under the first-order meta-learners' vmap (second order runs the loop:
     grid_sample's double backward is in-place, which vmap refuses; config.validate and vectorize_mode see to it)."""
-    prob, pg, pd = make_problem("ns", condition="image", g_out=g_out, g_affine=g_affine)
+    prob, pg, pd = make_problem("ns", condition="image", g_out="warp", g_affine=g_affine)
     with torch.no_grad():  # leave the zero initialisation, where the field does not yet depend on its input
-        for k in ("flow.weight", "affine.weight", "out.weight"):
+        for k in ("flow.weight", "affine.weight"):
             if k in pg:
                 pg[k].normal_(0, 0.3)
     tasks = make_tasks(SCHED, prob.z_dim, seed=10)
@@ -297,9 +297,9 @@ def test_warp_generator_second_order_runs_the_loop():
     base = ["model.condition=image", "model.g_out=warp", "meta.learner=maml", "task.meta_batch=2"]
     cfg = apply_overrides(get_preset("tiny"), base)
     assert vectorize_mode(build_system(cfg)) == "loop"
-    assert vectorize_mode(build_system(apply_overrides(cfg, ["model.g_out=warp_draw"]))) == "loop"
+    assert vectorize_mode(build_system(apply_overrides(cfg, ["model.g_affine=0.25"]))) == "loop"
     with pytest.raises(ConfigError, match="meta.vectorize=loop or auto"):
         validate(apply_overrides(cfg, ["meta.vectorize=vmap"]))
-    prob, pg, pd = make_problem("ns", condition="image", g_out="warp")
+    prob, pg, pd = make_problem("ns", condition="image", g_out="warp", g_affine=0.25)
     g, _ = meta_gradients(MAML(prob, SCHED, 0.1, 0.1), {"g": pg, "d": pd}, make_tasks(SCHED, prob.z_dim), "loop")
     assert all(torch.isfinite(v).all() for v in g["g"].values())

@@ -56,9 +56,8 @@ class ModelConfig:
     # condition=image: what the generator outputs. decode: the decoder draws the image | warp: the reference image
     # resampled along a smooth displacement field (at most 1/8 of the image) that the decoder predicts from the
     # reference and z, so strokes keep their look and z moves them (needs g_skip=half: nothing is drawn)
-    # | warp_draw: the warp, then a drawing stage at full resolution adds a residual to the warped image
     g_out: str = "decode"
-    # g_out=warp or warp_draw: bound of a global affine displacement driven by z (0 = off; 0.25 = up to 1/8 of the
+    # g_out=warp: bound of a global affine displacement driven by z (0 = off; 0.25 = up to 1/8 of the
     # image of shift and a 0.25 linear part: about 14 degrees of rotation, 25% of scale or shear)
     g_affine: float = 0.0
     d_depth: int = 2  # conv discriminator: 2 strided convolutions, or 3 (one more 3x3 conv at s/4)
@@ -146,7 +145,7 @@ CHOICES = {
     "meta.outer_optimizer": ("adam", "sgd"),
     "meta.vectorize": ("vmap", "loop", "auto"),
     "model.g_skip": ("half", "full"),
-    "model.g_out": ("decode", "warp", "warp_draw"),
+    "model.g_out": ("decode", "warp"),
     "model.d_depth": (2, 3),
     "train.dtype": ("float32", "float64"),
 }
@@ -351,8 +350,8 @@ def vmap_refusal(cfg: Config) -> str | None:
     """Why the meta-gradient of this config cannot run under vmap, or None where it can: second order through
     the warp generator (grid_sample's double backward is an in-place operation vmap refuses)."""
     second_order = cfg.meta.learner == "maml" or (cfg.meta.learner == "metasgd" and not cfg.meta.first_order)
-    if second_order and cfg.model.g_out != "decode":
-        return (f"second-order meta-gradients through model.g_out={cfg.model.g_out} cannot run under vmap (grid_sample's double "
+    if second_order and cfg.model.g_out == "warp":
+        return ("second-order meta-gradients through model.g_out=warp cannot run under vmap (grid_sample's double "
                 "backward is in-place)")
     return None
 
@@ -388,12 +387,12 @@ def validate(cfg: Config) -> None:
     if cfg.model.g_skip != "half" and cfg.model.condition != "image":
         raise ConfigError(f"model.g_skip={cfg.model.g_skip} is a skip from the reference image: it needs "
                           "model.condition=image (or leave model.g_skip=half)")
-    if cfg.model.g_out != "decode" and (cfg.model.condition != "image" or cfg.model.g_skip != "half"):
-        raise ConfigError(f"model.g_out={cfg.model.g_out} resamples the reference image: it needs model.condition=image "
-                          "and model.g_skip=half (or leave model.g_out=decode)")
+    if cfg.model.g_out == "warp" and (cfg.model.condition != "image" or cfg.model.g_skip != "half"):
+        raise ConfigError("model.g_out=warp resamples the reference image: it needs model.condition=image and "
+                          "model.g_skip=half (or leave model.g_out=decode)")
     if cfg.model.g_affine < 0 or (cfg.model.g_affine > 0 and cfg.model.g_out == "decode"):
         raise ConfigError(f"model.g_affine={cfg.model.g_affine} bounds the warp's affine component: it needs "
-                          "model.g_out=warp or warp_draw and a value >= 0 (0 = off)")
+                          "model.g_out=warp and a value >= 0 (0 = off)")
     if cfg.meta.vectorize == "vmap" and vmap_refusal(cfg):
         raise ConfigError(f"{vmap_refusal(cfg)}: set meta.vectorize=loop or auto")
     for name in ("mismatch", "diversity", "diversity_tau"):

@@ -114,12 +114,7 @@ class PairGenerator(nn.Module):
     MAX_DISP in grid_sample's [-1, 1] coordinates, upsampled bilinearly to s, so it is smooth); the sample is the
     reference image resampled along it. Zero-initialised: the untrained generator returns its reference.
 
-    out="warp_draw": the warp, then a drawing stage at full resolution (the decoder's s/2 features upsampled, beside
-    the warped image) adds a residual to the warped image (clamped to [-1, 1]), so strokes can also be redrawn where
-    moving them is not enough. Its output convolution is zero-initialised: the untrained generator still returns
-    its reference.
-
-    affine > 0 (either warp): a global affine component from z and the reference's pooled s/4 features is added to
+    affine > 0 (out="warp"): a global affine component from z and the reference's pooled s/4 features is added to
     the displacement field (linear part and translation each tanh-bounded to `affine` in [-1, 1] coordinates), so
     z can rotate, scale, shear and shift the whole character, as classic augmentation does, with a distribution
     the GAN learns. Zero-initialised."""
@@ -131,8 +126,7 @@ class PairGenerator(nn.Module):
                  out: str = "decode", affine: float = 0.0):
         super().__init__()
         self.z_dim, self.channels, self.size = z_dim, channels, size
-        self.warp = out in ("warp", "warp_draw")
-        self.draw = out != "warp"  # decode, or warp_draw's residual stage
+        self.warp = out == "warp"
         self.affine_bound = affine
         self.s0 = size // 4
         w = width
@@ -149,20 +143,16 @@ class PairGenerator(nn.Module):
             if self.affine is not None:
                 nn.init.zeros_(self.affine.weight)
                 nn.init.zeros_(self.affine.bias)
-        if self.draw:
+        else:
             self.conv2 = nn.Conv2d(2 * w, w, 3, padding=1)
             self.norm2 = _norm(norm, w)
             # skip=full: one more 3x3 stage at full resolution that reads the reference image itself beside the
             # decoder's features (a skip at every resolution, as DAGAN's U-Net), so strokes can be kept in place
             # and moved locally rather than redrawn from s/2 features
-            # warp_draw reads the warped image there the same way
-            full = skip == "full" or self.warp
+            full = skip == "full"
             self.conv3 = nn.Conv2d(w + channels, w, 3, padding=1) if full else None
             self.norm3 = _norm(norm, w) if full else None
             self.out = nn.Conv2d(w, channels, 3, padding=1)
-            if self.warp:
-                nn.init.zeros_(self.out.weight)
-                nn.init.zeros_(self.out.bias)
         self.act = nn.LeakyReLU(0.2)
 
     def forward(self, z: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
@@ -170,19 +160,14 @@ class PairGenerator(nn.Module):
         e2 = self.act(self.enc2(e1))  # (B, 2w, s/4, s/4)
         h = self.act(self.fc(z)).view(z.shape[0], -1, self.s0, self.s0)
         h = self.act(self.norm1(upsample_conv(torch.cat([h, e2], 1), self.conv1)))  # (B, w, s/2, s/2)
-        base = context
         if self.warp:
             theta = None
             if self.affine is not None:
                 theta = torch.tanh(self.affine(torch.cat([z, e2.mean((2, 3))], 1))) * self.affine_bound  # (B, 6)
-            base = self._resample(context, torch.tanh(self.flow(h)) * self.MAX_DISP, theta)
-            if not self.draw:
-                return base
+            return self._resample(context, torch.tanh(self.flow(h)) * self.MAX_DISP, theta)
         h = self.act(self.norm2(upsample_conv(torch.cat([h, e1], 1), self.conv2)))  # (B, w, s, s)
-        if self.conv3 is not None:  # the reference (decode, g_skip=full) or the warped image (warp_draw)
-            h = self.act(self.norm3(self.conv3(torch.cat([h, base], 1))))  # (B, w, s, s)
-        if self.warp:
-            return torch.clamp(base + to_image(h, self.out), -1, 1)  # clamp's gradient passes at the bounds
+        if self.conv3 is not None:
+            h = self.act(self.norm3(self.conv3(torch.cat([h, context], 1))))  # (B, w, s, s)
         return torch.tanh(to_image(h, self.out))
 
     def _resample(self, x: torch.Tensor, flow: torch.Tensor, theta: torch.Tensor | None = None) -> torch.Tensor:
