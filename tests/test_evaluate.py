@@ -79,9 +79,9 @@ def test_a_generator_that_diverges_is_counted_and_scored_as_failing(net):
 
 
 def test_confidence_half_width_uses_student_t():
-    from metagan.evaluate import _ci95
-    assert _ci95([1.0, 2.0, 3.0]) == pytest.approx(4.302653 / 3 ** 0.5, rel=1e-5)  # t(0.975, 2 dof), sd 1
-    assert _ci95([5.0]) == 0.0
+    from metagan.evaluate import ci95
+    assert ci95([1.0, 2.0, 3.0]) == pytest.approx(4.302653 / 3 ** 0.5, rel=1e-5)  # t(0.975, 2 dof), sd 1
+    assert ci95([5.0]) == 0.0
 
 
 def test_no_augmentation_has_no_generative_metrics_and_is_deterministic(net):
@@ -174,7 +174,31 @@ def test_benchmark_resumes_and_merges_folders(tmp_path, monkeypatch):
                           log=logged.append, **kw)
     assert any('"kept": "affine"' in line for line in logged) and not any('"kept": "no-aug' in x for x in logged)
     assert again["methods"]["affine"] == first["methods"]["affine"] and "no-augmentation" in again["methods"]
-    with pytest.raises(ConfigError, match="another benchmark"):
-        run_benchmark("omniglot", "full", tmp_path / "b", methods=["no-augmentation"], log=lambda m: None, **kw)
+    assert json.loads((tmp_path / "b" / "results.json").read_text())["methods"] == json.loads(json.dumps(again))["methods"]
     with pytest.raises(ConfigError, match="in both"):
         merge_results([tmp_path / "b", tmp_path / "a"], tmp_path / "m2")
+    # --lowdata-seeds: a kept method gets only the repeats; seed 0 is the table's run, seed 1 a run of the protocol
+    # with seed 1; the report pairs each method's seeds with no augmentation's
+    logged = []
+    for d, name in (("a", "no-augmentation"), ("b", "affine")):
+        run_benchmark("omniglot", "small", tmp_path / d, methods=[name], log=logged.append, lowdata_seeds=2, **kw)
+    assert sum('"adding": "lowdata_seeds"' in line for line in logged) == 2
+    spread = merge_results([tmp_path / "a", tmp_path / "b"], tmp_path / "m3")["methods"]
+    for name in ("no-augmentation", "affine"):
+        sp = spread[name]["lowdata_seeds"]
+        assert sp["n"] == 5 and sp["seeds"] == [0, 1]
+        assert sp["acc"][0] == spread[name]["k"]["1"]["lowdata_acc"]["5"]
+    from dataclasses import replace
+
+    from metagan.cli import main
+    from metagan.config import DataConfig
+    from metagan.data import build_datasets
+    heldout = build_datasets(DataConfig(source="omniglot", image_size=28, root=str(omniglot)))[1]
+    seed1 = ev.lowdata_accuracy(affine_augmenter(), heldout, ev.chosen_classes(heldout, PROTO), replace(PROTO, seed=1))
+    assert spread["affine"]["lowdata_seeds"]["acc"][1] == seed1["5"]
+    acc, base = spread["affine"]["lowdata_seeds"]["acc"], spread["no-augmentation"]["lowdata_seeds"]["acc"]
+    gain = 100 * (acc[0] - base[0] + acc[1] - base[1]) / 2
+    assert f"| affine | 0-1 | {acc[0]:.3f}, {acc[1]:.3f} | {gain:+.1f} ± " in (tmp_path / "m3" / "results.md").read_text()
+    with pytest.raises(ConfigError, match="another benchmark"):
+        run_benchmark("omniglot", "full", tmp_path / "b", methods=["no-augmentation"], log=lambda m: None, **kw)
+    assert main(["benchmark", "--out", str(tmp_path / "c"), "--lowdata-seeds", "0"]) == 2

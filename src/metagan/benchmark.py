@@ -15,7 +15,7 @@ import json
 import platform
 import shutil
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -27,7 +27,7 @@ from .checkpoint import PRETRAINED_PREFIX, pretrained_names
 from .config import DataConfig, apply_overrides, get_preset
 from .data import build_datasets, files_inverted, from_model_space, save_grid, to_model_space
 from .errors import ConfigError
-from .evaluate import PROTOCOLS, chosen_classes, evaluate, lowdata_accuracy
+from .evaluate import PROTOCOLS, ci95, chosen_classes, evaluate, lowdata_accuracy
 from .metrics.features import ASSET, load_feature_net, sha256
 from .plots import plot_results
 from .train import train
@@ -74,7 +74,13 @@ def _train_method(preset: str, budget: dict, data_root: str | None, out: Path, p
 
 def run_benchmark(suite: str, budget_name: str, out: str | Path, data_root: str | None = None,
                   checkpoints: dict[str, str] | None = None, methods: list[str] | None = None,
-                  shots: tuple[int, ...] = SHOTS, progress: bool = True, log=print) -> dict:
+                  shots: tuple[int, ...] = SHOTS, progress: bool = True, log=print, lowdata_seeds: int = 1) -> dict:
+    """lowdata_seeds > 1: the low-data cell at the smallest n is repeated with protocol seeds 0..lowdata_seeds-1
+    (each class's split into training and test images, and the classifier's initialisation; the same classes;
+    seed 0 is the table's run) and stored per method as "lowdata_seeds"; the report gives each method's paired
+    gain over no augmentation with its interval. A kept method (resumed folder) gets only the missing repeats."""
+    if lowdata_seeds < 1:
+        raise ConfigError(f"--lowdata-seeds must be at least 1 (1 = the single run of the table), got {lowdata_seeds}")
     if suite != "omniglot":
         raise ConfigError(f"unknown suite {suite!r}; suites are: omniglot")
     if budget_name not in BUDGETS:
@@ -94,49 +100,76 @@ def run_benchmark(suite: str, budget_name: str, out: str | Path, data_root: str 
                      "metagan_version": __version__, "torch": torch.__version__, "machine": platform.machine(),
                      "heldout": f"Omniglot evaluation split, {heldout.num_classes} classes", "methods": {}}
     previous = _previous_results(out / "results.json", results)
+    classes = chosen_classes(heldout, protocol)
     for name in methods or list(METHODS):
         done = previous.get(name)
-        if done and set(map(str, shots)) <= set(done["k"]) and (
-                name not in checkpoints or done["info"].get("checkpoint") == checkpoints[name]):
+        keep = done and set(map(str, shots)) <= set(done["k"]) and (
+            name not in checkpoints or done["info"].get("checkpoint") == checkpoints[name])
+        if keep and len(done.get("lowdata_seeds", {}).get("acc", [None])) >= lowdata_seeds:
             results["methods"][name] = done
             log(json.dumps({"kept": name, "from": str(out / "results.json")}))
             continue
         t0 = time.perf_counter()
-        preset = METHODS[name]
-        info: dict = {}
-        if name == "no-augmentation":
-            gen = None
-        elif name == "affine":
-            gen = affine_augmenter()
-        elif name == "gan-from-scratch":
-            gen = metagan_generator(scratch_model(get_preset("omniglot-dawson")), budget["adapt_steps"],
-                                    use_ema=False)
-            info["config"] = "omniglot-dawson architecture (unconditional), random init"
+        gen, info = _method_generator(name, budget, checkpoints, data_root, out, progress, log)
+        if keep:  # evaluated before: only the low-data repeats are missing
+            entry = done
+            log(json.dumps({"kept": name, "from": str(out / "results.json"), "adding": "lowdata_seeds"}))
         else:
-            if name not in checkpoints and budget["pretrained"] and preset in pretrained_names():
-                checkpoints[name] = PRETRAINED_PREFIX + preset
-            if name not in checkpoints:
-                log(json.dumps({"training": name, "preset": preset, "steps": budget["steps"][preset]}))
-                checkpoints[name] = str(_train_method(preset, budget, data_root, out, progress))
-            model = load(checkpoints[name])
-            gen = metagan_generator(model, budget["adapt_steps"])
-            info.update({"checkpoint": checkpoints[name], "preset": preset, "train_steps": model.step})
-        train_s = time.perf_counter() - t0
-        low = lowdata_accuracy(gen, heldout, chosen_classes(heldout, protocol), protocol)
-        per_k = {}
-        for k in shots:
-            r = evaluate(gen, heldout, k, net, protocol, lowdata=low)
-            per_k[str(k)] = r
-        info.update({"train_seconds": round(train_s, 1), "eval_seconds": round(time.perf_counter() - t0 - train_s, 1)})
-        results["methods"][name] = {"info": info, "k": per_k}
-        if gen is not None:
-            _sample_grid(gen, heldout, protocol, out / f"samples-{name}.png", files_inverted(data_cfg))
-        log(json.dumps({"method": name, **info,
-                        **{f"k{k}_{m}": _round(per_k[str(k)][m]) for k in shots for m in ("fd", "fidelity")}}))
+            train_s = time.perf_counter() - t0
+            low = lowdata_accuracy(gen, heldout, classes, protocol)
+            per_k = {str(k): evaluate(gen, heldout, k, net, protocol, lowdata=low) for k in shots}
+            info.update({"train_seconds": round(train_s, 1),
+                         "eval_seconds": round(time.perf_counter() - t0 - train_s, 1)})
+            entry = {"info": info, "k": per_k}
+            if gen is not None:
+                _sample_grid(gen, heldout, protocol, out / f"samples-{name}.png", files_inverted(data_cfg))
+            log(json.dumps({"method": name, **info,
+                            **{f"k{k}_{m}": _round(per_k[str(k)][m]) for k in shots for m in ("fd", "fidelity")}}))
+        if lowdata_seeds > 1:
+            entry["lowdata_seeds"] = _lowdata_seeds(gen, heldout, classes, protocol, entry, lowdata_seeds)
+            log(json.dumps({"method": name, "lowdata_seeds": entry["lowdata_seeds"]}))
+        results["methods"][name] = entry
         (out / "results.json").write_text(json.dumps(results, indent=2))
+    (out / "results.json").write_text(json.dumps(results, indent=2))  # kept methods after the last evaluated one
     (out / "results.md").write_text(report_markdown(results))
     plot_results(results, out / "metrics.png")
     return results
+
+
+def _method_generator(name: str, budget: dict, checkpoints: dict, data_root, out: Path, progress: bool, log):
+    """The few-shot generator of a method (None for no augmentation), training its preset first when the
+    budget has no shipped model for it and no checkpoint was given; and what to record about it."""
+    preset = METHODS[name]
+    info: dict = {}
+    if name == "no-augmentation":
+        gen = None
+    elif name == "affine":
+        gen = affine_augmenter()
+    elif name == "gan-from-scratch":
+        gen = metagan_generator(scratch_model(get_preset("omniglot-dawson")), budget["adapt_steps"],
+                                use_ema=False)
+        info["config"] = "omniglot-dawson architecture (unconditional), random init"
+    else:
+        if name not in checkpoints and budget["pretrained"] and preset in pretrained_names():
+            checkpoints[name] = PRETRAINED_PREFIX + preset
+        if name not in checkpoints:
+            log(json.dumps({"training": name, "preset": preset, "steps": budget["steps"][preset]}))
+            checkpoints[name] = str(_train_method(preset, budget, data_root, out, progress))
+        model = load(checkpoints[name])
+        gen = metagan_generator(model, budget["adapt_steps"])
+        info.update({"checkpoint": checkpoints[name], "preset": preset, "train_steps": model.step})
+    return gen, info
+
+
+def _lowdata_seeds(gen, heldout, classes: list[int], protocol, entry: dict, seeds: int) -> dict:
+    """Low-data accuracy at the smallest n for protocol seeds 0..seeds-1 (seed 0: the table's run, reused)."""
+    n = min(protocol.lowdata_n)
+    first = next(iter(entry["k"].values()))["lowdata_acc"][str(n)]
+    acc = list(entry.get("lowdata_seeds", {}).get("acc", [first]))
+    for r in range(len(acc), seeds):
+        p = replace(protocol, seed=protocol.seed + r, lowdata_n=(n,))
+        acc.append(lowdata_accuracy(gen, heldout, classes, p)[str(n)])
+    return {"n": n, "seeds": list(range(protocol.seed, protocol.seed + seeds)), "acc": acc}
 
 
 _HEADER = ("suite", "budget", "adapt_steps", "protocol", "feature_net", "heldout")
@@ -224,6 +257,7 @@ def report_markdown(results: dict) -> str:
             pa = r["protonet_acc"]
             lines.append(f"| {name} | " + " | ".join(cells) + f" | {low} | {pa['mean']:.3f} ± {pa['ci95']:.3f} |")
         lines.append("")
+    lines += _spread_lines(results)
     notes = []
     for name, m in results["methods"].items():
         for k in (k for k in shots if k in m["k"]):
@@ -239,6 +273,27 @@ def report_markdown(results: dict) -> str:
               "plus the method's generated ones. Proto acc: prototypes from K real supports plus generated samples; "
               "± is the 95% confidence half-width over episodes.", ""]
     return "\n".join(lines)
+
+
+def _spread_lines(results: dict) -> list[str]:
+    """The low-data repeats (`--lowdata-seeds`): each method's accuracy per protocol seed and its paired gain over
+    no augmentation (per-seed differences, mean ± 95% half-width, t) on the seeds both ran."""
+    spread = {name: m["lowdata_seeds"] for name, m in results["methods"].items() if "lowdata_seeds" in m}
+    if not spread:
+        return []
+    base = spread.get("no-augmentation")
+    n = next(iter(spread.values()))["n"]
+    lines = [f"## Low-data spread (n = {n}, repeated over protocol seeds)", "",
+             "| method | seeds | accuracy per seed | paired gain over no augmentation (points) |", "|---|---|---|---|"]
+    for name, sp in spread.items():
+        gain = "-"
+        if base is not None and name != "no-augmentation":
+            common = min(len(sp["acc"]), len(base["acc"]))
+            diffs = [100 * (a - b) for a, b in zip(sp["acc"][:common], base["acc"][:common])]
+            gain = f"{sum(diffs) / common:+.1f} ± {ci95(diffs):.1f} ({common} seeds)"
+        seeds = f"{sp['seeds'][0]}-{sp['seeds'][-1]}"
+        lines.append(f"| {name} | {seeds} | " + ", ".join(f"{a:.3f}" for a in sp["acc"]) + f" | {gain} |")
+    return lines + [""]
 
 
 def _real_copy(results: dict, shots: list[str]) -> str:

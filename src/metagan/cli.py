@@ -167,7 +167,8 @@ def _benchmark(args: argparse.Namespace) -> int:
         return 0
     checkpoints = dict(item.split("=", 1) for item in (args.checkpoint or []))
     run_benchmark(args.suite, args.budget, args.out, data_root=args.data_dir, checkpoints=checkpoints,
-                  methods=args.methods, shots=tuple(args.shots), progress=not args.no_progress)
+                  methods=args.methods, shots=tuple(args.shots), progress=not args.no_progress,
+                  lowdata_seeds=args.lowdata_seeds)
     print((Path(args.out) / "results.md").read_text())
     return 0
 
@@ -259,6 +260,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--checkpoint", action="append", metavar="METHOD=RUN", help="use a trained run for a method")
     b.add_argument("--methods", nargs="+", default=None, help="a subset of the methods")
     b.add_argument("--shots", type=int, nargs="+", default=[1, 5])
+    b.add_argument("--lowdata-seeds", type=int, default=1, metavar="N",
+                   help="repeat the low-data cell at the smallest n over protocol seeds 0..N-1 and report each "
+                        "method's paired gain over no augmentation with its interval (a kept method gets only the "
+                        "repeats)")
     b.add_argument("--merge", nargs="+", metavar="DIR", default=None,
                    help="combine the results of benchmark folders run with different --methods into --out")
     b.add_argument("--no-progress", action="store_true")

@@ -59,7 +59,7 @@ def embed(net: nn.Module, x: Tensor, batch: int = 512) -> Tensor:
     return torch.cat([net(x[i:i + batch].float()) for i in range(0, len(x), batch)])
 
 
-def _ci95(values: list[float]) -> float:
+def ci95(values: list[float]) -> float:
     """Half-width of the 95% confidence interval of the mean (Student t: the support draws are few)."""
     if len(values) < 2:
         return 0.0
@@ -108,7 +108,7 @@ def _fidelity(gen: list[Tensor], sup: list[Tensor], n_way: int) -> float:
 
 def _over_draws(key: str, values: list[float]) -> dict:
     """A per-draw metric as reported: its mean, the 95% confidence half-width and the values."""
-    return {key: sum(values) / len(values), f"{key}_ci95": _ci95(values), f"{key}_draws": values}
+    return {key: sum(values) / len(values), f"{key}_ci95": ci95(values), f"{key}_draws": values}
 
 
 def generative_metrics(net, draws, fakes, protocol: Protocol) -> dict:
@@ -154,7 +154,7 @@ def protonet_accuracy(net, draws, fakes, protocol: Protocol, queries: int = 5) -
         labels = torch.arange(n_way).repeat_interleave(queries)
         pred = distances(torch.cat(qs), torch.stack(protos)).argmin(1)
         accs.append(float((pred == labels).double().mean()))
-    return {"mean": sum(accs) / len(accs), "ci95": _ci95(accs), "n_way": n_way, "episodes": protocol.episodes}
+    return {"mean": sum(accs) / len(accs), "ci95": ci95(accs), "n_way": n_way, "episodes": protocol.episodes}
 
 
 class _SmallCNN(nn.Module):
