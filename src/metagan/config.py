@@ -393,7 +393,7 @@ def validate(cfg: Config) -> None:
                           "model.g_skip=half (or leave model.g_out=decode)")
     if cfg.model.g_affine < 0 or (cfg.model.g_affine > 0 and cfg.model.g_out == "decode"):
         raise ConfigError(f"model.g_affine={cfg.model.g_affine} bounds the warp's affine component: it needs "
-                          "model.g_out=warp and a value >= 0 (0 = off)")
+                          "model.g_out=warp and a value >= 0 (with model.g_out=decode set model.g_affine=0)")
     if cfg.meta.vectorize == "vmap" and vmap_refusal(cfg):
         raise ConfigError(f"{vmap_refusal(cfg)}: set meta.vectorize=loop or auto")
     for name in ("mismatch", "diversity", "diversity_tau"):
