@@ -179,11 +179,14 @@ def test_benchmark_resumes_and_merges_folders(tmp_path, monkeypatch):
         merge_results([tmp_path / "b", tmp_path / "a"], tmp_path / "m2")
     # --lowdata-seeds: a kept method gets only the repeats; seed 0 is the table's run, seed 1 a run of the protocol
     # with seed 1; the report pairs each method's seeds with no augmentation's
+    # with another --methods, the folder's other methods stay in its results.json, in report order
+    run_benchmark("omniglot", "small", tmp_path / "b", methods=["affine"], log=lambda m: None, **kw)
+    assert list(json.loads((tmp_path / "b" / "results.json").read_text())["methods"]) == ["no-augmentation", "affine"]
     logged = []
-    for d, name in (("a", "no-augmentation"), ("b", "affine")):
-        run_benchmark("omniglot", "small", tmp_path / d, methods=[name], log=logged.append, lowdata_seeds=2, **kw)
+    run_benchmark("omniglot", "small", tmp_path / "b", methods=["affine", "no-augmentation"], log=logged.append,
+                  lowdata_seeds=2, **kw)
     assert sum('"adding": "lowdata_seeds"' in line for line in logged) == 2
-    spread = merge_results([tmp_path / "a", tmp_path / "b"], tmp_path / "m3")["methods"]
+    spread = merge_results([tmp_path / "b"], tmp_path / "m3")["methods"]
     for name in ("no-augmentation", "affine"):
         sp = spread[name]["lowdata_seeds"]
         assert sp["n"] == 5 and sp["seeds"] == [0, 1]

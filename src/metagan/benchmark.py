@@ -6,7 +6,7 @@ same adaptation budget, and writes DIR/results.json, DIR/results.md, DIR/metrics
 DIR/samples-<method>.png (each row a held-out class: 5 real images, then generated samples).
 
 A run resumes: methods already in DIR/results.json under the same protocol (and with the same checkpoint)
-are kept, so a killed run goes on where it stopped. Methods split over several processes (`--methods`,
+are kept, so a killed run goes on where it stopped; methods of the folder that a call does not name stay in it. Methods split over several processes (`--methods`,
 one DIR each) are combined into one report by `merge_results` (`metagan benchmark --merge DIR ... --out DIR`).
 """
 from __future__ import annotations
@@ -100,8 +100,11 @@ def run_benchmark(suite: str, budget_name: str, out: str | Path, data_root: str 
                      "metagan_version": __version__, "torch": torch.__version__, "machine": platform.machine(),
                      "heldout": f"Omniglot evaluation split, {heldout.num_classes} classes", "methods": {}}
     previous = _previous_results(out / "results.json", results)
+    requested = methods or list(METHODS)
+    # the folder's other methods stay in its results.json (same protocol, checked above)
+    results["methods"] = {name: m for name, m in previous.items() if name not in requested}
     classes = chosen_classes(heldout, protocol)
-    for name in methods or list(METHODS):
+    for name in requested:
         done = previous.get(name)
         keep = done and set(map(str, shots)) <= set(done["k"]) and (
             name not in checkpoints or done["info"].get("checkpoint") == checkpoints[name])
@@ -130,7 +133,8 @@ def run_benchmark(suite: str, budget_name: str, out: str | Path, data_root: str 
             log(json.dumps({"method": name, "lowdata_seeds": entry["lowdata_seeds"]}))
         results["methods"][name] = entry
         (out / "results.json").write_text(json.dumps(results, indent=2))
-    (out / "results.json").write_text(json.dumps(results, indent=2))  # kept methods after the last evaluated one
+    results["methods"] = _in_report_order(results["methods"])
+    (out / "results.json").write_text(json.dumps(results, indent=2))  # and kept methods after the last evaluated one
     (out / "results.md").write_text(report_markdown(results))
     plot_results(results, out / "metrics.png")
     return results
@@ -193,6 +197,11 @@ def _previous_results(path: Path, header: dict) -> dict:
     return prev.get("methods", {})
 
 
+def _in_report_order(methods: dict) -> dict:
+    order = [m for m in METHODS if m in methods] + sorted(set(methods) - set(METHODS))
+    return {name: methods[name] for name in order}
+
+
 def merge_results(dirs: list[str | Path], out: str | Path) -> dict:
     """One report from benchmark folders that ran different methods under the same protocol."""
     out = Path(out)
@@ -210,10 +219,9 @@ def merge_results(dirs: list[str | Path], out: str | Path) -> dict:
                 raise ConfigError(f"method {name!r} is in both {found[name]} and {d}; merge folders with "
                                   "different methods")
             found[name], methods[name] = d, m
-    order = [m for m in METHODS if m in found] + sorted(set(found) - set(METHODS))
-    merged["methods"] = {name: methods[name] for name in order}
+    merged["methods"] = _in_report_order(methods)
     out.mkdir(parents=True, exist_ok=True)
-    for name in order:
+    for name in merged["methods"]:
         grid = found[name] / f"samples-{name}.png"
         if grid.exists() and grid.resolve() != (out / grid.name).resolve():
             shutil.copyfile(grid, out / grid.name)
