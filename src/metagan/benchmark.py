@@ -6,8 +6,9 @@ same adaptation budget, and writes DIR/results.json, DIR/results.md, DIR/metrics
 DIR/samples-<method>.png (each row a held-out class: 5 real images, then generated samples).
 
 A run resumes: methods already in DIR/results.json under the same protocol (and with the same checkpoint)
-are kept, so a killed run goes on where it stopped; methods of the folder that a call does not name stay in it. Methods split over several processes (`--methods`,
-one DIR each) are combined into one report by `merge_results` (`metagan benchmark --merge DIR ... --out DIR`).
+are kept, so a killed run goes on where it stopped; methods of the folder that a call does not name stay in it.
+Methods split over several processes (`--methods`, one DIR each) are combined into one report by
+`merge_results` (`metagan benchmark --merge DIR ... --out DIR`).
 """
 from __future__ import annotations
 
