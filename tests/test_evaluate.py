@@ -205,3 +205,17 @@ def test_benchmark_resumes_and_merges_folders(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="another benchmark"):
         run_benchmark("omniglot", "full", tmp_path / "b", methods=["no-augmentation"], log=lambda m: None, **kw)
     assert main(["benchmark", "--out", str(tmp_path / "c"), "--lowdata-seeds", "0"]) == 2
+
+
+def test_a_stored_row_is_not_kept_once_its_checkpoint_file_changed(tmp_path):
+    from metagan.benchmark import _weights_changed
+    from metagan.metrics.features import sha256
+    ck = tmp_path / "model.safetensors"
+    ck.write_bytes(b"weights")
+    info = {"checkpoint": str(ck), "checkpoint_sha256": sha256(ck)}
+    assert not _weights_changed(info)
+    ck.write_bytes(b"re-exported weights")
+    assert _weights_changed(info)
+    ck.unlink()
+    assert _weights_changed(info)  # gone: evaluate again (and say why there)
+    assert not _weights_changed({"checkpoint": str(ck)})  # rows stored before the hash: matched by name

@@ -5,8 +5,8 @@ DIR/runs/ unless checkpoints are given, evaluates every method at every K with t
 same adaptation budget, and writes DIR/results.json, DIR/results.md, DIR/metrics.png (bar charts) and
 DIR/samples-<method>.png (each row a held-out class: 5 real images, then generated samples).
 
-A run resumes: methods already in DIR/results.json under the same protocol (and with the same checkpoint)
-are kept, so a killed run goes on where it stopped; methods of the folder that a call does not name stay in it.
+A run resumes: methods already in DIR/results.json under the same protocol (and with the same checkpoint
+file: its sha256 is stored) are kept, so a killed run goes on where it stopped; methods of the folder that a call does not name stay in it.
 Methods split over several processes (`--methods`, one DIR each) are combined into one report by
 `merge_results` (`metagan benchmark --merge DIR ... --out DIR`).
 """
@@ -24,10 +24,10 @@ import torch
 from . import __version__
 from .adapt import load
 from .baselines import affine_augmenter, metagan_generator, scratch_model
-from .checkpoint import PRETRAINED_PREFIX, pretrained_names
+from .checkpoint import PRETRAINED_PREFIX, pretrained_names, resolve
 from .config import DataConfig, apply_overrides, get_preset
 from .data import build_datasets, files_inverted, from_model_space, save_grid, to_model_space
-from .errors import ConfigError
+from .errors import CheckpointError, ConfigError
 from .evaluate import PROTOCOLS, ci95, chosen_classes, evaluate, lowdata_accuracy
 from .metrics.features import ASSET, load_feature_net, sha256
 from .plots import plot_results
@@ -108,7 +108,8 @@ def run_benchmark(suite: str, budget_name: str, out: str | Path, data_root: str 
     for name in requested:
         done = previous.get(name)
         keep = done and set(map(str, shots)) <= set(done["k"]) and (
-            name not in checkpoints or done["info"].get("checkpoint") == checkpoints[name])
+            name not in checkpoints or done["info"].get("checkpoint") == checkpoints[name]) and not (
+            _weights_changed(done["info"]))
         if keep and len(done.get("lowdata_seeds", {}).get("acc", [None])) >= lowdata_seeds:
             results["methods"][name] = done
             log(json.dumps({"kept": name, "from": str(out / "results.json")}))
@@ -162,8 +163,20 @@ def _method_generator(name: str, budget: dict, checkpoints: dict, data_root, out
             checkpoints[name] = str(_train_method(preset, budget, data_root, out, progress))
         model = load(checkpoints[name])
         gen = metagan_generator(model, budget["adapt_steps"])
-        info.update({"checkpoint": checkpoints[name], "preset": preset, "train_steps": model.step})
+        info.update({"checkpoint": checkpoints[name], "checkpoint_sha256": sha256(resolve(checkpoints[name])),
+                     "preset": preset, "train_steps": model.step})
     return gen, info
+
+
+def _weights_changed(info: dict) -> bool:
+    """Whether a stored row's checkpoint file is no longer the one it was evaluated with (a re-exported
+    `pretrained:` model, a retrained run). Rows stored without the file's hash are matched by name only."""
+    if "checkpoint_sha256" not in info:
+        return False
+    try:
+        return sha256(resolve(info["checkpoint"])) != info["checkpoint_sha256"]
+    except CheckpointError:
+        return True
 
 
 def _lowdata_seeds(gen, heldout, classes: list[int], protocol, entry: dict, seeds: int) -> dict:
