@@ -110,7 +110,7 @@ def run_benchmark(suite: str, budget_name: str, out: str | Path, data_root: str 
         keep = done and set(map(str, shots)) <= set(done["k"]) and (
             name not in checkpoints or done["info"].get("checkpoint") == checkpoints[name]) and not (
             _weights_changed(done["info"]))
-        if keep and len(done.get("lowdata_seeds", {}).get("acc", [None])) >= lowdata_seeds:
+        if keep and len(_seed_accs(done, protocol)) >= lowdata_seeds:
             results["methods"][name] = done
             log(json.dumps({"kept": name, "from": str(out / "results.json")}))
             continue
@@ -179,11 +179,17 @@ def _weights_changed(info: dict) -> bool:
         return True
 
 
+def _seed_accs(entry: dict, protocol) -> list[float]:
+    """A row's low-data accuracies at the smallest n per protocol seed so far: its repeats, or the table's run."""
+    if "lowdata_seeds" in entry:
+        return list(entry["lowdata_seeds"]["acc"])
+    return [next(iter(entry["k"].values()))["lowdata_acc"][str(min(protocol.lowdata_n))]]
+
+
 def _lowdata_seeds(gen, heldout, classes: list[int], protocol, entry: dict, seeds: int) -> dict:
     """Low-data accuracy at the smallest n for protocol seeds 0..seeds-1 (seed 0: the table's run, reused)."""
     n = min(protocol.lowdata_n)
-    first = next(iter(entry["k"].values()))["lowdata_acc"][str(n)]
-    acc = list(entry.get("lowdata_seeds", {}).get("acc", [first]))
+    acc = _seed_accs(entry, protocol)
     for r in range(len(acc), seeds):
         p = replace(protocol, seed=protocol.seed + r, lowdata_n=(n,))
         acc.append(lowdata_accuracy(gen, heldout, classes, p)[str(n)])
