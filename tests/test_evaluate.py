@@ -219,3 +219,27 @@ def test_a_stored_row_is_not_kept_once_its_checkpoint_file_changed(tmp_path):
     ck.unlink()
     assert _weights_changed(info)  # gone: evaluate again (and say why there)
     assert not _weights_changed({"checkpoint": str(ck)})  # rows stored before the hash: matched by name
+
+
+def test_repeats_of_a_kept_row_adapt_the_model_it_was_evaluated_with(tmp_path, monkeypatch):
+    """--lowdata-seeds on a stored row of a trained method: the repeats use the row's checkpoint, not a new
+    training run (the small budget would otherwise train the method again)."""
+    import shutil
+    from pathlib import Path
+
+    from metagan import benchmark
+    from metagan import evaluate as ev
+    omniglot = Path(__file__).resolve().parents[2] / "shared" / "data" / "omniglot"
+    if not (omniglot / "images_evaluation.npz").exists():
+        pytest.skip("Omniglot not found")
+    monkeypatch.setitem(ev.PROTOCOLS, "small", PROTO)
+    ck = tmp_path / "fomaml.safetensors"
+    shutil.copy(Path(benchmark.__file__).parent / "pretrained" / "omniglot-fomaml.safetensors", ck)
+    kw = dict(data_root=str(omniglot), shots=(1,), progress=False, log=lambda m: None, methods=["metagan-fomaml"])
+    benchmark.run_benchmark("omniglot", "small", tmp_path / "b", checkpoints={"metagan-fomaml": str(ck)}, **kw)
+
+    def no_training(*a, **k):
+        raise AssertionError("trained the method again")
+    monkeypatch.setattr(benchmark, "_train_method", no_training)
+    row = benchmark.run_benchmark("omniglot", "small", tmp_path / "b", lowdata_seeds=2, **kw)["methods"]["metagan-fomaml"]
+    assert row["info"]["checkpoint"] == str(ck) and len(row["lowdata_seeds"]["acc"]) == 2

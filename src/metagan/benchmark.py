@@ -115,6 +115,8 @@ def run_benchmark(suite: str, budget_name: str, out: str | Path, data_root: str 
             log(json.dumps({"kept": name, "from": str(out / "results.json")}))
             continue
         t0 = time.perf_counter()
+        if keep and "checkpoint" in done["info"]:  # the repeats adapt the model the row was evaluated with
+            checkpoints[name] = done["info"]["checkpoint"]
         gen, info = _method_generator(name, budget, checkpoints, data_root, out, progress, log)
         if keep:  # evaluated before: only the low-data repeats are missing
             entry = done
