@@ -243,3 +243,39 @@ def test_repeats_of_a_kept_row_adapt_the_model_it_was_evaluated_with(tmp_path, m
     monkeypatch.setattr(benchmark, "_train_method", no_training)
     row = benchmark.run_benchmark("omniglot", "small", tmp_path / "b", lowdata_seeds=2, **kw)["methods"]["metagan-fomaml"]
     assert row["info"]["checkpoint"] == str(ck) and len(row["lowdata_seeds"]["acc"]) == 2
+
+
+def test_pretrain_only_is_the_finetune_model_without_adaptation(tmp_path, monkeypatch):
+    """pretrain-only reuses pretrain-finetune's checkpoint (no second training run) and does not adapt it."""
+    import shutil
+    from pathlib import Path
+
+    from metagan import benchmark
+    from metagan import evaluate as ev
+    from metagan.adapt import load
+    omniglot = Path(__file__).resolve().parents[2] / "shared" / "data" / "omniglot"
+    if not (omniglot / "images_evaluation.npz").exists():
+        pytest.skip("Omniglot not found")
+    monkeypatch.setitem(ev.PROTOCOLS, "small", PROTO)
+    ck = tmp_path / "joint.safetensors"
+    shutil.copy(Path(benchmark.__file__).parent / "pretrained" / "omniglot-joint.safetensors", ck)
+
+    def no_training(*a, **k):
+        raise AssertionError("trained the joint model again")
+    monkeypatch.setattr(benchmark, "_train_method", no_training)
+    res = benchmark.run_benchmark("omniglot", "small", tmp_path / "b", data_root=str(omniglot), shots=(1,),
+                                  progress=False, log=lambda m: None, checkpoints={"pretrain-finetune": str(ck)},
+                                  methods=["pretrain-finetune", "pretrain-only"])
+    pf, po = res["methods"]["pretrain-finetune"], res["methods"]["pretrain-only"]
+    assert po["info"]["checkpoint"] == pf["info"]["checkpoint"] == str(ck)
+    assert pf["info"]["adapt_steps"] == benchmark.BUDGETS["small"]["adapt_steps"] and po["info"]["adapt_steps"] == 0
+    assert po["k"]["1"]["fidelity"] != pf["k"]["1"]["fidelity"] or po["k"]["1"]["fd"] != pf["k"]["1"]["fd"]
+    assert "pretrain-only: 0 adaptation steps (not adapted" in (tmp_path / "b" / "results.md").read_text()
+    # what it samples is the un-adapted model's output
+    gen, _ = benchmark._method_generator("pretrain-only", benchmark.BUDGETS["small"], {"pretrain-only": str(ck)},
+                                         str(omniglot), tmp_path, False, print)
+    model, support = load(ck), torch.rand(3, 1, 28, 28) * 2 - 1
+    want = model.adapt(support, 0, torch.Generator().manual_seed(1)).sample(4, torch.Generator().manual_seed(2))
+    adapted = model.adapt(support, 5, torch.Generator().manual_seed(1)).sample(4, torch.Generator().manual_seed(2))
+    got = gen(support, 4, torch.Generator().manual_seed(2))
+    assert torch.equal(got, want) and not torch.equal(got, adapted)

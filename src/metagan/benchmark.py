@@ -33,12 +33,14 @@ from .metrics.features import ASSET, load_feature_net, sha256
 from .plots import plot_results
 from .train import train
 
-# method -> (preset to train, or None), in report order
+# method -> (preset to train, or None), in report order. pretrain-only is pretrain-finetune's model used without
+# adaptation (0 steps: the conditional generator transforms the K shots as it is, DAGAN's use)
 METHODS = {
     "no-augmentation": None,
     "affine": None,
     "gan-from-scratch": None,
     "pretrain-finetune": "omniglot-joint",
+    "pretrain-only": "omniglot-joint",
     "figr": "omniglot-figr",
     "dawson": "omniglot-dawson",
     "metagan-reptile": "omniglot-reptile",
@@ -46,6 +48,8 @@ METHODS = {
     "metagan-maml": "omniglot-maml",
     "metagan-metasgd": "omniglot-metasgd",
 }
+
+NO_ADAPTATION = {"pretrain-only": 0}  # methods that do not adapt (adaptation steps), whatever the budget
 
 BUDGETS = {
     # a smoke run: every method and metric, minutes of training each
@@ -160,13 +164,17 @@ def _method_generator(name: str, budget: dict, checkpoints: dict, data_root, out
     else:
         if name not in checkpoints and budget["pretrained"] and preset in pretrained_names():
             checkpoints[name] = PRETRAINED_PREFIX + preset
+        same = [m for m in checkpoints if m != name and METHODS.get(m) == preset]
+        if name not in checkpoints and same:  # another method's model of the same preset (trained above)
+            checkpoints[name] = checkpoints[same[0]]
         if name not in checkpoints:
             log(json.dumps({"training": name, "preset": preset, "steps": budget["steps"][preset]}))
             checkpoints[name] = str(_train_method(preset, budget, data_root, out, progress))
         model = load(checkpoints[name])
-        gen = metagan_generator(model, budget["adapt_steps"])
+        steps = NO_ADAPTATION.get(name, budget["adapt_steps"])
+        gen = metagan_generator(model, steps)
         info.update({"checkpoint": checkpoints[name], "checkpoint_sha256": sha256(resolve(checkpoints[name])),
-                     "preset": preset, "train_steps": model.step})
+                     "preset": preset, "train_steps": model.step, "adapt_steps": steps})
     return gen, info
 
 
@@ -290,6 +298,10 @@ def report_markdown(results: dict) -> str:
     lines += _spread_lines(results)
     notes = []
     for name, m in results["methods"].items():
+        steps = m.get("info", {}).get("adapt_steps")
+        if steps is not None and steps != results["adapt_steps"]:
+            notes.append(f"{name}: {steps} adaptation steps (" + ("not adapted: the pre-trained conditional generator "
+                         "transforms the K shots as it is" if steps == 0 else "its own setting") + ").")
         for k in (k for k in shots if k in m["k"]):
             r = m["k"][k]
             if r.get("nonfinite_sets"):
