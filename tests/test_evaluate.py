@@ -218,7 +218,18 @@ def test_a_stored_row_is_not_kept_once_its_checkpoint_file_changed(tmp_path):
     assert _weights_changed(info)
     ck.unlink()
     assert _weights_changed(info)  # gone: evaluate again (and say why there)
-    assert not _weights_changed({"checkpoint": str(ck)})  # rows stored before the hash: matched by name
+    assert not _weights_changed({"checkpoint": str(ck)})  # rows stored before the hash, without a step: by name
+
+
+def test_a_row_stored_without_a_hash_is_evaluated_again_when_the_models_step_changed():
+    """Rows stored before the hash (session 4's FIGR row) recorded the model's training step: a re-exported
+    model of another step is noticed."""
+    from metagan.benchmark import _weights_changed
+    name = "pretrained:omniglot-dawson"
+    from metagan.checkpoint import load
+    step = load(name).step
+    assert not _weights_changed({"checkpoint": name, "train_steps": step})
+    assert _weights_changed({"checkpoint": name, "train_steps": step - 1})
 
 
 def test_repeats_of_a_kept_row_adapt_the_model_it_was_evaluated_with(tmp_path, monkeypatch):

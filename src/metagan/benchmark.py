@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from . import __version__
+from . import checkpoint as ckpt
 from .adapt import load
 from .baselines import affine_augmenter, metagan_generator, scratch_model
 from .checkpoint import PRETRAINED_PREFIX, pretrained_names, resolve
@@ -180,11 +181,12 @@ def _method_generator(name: str, budget: dict, checkpoints: dict, data_root, out
 
 def _weights_changed(info: dict) -> bool:
     """Whether a stored row's checkpoint file is no longer the one it was evaluated with (a re-exported
-    `pretrained:` model, a retrained run). Rows stored without the file's hash are matched by name only."""
-    if "checkpoint_sha256" not in info:
-        return False
+    `pretrained:` model, a retrained run). Rows stored without the file's hash (before session 7) are compared
+    by the checkpoint's training step, which they recorded."""
     try:
-        return sha256(resolve(info["checkpoint"])) != info["checkpoint_sha256"]
+        if "checkpoint_sha256" in info:
+            return sha256(resolve(info["checkpoint"])) != info["checkpoint_sha256"]
+        return "train_steps" in info and ckpt.load(info["checkpoint"]).step != info["train_steps"]
     except CheckpointError:
         return True
 
