@@ -232,9 +232,9 @@ def test_a_row_stored_without_a_hash_is_evaluated_again_when_the_models_step_cha
     assert _weights_changed({"checkpoint": name, "train_steps": step - 1})
 
 
-def test_repeats_of_a_kept_row_adapt_the_model_it_was_evaluated_with(tmp_path, monkeypatch):
-    """--lowdata-seeds on a stored row of a trained method: the repeats use the row's checkpoint, not a new
-    training run (the small budget would otherwise train the method again)."""
+def _small_benchmark_with(tmp_path, monkeypatch, model: str):
+    """Omniglot (or skip), the small protocol made tiny, and a copy of a shipped model -> (data dir, copy);
+    the benchmark may not train anything afterwards (train_method raises)."""
     import shutil
     from pathlib import Path
 
@@ -244,36 +244,37 @@ def test_repeats_of_a_kept_row_adapt_the_model_it_was_evaluated_with(tmp_path, m
     if not (omniglot / "images_evaluation.npz").exists():
         pytest.skip("Omniglot not found")
     monkeypatch.setitem(ev.PROTOCOLS, "small", PROTO)
-    ck = tmp_path / "fomaml.safetensors"
-    shutil.copy(Path(benchmark.__file__).parent / "pretrained" / "omniglot-fomaml.safetensors", ck)
-    kw = dict(data_root=str(omniglot), shots=(1,), progress=False, log=lambda m: None, methods=["metagan-fomaml"])
-    benchmark.run_benchmark("omniglot", "small", tmp_path / "b", checkpoints={"metagan-fomaml": str(ck)}, **kw)
+    ck = tmp_path / f"{model}.safetensors"
+    shutil.copy(Path(benchmark.__file__).parent / "pretrained" / f"omniglot-{model}.safetensors", ck)
+    return omniglot, ck
+
+
+def _forbid_training(monkeypatch):
+    from metagan import benchmark
 
     def no_training(*a, **k):
-        raise AssertionError("trained the method again")
+        raise AssertionError("trained a method the benchmark had a model for")
     monkeypatch.setattr(benchmark, "_train_method", no_training)
+
+
+def test_repeats_of_a_kept_row_adapt_the_model_it_was_evaluated_with(tmp_path, monkeypatch):
+    """--lowdata-seeds on a stored row of a trained method: the repeats use the row's checkpoint, not a new
+    training run (the small budget would otherwise train the method again)."""
+    from metagan import benchmark
+    omniglot, ck = _small_benchmark_with(tmp_path, monkeypatch, "fomaml")
+    kw = dict(data_root=str(omniglot), shots=(1,), progress=False, log=lambda m: None, methods=["metagan-fomaml"])
+    benchmark.run_benchmark("omniglot", "small", tmp_path / "b", checkpoints={"metagan-fomaml": str(ck)}, **kw)
+    _forbid_training(monkeypatch)
     row = benchmark.run_benchmark("omniglot", "small", tmp_path / "b", lowdata_seeds=2, **kw)["methods"]["metagan-fomaml"]
     assert row["info"]["checkpoint"] == str(ck) and len(row["lowdata_seeds"]["acc"]) == 2
 
 
 def test_pretrain_only_is_the_finetune_model_without_adaptation(tmp_path, monkeypatch):
     """pretrain-only reuses pretrain-finetune's checkpoint (no second training run) and does not adapt it."""
-    import shutil
-    from pathlib import Path
-
     from metagan import benchmark
-    from metagan import evaluate as ev
     from metagan.adapt import load
-    omniglot = Path(__file__).resolve().parents[2] / "shared" / "data" / "omniglot"
-    if not (omniglot / "images_evaluation.npz").exists():
-        pytest.skip("Omniglot not found")
-    monkeypatch.setitem(ev.PROTOCOLS, "small", PROTO)
-    ck = tmp_path / "joint.safetensors"
-    shutil.copy(Path(benchmark.__file__).parent / "pretrained" / "omniglot-joint.safetensors", ck)
-
-    def no_training(*a, **k):
-        raise AssertionError("trained the joint model again")
-    monkeypatch.setattr(benchmark, "_train_method", no_training)
+    omniglot, ck = _small_benchmark_with(tmp_path, monkeypatch, "joint")
+    _forbid_training(monkeypatch)
     res = benchmark.run_benchmark("omniglot", "small", tmp_path / "b", data_root=str(omniglot), shots=(1,),
                                   progress=False, log=lambda m: None, checkpoints={"pretrain-finetune": str(ck)},
                                   methods=["pretrain-finetune", "pretrain-only"])
