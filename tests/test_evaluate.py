@@ -283,6 +283,14 @@ def test_pretrain_only_is_the_finetune_model_without_adaptation(tmp_path, monkey
     assert pf["info"]["adapt_steps"] == benchmark.BUDGETS["small"]["adapt_steps"] and po["info"]["adapt_steps"] == 0
     assert po["k"]["1"]["fidelity"] != pf["k"]["1"]["fidelity"] or po["k"]["1"]["fd"] != pf["k"]["1"]["fd"]
     assert "pretrain-only: 0 adaptation steps (not adapted" in (tmp_path / "b" / "results.md").read_text()
+    # in a folder that already holds pretrain-finetune's row (kept), pretrain-only takes that row's model too
+    kw = dict(data_root=str(omniglot), shots=(1,), progress=False, log=lambda m: None)
+    benchmark.run_benchmark("omniglot", "small", tmp_path / "c", checkpoints={"pretrain-finetune": str(ck)},
+                            methods=["pretrain-finetune"], **kw)
+    later = benchmark.run_benchmark("omniglot", "small", tmp_path / "c", methods=["pretrain-finetune", "pretrain-only"],
+                                    **kw)["methods"]["pretrain-only"]
+    assert later["info"]["checkpoint"] == str(ck)
+    assert json.loads(json.dumps(later["k"])) == json.loads(json.dumps(po["k"]))  # the same evaluation, as stored
     # what it samples is the un-adapted model's output
     gen, _ = benchmark._method_generator("pretrain-only", benchmark.BUDGETS["small"], {"pretrain-only": str(ck)},
                                          str(omniglot), tmp_path, False, print)

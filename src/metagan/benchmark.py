@@ -117,6 +117,8 @@ def run_benchmark(suite: str, budget_name: str, out: str | Path, data_root: str 
             _weights_changed(done["info"]))
         if keep and len(_seed_accs(done, protocol)) >= lowdata_seeds:
             results["methods"][name] = done
+            if "checkpoint" in done["info"]:  # a later method of the same preset reuses the model
+                checkpoints.setdefault(name, done["info"]["checkpoint"])
             log(json.dumps({"kept": name, "from": str(out / "results.json")}))
             continue
         t0 = time.perf_counter()
