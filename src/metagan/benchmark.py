@@ -50,7 +50,7 @@ METHODS = {
     "metagan-metasgd": "omniglot-metasgd",
 }
 
-NO_ADAPTATION = {"pretrain-only": 0}  # methods that do not adapt (adaptation steps), whatever the budget
+NOT_ADAPTED = {"pretrain-only"}  # methods whose model generates without adaptation (0 steps), whatever the budget
 
 BUDGETS = {
     # a smoke run: every method and metric, minutes of training each
@@ -115,15 +115,13 @@ def run_benchmark(suite: str, budget_name: str, out: str | Path, data_root: str 
         keep = done and set(map(str, shots)) <= set(done["k"]) and (
             name not in checkpoints or done["info"].get("checkpoint") == checkpoints[name]) and not (
             _weights_changed(done["info"]))
+        if keep and "checkpoint" in done["info"]:  # its repeats, and a later method of the same preset, use it
+            checkpoints[name] = done["info"]["checkpoint"]
         if keep and len(_seed_accs(done, protocol)) >= lowdata_seeds:
             results["methods"][name] = done
-            if "checkpoint" in done["info"]:  # a later method of the same preset reuses the model
-                checkpoints.setdefault(name, done["info"]["checkpoint"])
             log(json.dumps({"kept": name, "from": str(out / "results.json")}))
             continue
         t0 = time.perf_counter()
-        if keep and "checkpoint" in done["info"]:  # the repeats adapt the model the row was evaluated with
-            checkpoints[name] = done["info"]["checkpoint"]
         gen, info = _method_generator(name, budget, checkpoints, data_root, out, progress, log)
         if keep:  # evaluated before: only the low-data repeats are missing
             entry = done
@@ -174,7 +172,7 @@ def _method_generator(name: str, budget: dict, checkpoints: dict, data_root, out
             log(json.dumps({"training": name, "preset": preset, "steps": budget["steps"][preset]}))
             checkpoints[name] = str(_train_method(preset, budget, data_root, out, progress))
         model = load(checkpoints[name])
-        steps = NO_ADAPTATION.get(name, budget["adapt_steps"])
+        steps = 0 if name in NOT_ADAPTED else budget["adapt_steps"]
         gen = metagan_generator(model, steps)
         info.update({"checkpoint": checkpoints[name], "checkpoint_sha256": sha256(resolve(checkpoints[name])),
                      "preset": preset, "train_steps": model.step, "adapt_steps": steps})
@@ -302,10 +300,9 @@ def report_markdown(results: dict) -> str:
     lines += _spread_lines(results)
     notes = []
     for name, m in results["methods"].items():
-        steps = m.get("info", {}).get("adapt_steps")
-        if steps is not None and steps != results["adapt_steps"]:
-            notes.append(f"{name}: {steps} adaptation steps (" + ("not adapted: the pre-trained conditional generator "
-                         "transforms the K shots as it is" if steps == 0 else "its own setting") + ").")
+        if m.get("info", {}).get("adapt_steps") == 0 != results["adapt_steps"]:
+            notes.append(f"{name}: 0 adaptation steps (not adapted: the pre-trained conditional generator transforms "
+                         "the K shots as it is).")
         for k in (k for k in shots if k in m["k"]):
             r = m["k"][k]
             if r.get("nonfinite_sets"):
