@@ -57,3 +57,28 @@ def test_r1_penalty():
     disc = lambda x: x.pow(2).flatten(1).sum(1)  # noqa: E731
     real = t(1.0, 2.0, 0.0, 3.0).view(2, 1, 2)  # grads 2x: squared norms 4*5, 4*9
     assert losses.r1_penalty(disc, real).item() == pytest.approx((20 + 36) / 2)
+
+
+def test_mmd2_is_the_unbiased_estimate_with_the_stated_kernel():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(4, 3, generator=g, dtype=torch.float64), torch.randn(5, 3, generator=g, dtype=torch.float64) + 1
+    xy = torch.cat([x, y])
+    bw = sum(float((a - b).pow(2).sum()) for a in xy for b in xy) / len(xy) ** 2
+
+    def k(a, b):
+        d = float((a - b).pow(2).sum())
+        return sum(math.exp(-d / (s * bw)) for s in (0.25, 1.0, 4.0))
+    ref = (sum(k(x[i], x[j]) for i in range(4) for j in range(4) if i != j) / 12
+           + sum(k(y[i], y[j]) for i in range(5) for j in range(5) if i != j) / 20
+           - 2 * sum(k(a, b) for a in x for b in y) / 20)
+    assert losses.mmd2(x, y).item() == pytest.approx(ref, rel=1e-10)
+    # one distribution: mean near 0 (unbiased); two: clearly positive; finite gradients where x has duplicates
+    same = torch.stack([losses.mmd2(torch.randn(10, 3, generator=g), torch.randn(10, 3, generator=g))
+                        for _ in range(300)])
+    shifted = torch.stack([losses.mmd2(torch.randn(10, 3, generator=g), torch.randn(10, 3, generator=g) + 1.5)
+                           for _ in range(300)])
+    assert abs(same.mean().item()) < 3 * same.std().item() / math.sqrt(300)
+    assert shifted.mean().item() > 10 * same.std().item() / math.sqrt(300) and shifted.mean() > 0.1
+    x2 = torch.zeros(3, 2, requires_grad=True)
+    losses.mmd2(x2, torch.randn(3, 2, generator=g)).backward()
+    assert torch.isfinite(x2.grad).all()

@@ -15,13 +15,14 @@ K, Q, B = 2, 3, 3
 
 
 def make_problem(kind="ns", r1=0.0, model="conv", condition="none", mismatch=0.0, diversity=0.0, g_out="decode",
-                 g_affine=0.0):
+                 g_affine=0.0, outer_mmd=0.0, outer_adv=1.0):
     cfg = dataclasses.replace(get_preset("tiny").model, kind=model, hidden=8, condition=condition, e_dim=3,
                               g_out=g_out, g_affine=g_affine)
     torch.manual_seed(0)
     gen, disc = build_models(cfg, SHAPE)
     gen, disc = gen.double(), disc.double()
-    loss = LossConfig(kind=kind, r1_gamma=r1, mismatch=mismatch, diversity=diversity, diversity_tau=0.5)
+    loss = LossConfig(kind=kind, r1_gamma=r1, mismatch=mismatch, diversity=diversity, diversity_tau=0.5,
+                      outer_mmd=outer_mmd, outer_adv=outer_adv)
     return GanProblem(gen, disc, loss), params_of(gen), params_of(disc)
 
 
@@ -303,3 +304,64 @@ def test_warp_generator_second_order_runs_the_loop():
     prob, pg, pd = make_problem("ns", condition="image", g_out="warp", g_affine=0.25)
     g, _ = meta_gradients(MAML(prob, SCHED, 0.1, 0.1), {"g": pg, "d": pd}, make_tasks(SCHED, prob.z_dim), "loop")
     assert all(torch.isfinite(v).all() for v in g["g"].values())
+
+
+@pytest.mark.parametrize("condition", ["image", "none"])
+def test_outer_mmd_adds_the_match_in_the_given_discriminators_features_to_the_generators_query_loss(condition):
+    """loss.outer_mmd: G's query loss gains w MMD^2(features of (fake, reference) pairs, features of (query,
+    reference) pairs) under the discriminator d_feat (the meta-learners pass the meta-discriminator), D's loss is
+    unchanged; outer_adv=0 drops the adversarial term."""
+    from torch.func import functional_call
+    from metagan import losses
+    prob, pg, pd = make_problem("ns", condition=condition, outer_mmd=0.5)
+    plain, *_ = make_problem("ns", condition=condition)
+    only, *_ = make_problem("ns", condition=condition, outer_mmd=0.5, outer_adv=0.0)
+    tasks = make_tasks(SCHED, prob.z_dim, seed=12)
+    support, query = tasks["support"][0], tasks["query"][0]
+    noise = {"z_o": tasks["noise"]["z_o"][0], "eps_o": tasks["noise"]["eps_o"][0]}
+    d_meta = {k: v + 0.1 * torch.randn_like(v) for k, v in pd.items()}  # not the adapted discriminator
+    (ld, lg), aux = prob.outer_losses(pg, pd, support, query, noise, d_feat=d_meta)
+    (ld0, lg0), aux0 = plain.outer_losses(pg, pd, support, query, noise, d_feat=d_meta)
+    fake = prob.generate(pg, noise["z_o"], support)
+    refs = support[torch.arange(Q) % K] if condition == "image" else support
+    feats = [functional_call(prob.disc, d_meta, (x, refs), {"features": True}) for x in (fake, query)]
+    m = losses.mmd2(*feats)
+    assert m.abs() > 1e-6
+    torch.testing.assert_close(ld, ld0)
+    torch.testing.assert_close(lg, lg0 + 0.5 * m)
+    torch.testing.assert_close(aux["mmd"], m)
+    assert "mmd" not in aux0
+    torch.testing.assert_close(only.outer_losses(pg, pd, support, query, noise, d_feat=d_meta)[0][1], 0.5 * m)
+    both, _ = prob.own_losses_sum({"g": pg, "d": pd}, support, query, noise, d_feat=d_meta)
+    fl = prob.discriminate(pd, fake, prob.refs(support, Q))
+    torch.testing.assert_close(both, ld + losses.ns_g_loss(fl) + 0.5 * m)
+
+
+@pytest.mark.parametrize("name", ["maml", "fomaml", "metasgd", "metasgd-fo", "joint"])
+def test_outer_mmd_reaches_the_generator_only_and_vmap_equals_loop(name):
+    prob, pg, pd = make_problem("ns", condition="image", outer_mmd=1.0)
+    plain, *_ = make_problem("ns", condition="image")
+    tasks = make_tasks(SCHED, prob.z_dim, seed=13)
+    learner = _learners(prob)[name]
+    meta = learner.init_meta(pg, pd)
+    g_loop, aux = meta_gradients(learner, meta, tasks, "loop")
+    g_vmap, _ = meta_gradients(learner, meta, tasks, "vmap")
+    assert max_diff(g_loop, g_vmap, tuple(meta)) < 1e-10
+    g_plain, aux0 = meta_gradients(_learners(plain)[name], meta, tasks, "loop")
+    d_groups = tuple(gp for gp in meta if gp.endswith("d"))
+    g_groups = tuple(gp for gp in meta if gp.endswith("g"))
+    assert max_diff(g_loop, g_plain, d_groups) < 1e-12
+    assert max_diff(g_loop, g_plain, g_groups) > 1e-6
+    assert "mmd" in aux and "mmd" not in aux0
+
+
+def test_outer_mmd_and_outer_adv_are_checked():
+    from metagan.config import ConfigError, apply_overrides, validate
+    cfg = get_preset("omniglot-metasgd")
+    validate(apply_overrides(cfg, ["loss.outer_mmd=10", "loss.outer_adv=0"]))
+    for bad, match in ((["loss.outer_mmd=1", "meta.learner=reptile"], "Reptile has none"),
+                       (["loss.outer_mmd=1", "task.q_query=1"], "q_query to at least 2"),
+                       (["loss.outer_adv=0"], "without a query loss"),
+                       (["loss.outer_mmd=-1"], "non-negative")):
+        with pytest.raises(ConfigError, match=match):
+            validate(apply_overrides(cfg, bad))

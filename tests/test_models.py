@@ -144,3 +144,21 @@ def test_warp_generator_moves_its_reference_smoothly_and_starts_as_the_identity(
     a, b = gen(z, ref), gen(-z, ref)
     assert (a - b).abs().max() > 1e-3 and a.min() >= -1 - 1e-9 and a.max() <= 1 + 1e-9
 
+
+
+@pytest.mark.parametrize("cfg, shape, ctx", [
+    (ModelConfig(d_width=8), (1, 16, 16), None),
+    (ModelConfig(d_width=8, d_depth=3), (1, 16, 16), None),
+    (ModelConfig(d_width=8, condition="image"), (1, 16, 16), "pair"),
+    (ModelConfig(kind="mlp", hidden=16), (7,), None)])
+def test_discriminator_features_are_the_layer_its_logit_reads(cfg, shape, ctx):
+    """forward(features=True) (loss.outer_mmd's feature space) returns the hidden layer whose last linear map
+    is the logit."""
+    torch.manual_seed(0)
+    _, disc = build_models(cfg, shape)
+    x = torch.randn(4, *shape)
+    context = torch.randn(4, *shape) if ctx else None
+    h = disc(x, context, features=True)
+    last = disc.fc if cfg.kind == "conv" else disc.net[-1]
+    assert h.dim() == 2 and h.shape[1] == last.in_features
+    torch.testing.assert_close(last(h).squeeze(-1), disc(x, context))

@@ -76,6 +76,13 @@ class LossConfig:
     # using its noise, bounded (SGD-safe in the inner loop, unlike MSGAN's 1 / ratio) (0 = off)
     diversity: float = 0.0
     diversity_tau: float = 0.1
+    # the generator's outer (query) loss of the meta-learners with one (maml, fomaml, metasgd, joint):
+    # outer_adv x its adversarial loss + outer_mmd x MMD^2 between the adapted generator's samples and the real
+    # query images in the meta-discriminator's hidden features (a measure of the class's whole distribution,
+    # which the adversarial loss against an adapted discriminator is not; 0 = off). The inner loop and
+    # adaptation are unchanged.
+    outer_adv: float = 1.0
+    outer_mmd: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -396,7 +403,7 @@ def validate(cfg: Config) -> None:
                           "model.g_out=warp and a value >= 0 (with model.g_out=decode set model.g_affine=0)")
     if cfg.meta.vectorize == "vmap" and vmap_refusal(cfg):
         raise ConfigError(f"{vmap_refusal(cfg)}: set meta.vectorize=loop or auto")
-    for name in ("mismatch", "diversity", "diversity_tau"):
+    for name in ("mismatch", "diversity", "diversity_tau", "outer_adv", "outer_mmd"):
         if getattr(cfg.loss, name) < 0:
             raise ConfigError(f"loss.{name} must be non-negative, got {getattr(cfg.loss, name)}")
     if cfg.loss.mismatch > 0:
@@ -409,6 +416,17 @@ def validate(cfg: Config) -> None:
         if cfg.task.meta_batch < 2:
             raise ConfigError("loss.mismatch takes the other class from another task of the meta-batch: set "
                               "task.meta_batch to at least 2")
+    if cfg.loss.outer_mmd > 0:
+        if cfg.meta.learner == "reptile":
+            raise ConfigError("loss.outer_mmd weighs a term of the query loss, and Reptile has none (its "
+                              "meta-gradient is the inner loop's displacement): use maml, fomaml or metasgd, "
+                              "or set loss.outer_mmd=0")
+        if cfg.task.q_query < 2:
+            raise ConfigError("loss.outer_mmd compares the generated and the real query images as samples: set "
+                              "task.q_query to at least 2")
+    if cfg.loss.outer_adv == 0 and cfg.loss.outer_mmd == 0 and cfg.meta.learner != "reptile":
+        raise ConfigError("loss.outer_adv=0 and loss.outer_mmd=0 leave the generator without a query loss: "
+                          "set one of them above 0")
     if not 0.0 <= cfg.train.ema < 1.0:
         raise ConfigError(f"train.ema must be in [0, 1), got {cfg.train.ema}")
     if not 0.0 < cfg.data.heldout_fraction < 1.0:

@@ -11,6 +11,10 @@ Hinge (Lim & Ye 2017):  L_D = E relu(1 - real) + E relu(1 + fake);  L_G = -E fak
 R1 (Mescheder et al. 2018):  gamma/2 E ||grad_x D(x)||^2 on real samples.
 Diversity-sensitive term (Yang et al. 2019, DSGAN), generator side: -w min(mean |G(z) - G(z')| / mean |z - z'|, tau)
 for two latents with the same context; rewards samples that move with the noise, up to tau.
+MMD^2 (Gretton et al. 2012; as a generator loss, Li et al. 2015): the unbiased estimate of the squared maximum
+mean discrepancy between two samples under a sum of Gaussian kernels, whose bandwidths are fixed multiples of
+the samples' mean squared pairwise distance (held constant for the gradient); 0 in expectation when the two
+samples come from one distribution.
 Matching-aware term (Reed et al. 2016), paired models: w * (fake half of L_D) on (real image, reference of
 another class) pairs, e.g. w E softplus(D(x, ref')) for ns.
 
@@ -76,6 +80,19 @@ def r1_penalty(disc: DiscFn, real: torch.Tensor) -> torch.Tensor:
 def diversity_term(fake: torch.Tensor, fake2: torch.Tensor, z: torch.Tensor, z2: torch.Tensor, tau: float) -> torch.Tensor:
     """-min(mean |fake - fake2| / mean |z - z2|, tau): the DSGAN term (multiply by its weight)."""
     return -torch.clamp((fake - fake2).abs().mean() / (z - z2).abs().mean(), max=tau)
+
+
+def mmd2(x: torch.Tensor, y: torch.Tensor, scales: tuple[float, ...] = (0.25, 1.0, 4.0)) -> torch.Tensor:
+    """Unbiased MMD^2 between samples x (n, d) and y (m, d), n, m >= 2, kernel sum_s exp(-|a - b|^2 / (s * bw)),
+    bw = the mean squared distance over all pairs of [x; y] (detached)."""
+    n, m = x.shape[0], y.shape[0]
+    xy = torch.cat([x, y])
+    sq = (xy.unsqueeze(1) - xy.unsqueeze(0)).pow(2).sum(-1)  # (n + m, n + m); cdist's gradient is NaN at 0
+    bw = sq.detach().mean().clamp_min(1e-12)
+    k = sum(torch.exp(-sq / (s * bw)) for s in scales)
+    kxx, kyy, kxy = k[:n, :n], k[n:, n:], k[:n, n:]
+    off = lambda a, c: (a.sum() - a.diagonal().sum()) / (c * (c - 1))  # noqa: E731  (mean off the diagonal)
+    return off(kxx, n) + off(kyy, m) - 2 * kxy.mean()
 
 
 def ns_fake_term(fake: torch.Tensor) -> torch.Tensor:

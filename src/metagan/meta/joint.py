@@ -26,4 +26,5 @@ class Joint(FixedRates):
         if "other" in task["noise"]:
             noise["other"] = task["noise"]["other"]
         return player_grads(
-            lambda m: self.problem.outer_losses(m["g"], m["d"], task["support"], real, noise, real_shift=1), meta)
+            lambda m: self.problem.outer_losses(m["g"], m["d"], task["support"], real, noise, real_shift=1,
+                                                d_feat=m["d"]), meta)

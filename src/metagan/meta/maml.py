@@ -34,7 +34,8 @@ class MAML(FixedRates):
         lr_g, lr_d = self.rates(meta)
         pg, pd, stats = self.problem.inner_loop(meta["g"], meta["d"], lr_g, lr_d, task["support"],
                                                 task["noise"], self.sched, self.detach_inner)
-        losses, aux = self.problem.outer_losses(pg, pd, task["support"], task["query"], task["noise"])
+        losses, aux = self.problem.outer_losses(pg, pd, task["support"], task["query"], task["noise"],
+                                                d_feat=meta["d"])
         return losses, {**aux, **stats}
 
     def task_grads(self, meta: Meta, task: dict):
@@ -53,5 +54,5 @@ class FOMAML(MAML):
                                                 task["support"], task["noise"], self.sched, True)
         adapted = {"g": detach(pg), "d": detach(pd)}
         grads, aux = grad(self.problem.own_losses_sum, has_aux=True)(adapted, task["support"], task["query"],
-                                                                     task["noise"])
+                                                                     task["noise"], detach(meta["d"]))
         return grads, {**aux, **stats}

@@ -109,16 +109,42 @@ class GanProblem:
         fake2 = self.generate(pg, -z, context)
         return self.loss.diversity * losses.diversity_term(fake, fake2, z, -z, self.loss.diversity_tau)
 
+    def features(self, pd: Params, x: Tensor, context: Tensor) -> Tensor:
+        """The discriminator's hidden features of a batch (B, *shape) -> (B, F), the layer its logit reads."""
+        return functional_call(self.disc, pd, (x, context), {"features": True})
+
+    def query_match(self, d_feat: Params, fake: Tensor, real: Tensor, support: Tensor, real_shift: int = 0):
+        """MMD^2 between the generated and the real query images in the hidden features of the discriminator
+        d_feat (held constant), each judged beside its reference as D judges it: the outer loss's measure of
+        how far the adapted generator's samples are from the class's distribution (loss.outer_mmd)."""
+        ctx_r, ctx_f, _ = self.d_contexts(support, real.shape[0], fake.shape[0], real_shift)
+        if not self.paired:
+            ctx_r = ctx_f = support
+        return losses.mmd2(self.features(d_feat, fake, ctx_f), self.features(d_feat, real, ctx_r))
+
+    def g_outer(self, pg: Params, fake: Tensor, fake_logits: Tensor, real: Tensor, support: Tensor,
+                z: Tensor, d_feat: Params | None, real_shift: int = 0) -> tuple[Tensor, dict[str, Tensor]]:
+        """The generator's query loss: outer_adv x its adversarial loss + its regulariser
+        [+ outer_mmd x query_match]; aux {"mmd": ...} when the match is on."""
+        lg = self.loss.outer_adv * self._g_main(fake_logits) + self.g_extra(pg, fake, z, support)
+        if self.loss.outer_mmd <= 0 or d_feat is None:
+            return lg, {}
+        m = self.query_match(detach(d_feat), fake, real, support, real_shift)
+        return lg + self.loss.outer_mmd * m, {"mmd": m.detach()}
+
     def outer_losses(self, pg: Params, pd: Params, support: Tensor, query: Tensor, noise: dict[str, Tensor],
-                     real_shift: int = 0):
+                     real_shift: int = 0, d_feat: Params | None = None):
         """Query losses (L_D, L_G) of adapted parameters from one generator forward; aux for logging.
-        The support set stays the context (conditional models); the query supplies the real images."""
+        The support set stays the context (conditional models); the query supplies the real images.
+        d_feat: the discriminator whose features measure loss.outer_mmd's match (meta-learners pass the
+        meta-discriminator, the one that has seen every training class); None: no match term."""
         fake = self.generate(pg, noise["z_o"], support)
         ld, fake_logits = self.d_loss(pd, query, fake, noise["eps_o"], support, real_shift, noise.get("other"))
-        lg = self._g_main(fake_logits) + self.g_extra(pg, fake, noise["z_o"], support)
-        return (ld, lg), {"d_loss": ld.detach(), "g_loss": lg.detach()}
+        lg, extra = self.g_outer(pg, fake, fake_logits, query, support, noise["z_o"], d_feat, real_shift)
+        return (ld, lg), {"d_loss": ld.detach(), "g_loss": lg.detach(), **extra}
 
-    def own_losses_sum(self, p: dict[str, Params], support: Tensor, query: Tensor, noise: dict[str, Tensor]):
+    def own_losses_sum(self, p: dict[str, Params], support: Tensor, query: Tensor, noise: dict[str, Tensor],
+                       d_feat: Params | None = None):
         """L_D(pd; fake held constant) + L_G(pg; D held constant), aux as outer_losses.
 
         The gradient of this one scalar w.r.t. {"g": pg, "d": pd} is each player's gradient of its own query
@@ -126,9 +152,9 @@ class GanProblem:
         for L_D and the discriminator's weights for L_G. Costs one extra D forward over the Q fakes."""
         fake = self.generate(p["g"], noise["z_o"], support)
         ld, _ = self.d_loss(p["d"], query, fake.detach(), noise["eps_o"], support, other=noise.get("other"))
-        lg = self._g_main(self.discriminate(detach(p["d"]), fake, self.refs(support, fake.shape[0]))) + \
-            self.g_extra(p["g"], fake, noise["z_o"], support)
-        return ld + lg, {"d_loss": ld.detach(), "g_loss": lg.detach()}
+        fake_logits = self.discriminate(detach(p["d"]), fake, self.refs(support, fake.shape[0]))
+        lg, extra = self.g_outer(p["g"], fake, fake_logits, query, support, noise["z_o"], d_feat)
+        return ld + lg, {"d_loss": ld.detach(), "g_loss": lg.detach(), **extra}
 
     def inner_loop(self, pg: Params, pd: Params, lr_g, lr_d, support: Tensor, noise: dict[str, Tensor],
                    sched: InnerSchedule, first_order: bool) -> tuple[Params, Params, dict[str, Tensor]]:

@@ -199,13 +199,16 @@ class ConvDiscriminator(nn.Module):
         self.fc = nn.Linear(2 * w * (size // 4) ** 2, 1)
         self.act = nn.LeakyReLU(0.2)
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
-        # x (B, C, S, S), context (K, C, S, S) or None (paired: references (B, C, S, S)) -> (B,) logits
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, features: bool = False) -> torch.Tensor:
+        # x (B, C, S, S), context (K, C, S, S) or None (paired: references (B, C, S, S)) -> (B,) logits,
+        # or with features=True the hidden features the logit is read from (B, 2w * S/4 * S/4)
         h = self.act(self.conv1(torch.cat([x, context], 1) if self.paired else x))  # (B, w, S/2, S/2)
         h = self.act(self.conv2(h))  # (B, 2w, S/4, S/4)
         if self.conv3 is not None:
             h = self.act(self.conv3(h))
         h = h.flatten(1)  # (B, 2w * S/4 * S/4)
+        if features:
+            return h
         logit = self.fc(h).squeeze(-1)
         if self.encoder is not None:
             logit = logit + h @ self.proj(self.encoder(context))

@@ -30,6 +30,8 @@ class MLPDiscriminator(nn.Module):
         self.net = nn.Sequential(nn.Linear(math.prod(shape), hidden), nn.LeakyReLU(0.2),
                                  nn.Linear(hidden, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, 1))
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
-        # (B, *shape) -> (B,) logits; unconditional: context is ignored
-        return self.net(x.flatten(1)).squeeze(-1)
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, features: bool = False) -> torch.Tensor:
+        # (B, *shape) -> (B,) logits, or with features=True the last hidden layer (B, hidden); unconditional:
+        # context is ignored
+        h = self.net[:-1](x.flatten(1))
+        return h if features else self.net[-1](h).squeeze(-1)
