@@ -106,8 +106,8 @@ def test_player_grads_vectorised_over_cotangents_equals_two_backward_passes():
 
 @pytest.mark.parametrize("preset, overrides, want", [
     ("tiny", [], "vmap"), ("digits-demo", [], "vmap"), ("omniglot-fomaml", [], "vmap"),
-    ("omniglot-reptile", [], "vmap"), ("omniglot-figr", [], "vmap"), ("omniglot-dawson", [], "vmap"), ("omniglot-maml", [], "loop"), ("omniglot-metasgd", [], "loop"),
-    ("omniglot-metasgd", ["meta.first_order=true"], "vmap"), ("tiny", ["meta.learner=maml"], "vmap"),
+    ("omniglot-reptile", [], "vmap"), ("omniglot-figr", [], "vmap"), ("omniglot-dawson", [], "vmap"), ("omniglot-maml", [], "loop"), ("omniglot-metasgd", [], "vmap"),
+    ("omniglot-metasgd", ["meta.first_order=false"], "loop"), ("tiny", ["meta.learner=maml"], "vmap"),
     ("omniglot-maml", ["train.device=cuda", "model.g_out=decode", "model.g_affine=0"], "vmap"),
     ("omniglot-maml", ["meta.vectorize=vmap", "model.g_out=decode", "model.g_affine=0"], "vmap"), ("tiny", ["meta.vectorize=loop"], "loop"),
     # the warp generator: second order always runs the loop (grid_sample's double backward is not vmappable)

@@ -357,7 +357,7 @@ def test_outer_mmd_reaches_the_generator_only_and_vmap_equals_loop(name):
 
 def test_outer_mmd_and_outer_adv_are_checked():
     from metagan.config import ConfigError, apply_overrides, validate
-    cfg = get_preset("omniglot-metasgd")
+    cfg = get_preset("omniglot-fomaml")  # outer_mmd off, outer_adv 1
     validate(apply_overrides(cfg, ["loss.outer_mmd=10", "loss.outer_adv=0"]))
     for bad, match in ((["loss.outer_mmd=1", "meta.learner=reptile"], "Reptile has none"),
                        (["loss.outer_mmd=1", "task.q_query=1"], "q_query to at least 2"),

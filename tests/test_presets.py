@@ -33,8 +33,12 @@ def test_figr_and_dawson_settings():
 
 
 def test_metagan_presets_share_one_model_and_differ_only_in_the_learner():
+    """One model, task, data and GAN loss; Meta-SGD (session 9) differs in its query loss's terms too."""
+    import dataclasses
     cfgs = {n: get_preset(f"omniglot-{n}") for n in ("fomaml", "maml", "metasgd", "reptile", "joint")}
     for name, cfg in cfgs.items():
         assert cfg.meta.learner == name and cfg.model.condition == "image" and cfg.task.k_shot == 5
-        assert (cfg.model, cfg.loss, cfg.task, cfg.data) == (cfgs["fomaml"].model, cfgs["fomaml"].loss,
-                                                             cfgs["fomaml"].task, cfgs["fomaml"].data)
+        loss = dataclasses.replace(cfg.loss, outer_mmd=0.0, outer_adv=1.0)
+        assert (cfg.model, loss, cfg.task, cfg.data) == (cfgs["fomaml"].model, cfgs["fomaml"].loss,
+                                                         cfgs["fomaml"].task, cfgs["fomaml"].data)
+        assert (cfg.loss.outer_mmd, cfg.loss.outer_adv) == ((10.0, 0.0) if name == "metasgd" else (0.0, 1.0))
