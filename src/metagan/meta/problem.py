@@ -117,9 +117,7 @@ class GanProblem:
         """MMD^2 between the generated and the real query images in the hidden features of the discriminator
         d_feat (held constant), each judged beside its reference as D judges it: the outer loss's measure of
         how far the adapted generator's samples are from the class's distribution (loss.outer_mmd)."""
-        ctx_r, ctx_f, _ = self.d_contexts(support, real.shape[0], fake.shape[0], real_shift)
-        if not self.paired:
-            ctx_r = ctx_f = support
+        ctx_r, ctx_f, _ = self.d_contexts(support, real.shape[0], fake.shape[0], real_shift)  # unpaired: support
         return losses.mmd2(self.features(d_feat, fake, ctx_f), self.features(d_feat, real, ctx_r))
 
     def g_outer(self, pg: Params, fake: Tensor, fake_logits: Tensor, real: Tensor, support: Tensor,
