@@ -115,6 +115,12 @@ def test_benchmark_report_table(tmp_path):
     results["methods"]["none"]["k"]["1"] = none
     assert "Copy ratio: 1.36 at K = 1, 1.00 at K = 5 for held-out real images" in report_markdown(results)
     json.dumps(results)
+    # a method evaluated at K = 5 only (--shots 5) beside methods with both: its K = 1 row says so; the plot too
+    results["methods"]["b"] = {"k": {"5": r}}
+    md = report_markdown(results)
+    assert "| b | not evaluated at K = 1 |" + " |" * 10 in md and md.count("| b | 1.000 ± 0.250 |") == 1
+    from metagan.plots import plot_results
+    assert plot_results(results, tmp_path / "m.png").exists()
 
 
 def test_evaluate_command_on_an_omniglot_checkpoint(tmp_path, monkeypatch, capsys):

@@ -289,6 +289,9 @@ def report_markdown(results: dict) -> str:
                   "| method | FD | KID | prec | rec | dens | cov | fidelity | diversity | copy | low-data 5/10/15 "
                   f"| {p['n_way']}-way proto acc |", "|---" * 12 + "|"]
         for name, m in results["methods"].items():
+            if k not in m["k"]:  # a folder whose calls named different --shots
+                lines.append(f"| {name} | not evaluated at K = {k} |" + " |" * 10)
+                continue
             r = m["k"][k]
             cells = ["-" if r[x] is None else f"{r[x]:.3f}" + ("" if r.get(x + "_ci95") is None
                                                               else f" ± {r[x + '_ci95']:.3f}")

@@ -25,8 +25,11 @@ def plot_results(results: dict, path: str | Path) -> Path:
             ax = axes[row][col]
             vals, errs = [], []
             for m in methods:
-                r = results["methods"][m]["k"][k]
-                if key == "protonet_acc":
+                r = results["methods"][m]["k"].get(k)
+                if r is None:  # not evaluated at this K (a folder whose calls named different --shots)
+                    vals.append(float("nan"))
+                    errs.append(0.0)
+                elif key == "protonet_acc":
                     vals.append(r[key]["mean"])
                     errs.append(r[key]["ci95"])
                 elif key == "lowdata_acc":
