@@ -212,6 +212,13 @@ def _dawson() -> dict[str, Any]:
     return base
 
 
+# Meta-SGD since session 9: first order, the adaptation's own 10 inner steps, and a generator query loss that
+# measures the class distribution after adaptation (MMD^2 to the query images in the meta-discriminator's
+# features) instead of the adversarial loss against the adapted discriminator, which rewarded adapting where
+# adapting hurt (session 8). Its learned rates switch off the adaptation of the warp field (docs/models.md).
+_METASGD = _metagan(learner="metasgd", first_order=True, inner_steps=10, outer_lr_rates=5e-4, **_FINETUNE)
+_METASGD["loss"] = {**_METASGD["loss"], "outer_mmd": 10.0, "outer_adv": 0.0}
+
 PRESETS: dict[str, dict[str, Any]] = {
     # The main job: seven digits meta-train, three are held out; minutes on 2 cores.
     "digits-demo": {
@@ -233,13 +240,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # 0.70, Reptile's -> 0.88; session 5, docs/models.md).
     "omniglot-fomaml": _metagan(learner="fomaml", **_FINETUNE),
     "omniglot-maml": _metagan(learner="maml", **_FINETUNE),
-    # Meta-SGD since session 9: first order, the adaptation's own 10 inner steps, and a generator query loss that
-    # measures the class distribution after adaptation (MMD^2 to the query images in the meta-discriminator's
-    # features) instead of the adversarial loss against the adapted discriminator, which rewarded adapting where
-    # adapting hurt (session 8). Its learned rates switch off the adaptation of the warp field (docs/models.md).
-    "omniglot-metasgd": {**_metagan(learner="metasgd", first_order=True, inner_steps=10, outer_lr_rates=5e-4,
-                                    **_FINETUNE),
-                         "loss": {**_metagan()["loss"], "outer_mmd": 10.0, "outer_adv": 0.0}},
+    "omniglot-metasgd": _METASGD,
     "omniglot-reptile": _metagan(learner="reptile", **_FINETUNE),
     # Baseline: the same networks pre-trained on all background classes jointly (no inner loop; a
     # DAGAN-style conditional GAN); adapting it is "pre-train, then fine-tune".

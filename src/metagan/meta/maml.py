@@ -54,5 +54,5 @@ class FOMAML(MAML):
                                                 task["support"], task["noise"], self.sched, True)
         adapted = {"g": detach(pg), "d": detach(pd)}
         grads, aux = grad(self.problem.own_losses_sum, has_aux=True)(adapted, task["support"], task["query"],
-                                                                     task["noise"], detach(meta["d"]))
+                                                                     task["noise"], meta["d"])
         return grads, {**aux, **stats}
