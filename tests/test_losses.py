@@ -82,3 +82,18 @@ def test_mmd2_is_the_unbiased_estimate_with_the_stated_kernel():
     x2 = torch.zeros(3, 2, requires_grad=True)
     losses.mmd2(x2, torch.randn(3, 2, generator=g)).backward()
     assert torch.isfinite(x2.grad).all()
+
+
+def test_mmd2_biased_is_the_v_statistic_and_takes_single_samples():
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(3, 2, generator=g, dtype=torch.float64), torch.randn(4, 2, generator=g, dtype=torch.float64)
+    xy = torch.cat([x, y])
+    bw = sum(float((a - b).pow(2).sum()) for a in xy for b in xy) / len(xy) ** 2
+
+    def k(a, b):
+        return sum(math.exp(-float((a - b).pow(2).sum()) / (s * bw)) for s in (0.25, 1.0, 4.0))
+    ref = (sum(k(a, b) for a in x for b in x) / 9 + sum(k(a, b) for a in y for b in y) / 16
+           - 2 * sum(k(a, b) for a in x for b in y) / 12)
+    assert losses.mmd2(x, y, unbiased=False).item() == pytest.approx(ref, rel=1e-10)
+    one = losses.mmd2(x[:1], y[:1], unbiased=False)  # K = 1: 2 k(a, a) - 2 k(a, b), bw = |a - b|^2 / 2
+    assert one.item() == pytest.approx(6 - 2 * sum(math.exp(-2 / s) for s in (0.25, 1.0, 4.0)), rel=1e-10)

@@ -15,14 +15,14 @@ K, Q, B = 2, 3, 3
 
 
 def make_problem(kind="ns", r1=0.0, model="conv", condition="none", mismatch=0.0, diversity=0.0, g_out="decode",
-                 g_affine=0.0, outer_mmd=0.0, outer_adv=1.0):
+                 g_affine=0.0, outer_mmd=0.0, outer_adv=1.0, inner_mmd=0.0, inner_adv=1.0):
     cfg = dataclasses.replace(get_preset("tiny").model, kind=model, hidden=8, condition=condition, e_dim=3,
                               g_out=g_out, g_affine=g_affine)
     torch.manual_seed(0)
     gen, disc = build_models(cfg, SHAPE)
     gen, disc = gen.double(), disc.double()
     loss = LossConfig(kind=kind, r1_gamma=r1, mismatch=mismatch, diversity=diversity, diversity_tau=0.5,
-                      outer_mmd=outer_mmd, outer_adv=outer_adv)
+                      outer_mmd=outer_mmd, outer_adv=outer_adv, inner_mmd=inner_mmd, inner_adv=inner_adv)
     return GanProblem(gen, disc, loss), params_of(gen), params_of(disc)
 
 
@@ -363,5 +363,63 @@ def test_outer_mmd_and_outer_adv_are_checked():
                        (["loss.outer_mmd=1", "task.q_query=1"], "q_query to at least 2"),
                        (["loss.outer_adv=0"], "without a query loss"),
                        (["loss.outer_mmd=-1"], "non-negative")):
+        with pytest.raises(ConfigError, match=match):
+            validate(apply_overrides(cfg, bad))
+
+
+@pytest.mark.parametrize("condition", ["image", "none"])
+@pytest.mark.parametrize("inner_adv", [1.0, 0.0])
+def test_inner_mmd_adds_the_match_to_the_support_in_the_starting_discriminators_features(condition, inner_adv):
+    """loss.inner_mmd: each inner generator step descends inner_adv x its adversarial loss against the adapting
+    D + w MMD^2 (biased) between the features of its (fake, reference) pairs and of the (support image, next
+    support image) pairs, both under the discriminator the loop started from; D's inner steps are unchanged."""
+    from torch.func import grad
+    from metagan import losses
+    from metagan.functional import sgd_update
+    prob, pg, pd = make_problem("ns", condition=condition, diversity=0.2, inner_mmd=0.7, inner_adv=inner_adv)
+    plain, *_ = make_problem("ns", condition=condition, diversity=0.2)
+    sched = InnerSchedule(1, 1, 1)
+    tasks = make_tasks(sched, prob.z_dim, seed=21)
+    support = tasks["support"][0]
+    noise = {k: v[0] for k, v in tasks["noise"].items()}
+    lr_g, lr_d = {k: 0.1 for k in pg}, {k: 0.1 for k in pd}
+    pg1, pd1, _ = prob.inner_loop(pg, pd, lr_g, lr_d, support, noise, sched, first_order=True)
+    _, pd_ref, _ = plain.inner_loop(pg, pd, lr_g, lr_d, support, noise, sched, first_order=True)
+    assert max_diff({"d": pd1}, {"d": pd_ref}, ("d",)) < 1e-14
+    refs = support[torch.arange(K) % K] if condition == "image" else support
+    real_refs = support[(torch.arange(K) + 1) % K] if condition == "image" else support
+    real_feat = prob.features(pd, support, real_refs)
+
+    def obj(pg_):
+        fake = prob.generate(pg_, noise["z_g"][0, 0], support)
+        adv = losses.ns_g_loss(prob.discriminate(pd1, fake, refs))
+        return (inner_adv * adv + prob.g_extra(pg_, fake, noise["z_g"][0, 0], support)
+                + 0.7 * losses.mmd2(prob.features(pd, fake, refs), real_feat, unbiased=False))
+    ref = sgd_update(pg, grad(obj)(pg), lr_g)
+    assert max_diff({"g": pg1}, {"g": ref}, ("g",)) < 1e-12
+    pg_plain, _, _ = plain.inner_loop(pg, pd, lr_g, lr_d, support, noise, sched, first_order=True)
+    assert max_diff({"g": pg1}, {"g": pg_plain}, ("g",)) > 1e-6  # the term changes the step: the test can fail
+
+
+def test_inner_mmd_reaches_the_meta_gradient_and_vmap_equals_loop():
+    prob, pg, pd = make_problem("ns", condition="image", inner_mmd=1.0, outer_mmd=1.0, outer_adv=0.0)
+    plain, *_ = make_problem("ns", condition="image", outer_mmd=1.0, outer_adv=0.0)
+    tasks = make_tasks(SCHED, prob.z_dim, seed=14)
+    for name in ("metasgd-fo", "maml"):
+        learner = _learners(prob)[name]
+        meta = learner.init_meta(pg, pd)
+        g_loop, _ = meta_gradients(learner, meta, tasks, "loop")
+        g_vmap, _ = meta_gradients(learner, meta, tasks, "vmap")
+        assert max_diff(g_loop, g_vmap, tuple(meta)) < 1e-10
+        g_plain, _ = meta_gradients(_learners(plain)[name], meta, tasks, "loop")
+        assert max_diff(g_loop, g_plain, tuple(gp for gp in meta if gp.endswith("g"))) > 1e-6
+
+
+def test_inner_mmd_and_inner_adv_are_checked():
+    from metagan.config import ConfigError, apply_overrides, validate
+    cfg = get_preset("omniglot-fomaml")
+    validate(apply_overrides(cfg, ["loss.inner_mmd=10", "loss.inner_adv=0"]))
+    validate(apply_overrides(cfg, ["loss.inner_mmd=10", "task.k_shot=1"]))  # the biased estimate takes K = 1
+    for bad, match in ((["loss.inner_adv=0"], "without an inner-loop"), (["loss.inner_mmd=-1"], "non-negative")):
         with pytest.raises(ConfigError, match=match):
             validate(apply_overrides(cfg, bad))

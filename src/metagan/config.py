@@ -79,10 +79,15 @@ class LossConfig:
     # the generator's outer (query) loss of the meta-learners with one (maml, fomaml, metasgd, joint):
     # outer_adv x its adversarial loss + outer_mmd x MMD^2 between the adapted generator's samples and the real
     # query images in the meta-discriminator's hidden features (a measure of the class's whole distribution,
-    # which the adversarial loss against an adapted discriminator is not; 0 = off). The inner loop and
-    # adaptation are unchanged.
+    # which the adversarial loss against an adapted discriminator is not; 0 = off).
     outer_adv: float = 1.0
     outer_mmd: float = 0.0
+    # the generator's inner-loop (and adaptation) loss: inner_adv x its adversarial loss against the adapting
+    # discriminator + its regulariser + inner_mmd x MMD^2 (biased estimate, so K = 1 works) between its samples
+    # and the support images in the hidden features of the discriminator the adaptation starts from (the
+    # meta-discriminator, held constant; 0 = off)
+    inner_adv: float = 1.0
+    inner_mmd: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -410,7 +415,7 @@ def validate(cfg: Config) -> None:
                           "model.g_out=warp and a value >= 0 (with model.g_out=decode set model.g_affine=0)")
     if cfg.meta.vectorize == "vmap" and vmap_refusal(cfg):
         raise ConfigError(f"{vmap_refusal(cfg)}: set meta.vectorize=loop or auto")
-    for name in ("mismatch", "diversity", "diversity_tau", "outer_adv", "outer_mmd"):
+    for name in ("mismatch", "diversity", "diversity_tau", "outer_adv", "outer_mmd", "inner_adv", "inner_mmd"):
         if getattr(cfg.loss, name) < 0:
             raise ConfigError(f"loss.{name} must be non-negative, got {getattr(cfg.loss, name)}")
     if cfg.loss.mismatch > 0:
@@ -434,6 +439,9 @@ def validate(cfg: Config) -> None:
     if cfg.loss.outer_adv == 0 and cfg.loss.outer_mmd == 0 and cfg.meta.learner != "reptile":
         raise ConfigError("loss.outer_adv=0 and loss.outer_mmd=0 leave the generator without a query loss: "
                           "set one of them above 0")
+    if cfg.loss.inner_adv == 0 and cfg.loss.inner_mmd == 0:
+        raise ConfigError("loss.inner_adv=0 and loss.inner_mmd=0 leave the generator without an inner-loop "
+                          "(adaptation) loss: set one of them above 0")
     if not 0.0 <= cfg.train.ema < 1.0:
         raise ConfigError(f"train.ema must be in [0, 1), got {cfg.train.ema}")
     if not 0.0 < cfg.data.heldout_fraction < 1.0:

@@ -82,15 +82,19 @@ def diversity_term(fake: torch.Tensor, fake2: torch.Tensor, z: torch.Tensor, z2:
     return -torch.clamp((fake - fake2).abs().mean() / (z - z2).abs().mean(), max=tau)
 
 
-def mmd2(x: torch.Tensor, y: torch.Tensor, scales: tuple[float, ...] = (0.25, 1.0, 4.0)) -> torch.Tensor:
-    """Unbiased MMD^2 between samples x (n, d) and y (m, d), n, m >= 2, kernel sum_s exp(-|a - b|^2 / (s * bw)),
-    bw = the mean squared distance over all pairs of [x; y] (detached)."""
+def mmd2(x: torch.Tensor, y: torch.Tensor, scales: tuple[float, ...] = (0.25, 1.0, 4.0),
+         unbiased: bool = True) -> torch.Tensor:
+    """MMD^2 between samples x (n, d) and y (m, d), kernel sum_s exp(-|a - b|^2 / (s * bw)), bw = the mean
+    squared distance over all pairs of [x; y] (detached). Unbiased (U-statistic, n, m >= 2), or with
+    unbiased=False the biased V-statistic (self-pairs included; any n, m >= 1, e.g. one support image)."""
     n, m = x.shape[0], y.shape[0]
     xy = torch.cat([x, y])
     sq = (xy.unsqueeze(1) - xy.unsqueeze(0)).pow(2).sum(-1)  # (n + m, n + m); cdist's gradient is NaN at 0
     bw = sq.detach().mean().clamp_min(1e-12)
     k = sum(torch.exp(-sq / (s * bw)) for s in scales)
     kxx, kyy, kxy = k[:n, :n], k[n:, n:], k[:n, n:]
+    if not unbiased:
+        return kxx.mean() + kyy.mean() - 2 * kxy.mean()
     off = lambda a, c: (a.sum() - a.diagonal().sum()) / (c * (c - 1))  # noqa: E731  (mean off the diagonal)
     return off(kxx, n) + off(kyy, m) - 2 * kxy.mean()
 

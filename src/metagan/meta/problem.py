@@ -164,8 +164,19 @@ class GanProblem:
             loss, _ = self.d_loss(pd_, support, fake, eps, support, real_shift=1, other=noise.get("other"))
             return loss, loss
 
+        inner_adv, inner_mmd = self.loss.inner_adv, self.loss.inner_mmd
+        if inner_mmd > 0:  # the support's features in the discriminator the loop starts from, held constant
+            d0 = detach(pd)
+            real_feat = self.features(d0, support, self.refs(support, support.shape[0], 1)).detach()
+
         def g_obj(pg_, pd_, z):
-            loss = self.g_loss(pg_, pd_, z, support)
+            fake = self.generate(pg_, z, support)
+            ctx = self.refs(support, z.shape[0])
+            loss = self.g_extra(pg_, fake, z, support)
+            if inner_adv > 0:
+                loss = loss + inner_adv * self._g_main(self.discriminate(pd_, fake, ctx))
+            if inner_mmd > 0:
+                loss = loss + inner_mmd * losses.mmd2(self.features(d0, fake, ctx), real_feat, unbiased=False)
             return loss, loss
 
         stats = {}
