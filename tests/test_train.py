@@ -200,3 +200,19 @@ def test_cuda_request_without_a_gpu_is_refused(tmp_path):
         pytest.skip("a GPU is present")
     with pytest.raises(ConfigError, match="no CUDA device"):
         train(tiny("train.device=cuda"), out_dir=tmp_path, progress=False)
+
+
+def test_clamp_rates_projects_metasgds_learned_rates_onto_non_negative_values(tmp_path):
+    """meta.clamp_rates: after the outer step every learned rate is max(rate, 0), the rest as without it."""
+    args = ("meta.learner=metasgd", "train.steps=1", "train.sample_every=0", "meta.inner_lr_g=0.0005",
+            "meta.inner_lr_d=0.0005", "meta.outer_lr_rates=0.01")
+    free = ckpt.load(train(tiny(*args), out_dir=tmp_path / "a", progress=False)).meta
+    held = ckpt.load(train(tiny(*args, "meta.clamp_rates=true"), out_dir=tmp_path / "b", progress=False)).meta
+    assert any((v < 0).any() for grp in ("lr_g", "lr_d") for v in free[grp].values())  # the test can fail
+    for grp in ("lr_g", "lr_d"):
+        for k, v in free[grp].items():
+            torch.testing.assert_close(held[grp][k], v.clamp(min=0), rtol=0, atol=0)
+    for grp in ("g", "d"):
+        assert all(torch.equal(held[grp][k], v) for k, v in free[grp].items())
+    with pytest.raises(ConfigError, match="meta.learner=metasgd"):
+        train(tiny("meta.clamp_rates=true"), out_dir=tmp_path / "c", progress=False)

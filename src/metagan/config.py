@@ -107,6 +107,9 @@ class MetaConfig:
     first_order: bool = False  # metasgd: first-order approximation of the meta-gradient
     vectorize: str = "auto"  # vmap | loop | auto (vmap; the loop for second order on large models on the CPU)
     grad_clip: float = 0.0  # clip the meta-gradient norm per player (0 = off)
+    # metasgd: project the learned rates onto >= 0 after every outer step (false: unconstrained, as in Li et al.
+    # 2017, where a rate can turn negative and its parameter then ascends its own inner loss)
+    clamp_rates: bool = False
 
 
 @dataclass(frozen=True)
@@ -439,6 +442,9 @@ def validate(cfg: Config) -> None:
     if cfg.loss.outer_adv == 0 and cfg.loss.outer_mmd == 0 and cfg.meta.learner != "reptile":
         raise ConfigError("loss.outer_adv=0 and loss.outer_mmd=0 leave the generator without a query loss: "
                           "set one of them above 0")
+    if cfg.meta.clamp_rates and cfg.meta.learner != "metasgd":
+        raise ConfigError("meta.clamp_rates constrains Meta-SGD's learned inner rates: set meta.learner=metasgd "
+                          "or meta.clamp_rates=false")
     if cfg.loss.inner_adv == 0 and cfg.loss.inner_mmd == 0:
         raise ConfigError("loss.inner_adv=0 and loss.inner_mmd=0 leave the generator without an inner-loop "
                           "(adaptation) loss: set one of them above 0")

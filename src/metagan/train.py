@@ -211,6 +211,11 @@ def meta_step(system: System, state: TrainState, tasks: dict,
             p.grad = g[k] * scale
     state.optimizer.step()
     state.optimizer.zero_grad(set_to_none=True)
+    if cfg.meta.clamp_rates:
+        with torch.no_grad():
+            for group in ("lr_g", "lr_d"):
+                for p in state.meta.get(group, {}).values():
+                    p.clamp_(min=0.0)
     decay = ema_decay(cfg.train.ema, state.step)
     with torch.no_grad():
         for k, v in state.ema.get("g", {}).items():
