@@ -98,6 +98,27 @@ def test_python_api_adapt_sample(tmp_path):
         model.adapt(support, -1)
 
 
+def test_sample_select_keeps_the_candidates_the_adapted_discriminator_rates_most_real(tmp_path):
+    from metagan.adapt import adapt
+    from metagan.data import to_model_space
+    from metagan.train import train
+    run = train(get_preset("tiny"), out_dir=tmp_path, progress=False)
+    _, heldout = build_datasets(get_preset("tiny").data)
+    adapted = adapt(run, to_model_space(heldout.images[1][:2]), steps=2, seed=0)
+    prob = adapted.system.problem
+    cands = adapted.sample(15, torch.Generator().manual_seed(3))  # select=3 draws these 15 first
+    score = prob.discriminate(adapted.params_d, cands, prob.refs(adapted.support, 15)).detach()
+    kept = adapted.sample(5, torch.Generator().manual_seed(3), select=3)
+    idx = sorted(score.argsort(descending=True)[:5].tolist())
+    assert torch.equal(kept, cands[idx])
+    assert score[idx].min() > score[[i for i in range(15) if i not in idx]].max()  # not just any 5 of them
+    z = torch.randn(5, prob.z_dim, generator=torch.Generator().manual_seed(3))  # select=1: every draw, as before
+    assert torch.equal(adapted.sample(5, torch.Generator().manual_seed(3), select=1.0),
+                       prob.generate(adapted.params_g, z, adapted.support).detach())
+    with pytest.raises(ConfigError, match=">= 1"):
+        adapted.sample(5, select=0.5)
+
+
 def test_export_writes_a_small_model_that_adapts_but_does_not_resume(tmp_path, capsys):
     from metagan import checkpoint as ckpt
     from metagan.adapt import load

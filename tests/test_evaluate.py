@@ -305,3 +305,13 @@ def test_pretrain_only_is_the_finetune_model_without_adaptation(tmp_path, monkey
     adapted = model.adapt(support, 5, torch.Generator().manual_seed(1)).sample(4, torch.Generator().manual_seed(2))
     got = gen(support, 4, torch.Generator().manual_seed(2))
     assert torch.equal(got, want) and not torch.equal(got, adapted)
+    # --select reaches every GAN method's sampling (the adapted model, the same generator for both draws)
+    gen2, _ = benchmark._method_generator("pretrain-finetune", benchmark.BUDGETS["small"],
+                                          {"pretrain-finetune": str(ck)}, str(omniglot), tmp_path, False, print, 2.0)
+    g = torch.Generator().manual_seed(2)
+    want2 = model.adapt(support, 5, g).sample(4, g, select=2.0)
+    assert torch.equal(gen2(support, 4, torch.Generator().manual_seed(2)), want2)
+    # select is part of the protocol: folders written before it existed count as select 1
+    head = {"suite": "omniglot", "select": 1.0}
+    assert benchmark._header_differences({"suite": "omniglot"}, head) == []
+    assert benchmark._header_differences({"suite": "omniglot"}, {**head, "select": 2.0}) == ["select"]

@@ -33,11 +33,23 @@ class AdaptedGenerator:
     support: Tensor  # (K, C, H, W): the context of conditional models
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """n samples of the adapted class: (n, C, H, W) in [-1, 1]."""
+    def sample(self, n: int, generator: torch.Generator | None = None, select: float = 1.0) -> Tensor:
+        """n samples of the adapted class: (n, C, H, W) in [-1, 1].
+
+        select > 1: draw round(select x n) candidates and keep the n that the adapted discriminator rates most
+        real (each beside its reference, as D judges), in the order they were drawn; 1 = every draw is kept."""
+        if not select >= 1.0:
+            raise ConfigError(f"select is the ratio of drawn candidates to kept samples: use a value >= 1 "
+                              f"(1 = no selection), got {select}")
         ref = next(iter(self.params_g.values()))
-        z = torch.randn(n, self.system.problem.z_dim, generator=generator, dtype=ref.dtype).to(ref.device)
-        return self.system.problem.generate(self.params_g, z, self.support.to(ref.device, ref.dtype))
+        prob, support = self.system.problem, self.support.to(ref.device, ref.dtype)
+        m = max(n, round(select * n))
+        z = torch.randn(m, prob.z_dim, generator=generator, dtype=ref.dtype).to(ref.device)
+        x = prob.generate(self.params_g, z, support)
+        if m == n:
+            return x
+        score = prob.discriminate(self.params_d, x, prob.refs(support, m))
+        return x[score.topk(n).indices.sort().values]
 
 
 def adapt_params(system: System, meta: Meta, support: Tensor, steps: int, generator: torch.Generator,

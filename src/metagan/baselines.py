@@ -19,9 +19,10 @@ from .config import Config
 from .system import build_system, init_meta
 
 
-def metagan_generator(model: MetaGAN, steps: int | None, use_ema: bool = True):  # None: the model's own
+def metagan_generator(model: MetaGAN, steps: int | None, use_ema: bool = True,
+                      select: float = 1.0):  # steps None: the model's own; select: AdaptedGenerator.sample's
     def gen(support: Tensor, n: int, generator: torch.Generator) -> Tensor:
-        return model.adapt(support, steps, generator, use_ema).sample(n, generator)
+        return model.adapt(support, steps, generator, use_ema).sample(n, generator, select)
     return gen
 
 

@@ -80,13 +80,19 @@ def _train_method(preset: str, budget: dict, data_root: str | None, out: Path, p
 
 def run_benchmark(suite: str, budget_name: str, out: str | Path, data_root: str | None = None,
                   checkpoints: dict[str, str] | None = None, methods: list[str] | None = None,
-                  shots: tuple[int, ...] = SHOTS, progress: bool = True, log=print, lowdata_seeds: int = 1) -> dict:
-    """lowdata_seeds > 1: the low-data cell at the smallest n is repeated with protocol seeds 0..lowdata_seeds-1
+                  shots: tuple[int, ...] = SHOTS, progress: bool = True, log=print, lowdata_seeds: int = 1,
+                  select: float = 1.0) -> dict:
+    """select > 1: every GAN method samples with selection by its adapted discriminator (the n of select x n
+    candidates it rates most real, AdaptedGenerator.sample); part of the protocol, so a folder holds one value.
+    lowdata_seeds > 1: the low-data cell at the smallest n is repeated with protocol seeds 0..lowdata_seeds-1
     (each class's split into training and test images, and the classifier's initialisation; the same classes;
     seed 0 is the table's run) and stored per method as "lowdata_seeds"; the report gives each method's paired
     gain over no augmentation with its interval. A kept method (resumed folder) gets only the missing repeats."""
     if lowdata_seeds < 1:
         raise ConfigError(f"--lowdata-seeds must be at least 1 (1 = the single run of the table), got {lowdata_seeds}")
+    if not select >= 1.0:
+        raise ConfigError(f"--select is the ratio of drawn candidates to kept samples: use a value >= 1 (1 = no "
+                          f"selection), got {select}")
     if suite != "omniglot":
         raise ConfigError(f"unknown suite {suite!r}; suites are: omniglot")
     if budget_name not in BUDGETS:
@@ -101,7 +107,7 @@ def run_benchmark(suite: str, budget_name: str, out: str | Path, data_root: str 
     data_cfg = DataConfig(source="omniglot", image_size=28, root=data_root)
     _, heldout = build_datasets(data_cfg)
     net = load_feature_net()
-    results: dict = {"suite": suite, "budget": budget_name, "adapt_steps": budget["adapt_steps"],
+    results: dict = {"suite": suite, "budget": budget_name, "adapt_steps": budget["adapt_steps"], "select": select,
                      "protocol": asdict(protocol), "feature_net": {"file": ASSET.name, "sha256": sha256(ASSET)},
                      "metagan_version": __version__, "torch": torch.__version__, "machine": platform.machine(),
                      "heldout": f"Omniglot evaluation split, {heldout.num_classes} classes", "methods": {}}
@@ -122,7 +128,7 @@ def run_benchmark(suite: str, budget_name: str, out: str | Path, data_root: str 
             log(json.dumps({"kept": name, "from": str(out / "results.json")}))
             continue
         t0 = time.perf_counter()
-        gen, info = _method_generator(name, budget, checkpoints, data_root, out, progress, log)
+        gen, info = _method_generator(name, budget, checkpoints, data_root, out, progress, log, select)
         if keep:  # evaluated before: only the low-data repeats are missing
             entry = done
             log(json.dumps({"kept": name, "from": str(out / "results.json"), "adding": "lowdata_seeds"}))
@@ -149,7 +155,8 @@ def run_benchmark(suite: str, budget_name: str, out: str | Path, data_root: str 
     return results
 
 
-def _method_generator(name: str, budget: dict, checkpoints: dict, data_root, out: Path, progress: bool, log):
+def _method_generator(name: str, budget: dict, checkpoints: dict, data_root, out: Path, progress: bool, log,
+                      select: float = 1.0):
     """The few-shot generator of a method (None for no augmentation), training its preset first when the
     budget has no shipped model for it and no checkpoint was given; and what to record about it."""
     preset = METHODS[name]
@@ -160,7 +167,7 @@ def _method_generator(name: str, budget: dict, checkpoints: dict, data_root, out
         gen = affine_augmenter()
     elif name == "gan-from-scratch":
         gen = metagan_generator(scratch_model(get_preset("omniglot-dawson")), budget["adapt_steps"],
-                                use_ema=False)
+                                use_ema=False, select=select)
         info["config"] = "omniglot-dawson architecture (unconditional), random init"
     else:
         if name not in checkpoints and budget["pretrained"] and preset in pretrained_names():
@@ -173,7 +180,7 @@ def _method_generator(name: str, budget: dict, checkpoints: dict, data_root, out
             checkpoints[name] = str(_train_method(preset, budget, data_root, out, progress))
         model = load(checkpoints[name])
         steps = 0 if name in NOT_ADAPTED else budget["adapt_steps"]
-        gen = metagan_generator(model, steps)
+        gen = metagan_generator(model, steps, select=select)
         info.update({"checkpoint": checkpoints[name], "checkpoint_sha256": sha256(resolve(checkpoints[name])),
                      "preset": preset, "train_steps": model.step, "adapt_steps": steps})
     return gen, info
@@ -208,12 +215,14 @@ def _lowdata_seeds(gen, heldout, classes: list[int], protocol, entry: dict, seed
     return {"n": n, "seeds": list(range(protocol.seed, protocol.seed + seeds)), "acc": acc}
 
 
-_HEADER = ("suite", "budget", "adapt_steps", "protocol", "feature_net", "heldout")
+_HEADER = ("suite", "budget", "adapt_steps", "select", "protocol", "feature_net", "heldout")
+_HEADER_DEFAULTS = {"select": 1.0}  # folders written before the field existed ran without selection
 
 
 def _header_differences(a: dict, b: dict) -> list[str]:
     """The protocol fields (_HEADER) on which two results dicts differ, compared as stored (tuples as lists)."""
-    a, b = (json.loads(json.dumps({key: r.get(key) for key in _HEADER})) for r in (a, b))
+    a, b = (json.loads(json.dumps({key: r.get(key, _HEADER_DEFAULTS.get(key)) for key in _HEADER}))
+            for r in (a, b))
     return [key for key in _HEADER if a[key] != b[key]]
 
 
@@ -281,7 +290,10 @@ def report_markdown(results: dict) -> str:
     p = results["protocol"]
     lines = [f"# metagan benchmark: {results['suite']}, budget {results['budget']}", "",
              f"Held-out: {results['heldout']}; {p['classes']} classes, {p['samples']} generated samples per class, "
-             f"adaptation budget {results['adapt_steps']} steps for every method; features: {results['feature_net']['file']} "
+             f"adaptation budget {results['adapt_steps']} steps for every method"
+             + (f", samples selected by each method's adapted discriminator ({results['select']:g} candidates per "
+                "sample)" if results.get("select", 1.0) > 1 else "")
+             + f"; features: {results['feature_net']['file']} "
              f"(sha256 {results['feature_net']['sha256'][:12]}...). Protocol: docs/evaluation.md.", ""]
     shots = sorted({k for m in results["methods"].values() for k in m["k"]}, key=int)
     for k in shots:

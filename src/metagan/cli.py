@@ -61,7 +61,7 @@ def _adapt(args: argparse.Namespace) -> int:
     model = load(args.checkpoint)
     support = model.read_support(args.support)
     adapted = model.adapt(support, args.steps, torch.Generator().manual_seed(args.seed), not args.no_ema)
-    images = from_model_space(adapted.sample(args.num, torch.Generator().manual_seed(args.seed + 1)))
+    images = from_model_space(adapted.sample(args.num, torch.Generator().manual_seed(args.seed + 1), args.select))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     invert = files_inverted(model.cfg.data)
@@ -168,7 +168,7 @@ def _benchmark(args: argparse.Namespace) -> int:
     checkpoints = dict(item.split("=", 1) for item in (args.checkpoint or []))
     run_benchmark(args.suite, args.budget, args.out, data_root=args.data_dir, checkpoints=checkpoints,
                   methods=args.methods, shots=tuple(args.shots), progress=not args.no_progress,
-                  lowdata_seeds=args.lowdata_seeds)
+                  lowdata_seeds=args.lowdata_seeds, select=args.select)
     print((Path(args.out) / "results.md").read_text())
     return 0
 
@@ -215,6 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--seed", type=int, default=0)
     a.add_argument("--out", required=True, help="output folder")
     a.add_argument("--no-ema", action="store_true", help="adapt the raw meta-generator, not its EMA")
+    a.add_argument("--select", type=float, default=1.0, metavar="R",
+                   help="draw R x num candidates and keep the num the adapted discriminator rates most real "
+                        "(default 1: no selection)")
     a.set_defaults(func=_adapt)
 
     d = sub.add_parser("demo", help="meta-train on digits, adapt to held-out digits, write a grid and report")
@@ -264,6 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="repeat the low-data cell at the smallest n over protocol seeds 0..N-1 and report each "
                         "method's paired gain over no augmentation with its interval (a kept method gets only the "
                         "repeats)")
+    b.add_argument("--select", type=float, default=1.0, metavar="R",
+                   help="every GAN method keeps the samples its adapted discriminator rates most real, 1 of R "
+                        "candidates (default 1: no selection; a folder holds one value)")
     b.add_argument("--merge", nargs="+", metavar="DIR", default=None,
                    help="combine the results of benchmark folders run with different --methods into --out")
     b.add_argument("--no-progress", action="store_true")
