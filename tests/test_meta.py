@@ -91,6 +91,7 @@ class Quadratic(GanProblem):
 
     def __init__(self, a, b, c, e):
         self.a, self.b, self.c, self.e, self.z_dim = a, b, c, e, 1
+        self.loss = LossConfig()
 
     def generate(self, pg, z, context):
         return z
@@ -99,7 +100,7 @@ class Quadratic(GanProblem):
         loss = 0.5 * self.a * (pd["w"] - self.c).pow(2).sum()
         return loss, loss
 
-    def g_loss(self, pg, pd, z, context):
+    def g_loss(self, pg, pd, z, context, match=None):
         return 0.5 * self.b * (pg["v"] - self.e).pow(2).sum()
 
 

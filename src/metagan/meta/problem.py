@@ -95,10 +95,17 @@ class GanProblem:
             loss = loss + 0.5 * self.loss.r1_gamma * losses.r1_penalty(disc, real)
         return loss, fake_logits
 
-    def g_loss(self, pg: Params, pd: Params, z: Tensor, context: Tensor) -> Tensor:
+    def g_loss(self, pg: Params, pd: Params, z: Tensor, context: Tensor, match=None) -> Tensor:
+        """The generator's inner-loop loss: inner_adv x its adversarial loss against pd + its regulariser
+        [+ inner_mmd x match(fake, references), the inner loop's support match]."""
         fake = self.generate(pg, z, context)
-        return self._g_main(self.discriminate(pd, fake, self.refs(context, z.shape[0]))) + \
-            self.g_extra(pg, fake, z, context)
+        ref = self.refs(context, z.shape[0])
+        w = self.loss.inner_adv  # (the order of the terms as before the options, so runs reproduce bit for bit)
+        adv = 0.0 if w <= 0 else self._g_main(self.discriminate(pd, fake, ref))
+        loss = (adv if w == 1 else w * adv) + self.g_extra(pg, fake, z, context)
+        if match is not None:
+            loss = loss + self.loss.inner_mmd * match(fake, ref)
+        return loss
 
     def g_extra(self, pg: Params, fake: Tensor, z: Tensor, context: Tensor) -> Tensor | float:
         """The generator's regulariser beside its adversarial loss: the diversity-sensitive term with z' = -z
@@ -164,19 +171,16 @@ class GanProblem:
             loss, _ = self.d_loss(pd_, support, fake, eps, support, real_shift=1, other=noise.get("other"))
             return loss, loss
 
-        inner_adv, inner_mmd = self.loss.inner_adv, self.loss.inner_mmd
-        if inner_mmd > 0:  # the support's features in the discriminator the loop starts from, held constant
-            d0 = detach(pd)
+        match = None
+        if self.loss.inner_mmd > 0:  # MMD^2 to the support, in the features of the D the loop starts from
+            d0 = detach(pd)         # (held constant); real support image i beside support image i+1
             real_feat = self.features(d0, support, self.refs(support, support.shape[0], 1)).detach()
 
+            def match(fake, ref):
+                return losses.mmd2(self.features(d0, fake, ref), real_feat, unbiased=False)
+
         def g_obj(pg_, pd_, z):
-            fake = self.generate(pg_, z, support)
-            ctx = self.refs(support, z.shape[0])
-            loss = self.g_extra(pg_, fake, z, support)
-            if inner_adv > 0:
-                loss = loss + inner_adv * self._g_main(self.discriminate(pd_, fake, ctx))
-            if inner_mmd > 0:
-                loss = loss + inner_mmd * losses.mmd2(self.features(d0, fake, ctx), real_feat, unbiased=False)
+            loss = self.g_loss(pg_, pd_, z, support, match)
             return loss, loss
 
         stats = {}
