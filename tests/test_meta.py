@@ -338,17 +338,22 @@ def test_outer_mmd_adds_the_match_in_the_given_discriminators_features_to_the_ge
     torch.testing.assert_close(both, ld + losses.ns_g_loss(fl) + 0.5 * m)
 
 
+def _with_and_without(prob, plain, name, pg, pd, seed):
+    """Meta-gradients of learner `name` on one meta-batch with a loss option (prob; by the loop, checked equal to
+    vmap's) and without it (plain): (meta, (grads, aux) with, (grads, aux) without)."""
+    tasks = make_tasks(SCHED, prob.z_dim, seed=seed)
+    learner = _learners(prob)[name]
+    meta = learner.init_meta(pg, pd)
+    with_ = meta_gradients(learner, meta, tasks, "loop")
+    assert max_diff(with_[0], meta_gradients(learner, meta, tasks, "vmap")[0], tuple(meta)) < 1e-10
+    return meta, with_, meta_gradients(_learners(plain)[name], meta, tasks, "loop")
+
+
 @pytest.mark.parametrize("name", ["maml", "fomaml", "metasgd", "metasgd-fo", "joint"])
 def test_outer_mmd_reaches_the_generator_only_and_vmap_equals_loop(name):
     prob, pg, pd = make_problem("ns", condition="image", outer_mmd=1.0)
     plain, *_ = make_problem("ns", condition="image")
-    tasks = make_tasks(SCHED, prob.z_dim, seed=13)
-    learner = _learners(prob)[name]
-    meta = learner.init_meta(pg, pd)
-    g_loop, aux = meta_gradients(learner, meta, tasks, "loop")
-    g_vmap, _ = meta_gradients(learner, meta, tasks, "vmap")
-    assert max_diff(g_loop, g_vmap, tuple(meta)) < 1e-10
-    g_plain, aux0 = meta_gradients(_learners(plain)[name], meta, tasks, "loop")
+    meta, (g_loop, aux), (g_plain, aux0) = _with_and_without(prob, plain, name, pg, pd, seed=13)
     d_groups = tuple(gp for gp in meta if gp.endswith("d"))
     g_groups = tuple(gp for gp in meta if gp.endswith("g"))
     assert max_diff(g_loop, g_plain, d_groups) < 1e-12
@@ -405,14 +410,8 @@ def test_inner_mmd_adds_the_match_to_the_support_in_the_starting_discriminators_
 def test_inner_mmd_reaches_the_meta_gradient_and_vmap_equals_loop():
     prob, pg, pd = make_problem("ns", condition="image", inner_mmd=1.0, outer_mmd=1.0, outer_adv=0.0)
     plain, *_ = make_problem("ns", condition="image", outer_mmd=1.0, outer_adv=0.0)
-    tasks = make_tasks(SCHED, prob.z_dim, seed=14)
     for name in ("metasgd-fo", "maml"):
-        learner = _learners(prob)[name]
-        meta = learner.init_meta(pg, pd)
-        g_loop, _ = meta_gradients(learner, meta, tasks, "loop")
-        g_vmap, _ = meta_gradients(learner, meta, tasks, "vmap")
-        assert max_diff(g_loop, g_vmap, tuple(meta)) < 1e-10
-        g_plain, _ = meta_gradients(_learners(plain)[name], meta, tasks, "loop")
+        meta, (g_loop, _), (g_plain, _) = _with_and_without(prob, plain, name, pg, pd, seed=14)
         assert max_diff(g_loop, g_plain, tuple(gp for gp in meta if gp.endswith("g"))) > 1e-6
 
 
