@@ -25,6 +25,13 @@ from .meta import InnerSchedule, sample_noise
 from .system import System, build_system, init_meta
 
 
+def check_select(select: float, name: str = "select") -> None:
+    """The selection ratio of AdaptedGenerator.sample (and of the commands that pass it on) is >= 1."""
+    if not select >= 1.0:
+        raise ConfigError(f"{name} is the ratio of drawn candidates to kept samples: use a value >= 1 "
+                          f"(1 = no selection), got {select}")
+
+
 @dataclass
 class AdaptedGenerator:
     system: System
@@ -38,9 +45,7 @@ class AdaptedGenerator:
 
         select > 1: draw round(select x n) candidates and keep the n that the adapted discriminator rates most
         real (each beside its reference, as D judges), in the order they were drawn; 1 = every draw is kept."""
-        if not select >= 1.0:
-            raise ConfigError(f"select is the ratio of drawn candidates to kept samples: use a value >= 1 "
-                              f"(1 = no selection), got {select}")
+        check_select(select)
         ref = next(iter(self.params_g.values()))
         prob, support = self.system.problem, self.support.to(ref.device, ref.dtype)
         m = max(n, round(select * n))
@@ -122,4 +127,4 @@ def adapt(checkpoint: str | os.PathLike | MetaGAN, support, steps: int | None = 
     return model.adapt(support, steps, torch.Generator().manual_seed(seed), use_ema)
 
 
-__all__ = ["AdaptedGenerator", "MetaGAN", "adapt", "adapt_params", "load"]
+__all__ = ["AdaptedGenerator", "MetaGAN", "adapt", "adapt_params", "check_select", "load"]

@@ -23,7 +23,7 @@ import torch
 
 from . import __version__
 from . import checkpoint as ckpt
-from .adapt import load
+from .adapt import check_select, load
 from .baselines import affine_augmenter, metagan_generator, scratch_model
 from .checkpoint import PRETRAINED_PREFIX, pretrained_names, resolve
 from .config import DataConfig, apply_overrides, get_preset
@@ -90,9 +90,7 @@ def run_benchmark(suite: str, budget_name: str, out: str | Path, data_root: str 
     gain over no augmentation with its interval. A kept method (resumed folder) gets only the missing repeats."""
     if lowdata_seeds < 1:
         raise ConfigError(f"--lowdata-seeds must be at least 1 (1 = the single run of the table), got {lowdata_seeds}")
-    if not select >= 1.0:
-        raise ConfigError(f"--select is the ratio of drawn candidates to kept samples: use a value >= 1 (1 = no "
-                          f"selection), got {select}")
+    check_select(select, "--select")
     if suite != "omniglot":
         raise ConfigError(f"unknown suite {suite!r}; suites are: omniglot")
     if budget_name not in BUDGETS:
@@ -292,7 +290,7 @@ def report_markdown(results: dict) -> str:
              f"Held-out: {results['heldout']}; {p['classes']} classes, {p['samples']} generated samples per class, "
              f"adaptation budget {results['adapt_steps']} steps for every method"
              + (f", samples selected by each method's adapted discriminator ({results['select']:g} candidates per "
-                "sample)" if results.get("select", 1.0) > 1 else "")
+                "sample)" if results.get("select", _HEADER_DEFAULTS["select"]) > 1 else "")
              + f"; features: {results['feature_net']['file']} "
              f"(sha256 {results['feature_net']['sha256'][:12]}...). Protocol: docs/evaluation.md.", ""]
     shots = sorted({k for m in results["methods"].values() for k in m["k"]}, key=int)

@@ -55,9 +55,10 @@ def _train(args: argparse.Namespace) -> int:
 def _adapt(args: argparse.Namespace) -> int:
     import torch
 
-    from .adapt import load
+    from .adapt import check_select, load
     from .data import files_inverted, from_model_space, save_grid, write_image
 
+    check_select(args.select, "--select")  # before loading and adapting
     model = load(args.checkpoint)
     support = model.read_support(args.support)
     adapted = model.adapt(support, args.steps, torch.Generator().manual_seed(args.seed), not args.no_ema)
