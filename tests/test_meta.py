@@ -61,6 +61,26 @@ def test_metasgd_with_equal_fixed_rates_equals_maml():
     assert set(g_ms) == {"g", "d", "lr_g", "lr_d"}
 
 
+@pytest.mark.parametrize("first_order", [False, True])
+def test_metasgd_per_tensor_rates_get_the_summed_meta_gradient_of_equal_element_rates(first_order):
+    """meta.rates=tensor: one 0-dim rate per parameter tensor. Starting from the same values, the players'
+    meta-gradients equal the element-wise learner's and each tensor rate's is the sum of its elements'."""
+    prob, pg, pd = make_problem("ns", condition="image")
+    tasks = make_tasks(SCHED, prob.z_dim)
+    elem, tens = (MetaSGD(prob, SCHED, 0.07, 0.03, first_order, per_tensor=p) for p in (False, True))
+    meta_t = tens.init_meta(pg, pd)
+    assert all(v.ndim == 0 for grp in ("lr_g", "lr_d") for v in meta_t[grp].values())
+    g_e, _ = meta_gradients(elem, elem.init_meta(pg, pd), tasks, "loop")
+    g_t, _ = meta_gradients(tens, meta_t, tasks, "loop")
+    g_v, _ = meta_gradients(tens, meta_t, tasks, "vmap")
+    assert max_diff(g_t, g_e) < 1e-12 and max_diff(g_v, g_t, ("g", "d", "lr_g", "lr_d")) < 1e-12
+    for grp in ("lr_g", "lr_d"):
+        for k, v in g_e[grp].items():
+            assert g_t[grp][k].shape == ()
+            torch.testing.assert_close(g_t[grp][k], v.sum(), rtol=1e-10, atol=1e-14)
+    assert max(float(g_t["lr_g"][k].abs()) for k in g_t["lr_g"]) > 1e-6  # the rates really get a gradient
+
+
 def test_maml_meta_gradient_matches_finite_differences():
     """Second-order MAML: d L_D(query) / d theta_D through the whole unrolled adversarial inner loop."""
     prob, pg, pd = make_problem("wgan-gp", model="mlp")

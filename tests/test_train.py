@@ -90,9 +90,10 @@ def test_init_from_starts_the_generator_from_the_sources_ema_generator(tmp_path)
         assert (v - src.meta["d"][k]).abs().max() < 2e-3, k
 
 
-@pytest.mark.parametrize("learner", ["fomaml", "metasgd", "reptile"])
+@pytest.mark.parametrize("learner", ["fomaml", "metasgd", "reptile", "metasgd meta.rates=tensor"])
 def test_resume_continues_bit_for_bit(tmp_path, learner):
-    cfg = tiny(f"meta.learner={learner}", "train.steps=4", "train.ckpt_every=0", "train.sample_every=0")
+    learner, *extra = learner.split()  # metasgd with one learned rate per tensor: see the next test too
+    cfg = tiny(f"meta.learner={learner}", *extra, "train.steps=4", "train.ckpt_every=0", "train.sample_every=0")
     straight = train(cfg, out_dir=tmp_path / "a", progress=False)
     half = train(apply_overrides(cfg, ["train.steps=2"]), out_dir=tmp_path / "b", progress=False)
     resumed = train(cfg, resume=half, progress=False)
@@ -216,3 +217,17 @@ def test_clamp_rates_projects_metasgds_learned_rates_onto_non_negative_values(tm
         assert all(torch.equal(held[grp][k], v) for k, v in free[grp].items())
     with pytest.raises(ConfigError, match="meta.learner=metasgd"):
         train(tiny("meta.clamp_rates=true"), out_dir=tmp_path / "c", progress=False)
+
+
+def test_metasgd_per_tensor_rates_are_stored_one_per_tensor_and_checked(tmp_path):
+    """meta.rates=tensor: the checkpoint holds one learned rate per parameter tensor, and they move."""
+    run = train(tiny("meta.learner=metasgd", "meta.rates=tensor", "train.steps=2", "train.sample_every=0",
+                     "meta.outer_lr_rates=0.01"), out_dir=tmp_path / "a", progress=False)
+    meta = ckpt.load(run).meta
+    assert all(v.ndim == 0 for grp in ("lr_g", "lr_d") for v in meta[grp].values())
+    assert set(meta["lr_g"]) == set(meta["g"]) and set(meta["lr_d"]) == set(meta["d"])
+    assert any(float(v) != 0.05 for v in meta["lr_g"].values())  # the rates moved
+    with pytest.raises(ConfigError, match="meta.learner=metasgd"):
+        train(tiny("meta.rates=tensor"), out_dir=tmp_path / "c", progress=False)
+    with pytest.raises(ConfigError, match="meta.rates='layer' is not one of"):
+        train(tiny("meta.learner=metasgd", "meta.rates=layer"), out_dir=tmp_path / "c", progress=False)

@@ -110,6 +110,10 @@ class MetaConfig:
     # metasgd: project the learned rates onto >= 0 after every outer step (false: unconstrained, as in Li et al.
     # 2017, where a rate can turn negative and its parameter then ascends its own inner loss)
     clamp_rates: bool = False
+    # metasgd: the shape of the learned inner rates. element: one rate per scalar parameter (Li et al. 2017);
+    # tensor: one rate per weight or bias tensor (per layer, as MAML++'s learned rates without the per-step
+    # index): 2 numbers per layer instead of one per weight, so each rate's meta-gradient sums over its layer
+    rates: str = "element"
 
 
 @dataclass(frozen=True)
@@ -159,6 +163,7 @@ CHOICES = {
     "meta.learner": ("maml", "fomaml", "reptile", "metasgd", "joint"),
     "meta.outer_optimizer": ("adam", "sgd"),
     "meta.vectorize": ("vmap", "loop", "auto"),
+    "meta.rates": ("element", "tensor"),
     "model.g_skip": ("half", "full"),
     "model.g_out": ("decode", "warp"),
     "model.d_depth": (2, 3),
@@ -445,6 +450,9 @@ def validate(cfg: Config) -> None:
     if cfg.meta.clamp_rates and cfg.meta.learner != "metasgd":
         raise ConfigError("meta.clamp_rates constrains Meta-SGD's learned inner rates: set meta.learner=metasgd "
                           "or meta.clamp_rates=false")
+    if cfg.meta.rates != "element" and cfg.meta.learner != "metasgd":
+        raise ConfigError("meta.rates shapes Meta-SGD's learned inner rates: set meta.learner=metasgd or "
+                          "meta.rates=element")
     if cfg.loss.inner_adv == 0 and cfg.loss.inner_mmd == 0:
         raise ConfigError("loss.inner_adv=0 and loss.inner_mmd=0 leave the generator without an inner-loop "
                           "(adaptation) loss: set one of them above 0")

@@ -23,7 +23,8 @@ def params_of(module: nn.Module) -> Params:
 
 
 def sgd_update(params: Params, grads: Params, lr: Mapping[str, Tensor | float]) -> Params:
-    """params - lr * grads, with a learning rate per parameter (a float or a tensor of its shape)."""
+    """params - lr * grads, with a learning rate per parameter (a float, or a tensor that broadcasts to its
+    shape: of its shape, or 0-dim)."""
     return {k: params[k] - lr[k] * grads[k] for k in params}
 
 

@@ -2,6 +2,9 @@
 meta-parameter (a tensor of the parameter's shape), meta-trained by each player's query loss.
 With first_order the inner gradients are constants, but the rates still receive the gradient
 -g_inner * dL/dtheta' through theta' = theta - rate * g_inner.
+
+per_tensor (meta.rates=tensor): one rate per weight or bias tensor (a 0-dim tensor that broadcasts over its
+parameter) instead of one per scalar parameter; its meta-gradient is the sum of the element-wise ones.
 """
 from __future__ import annotations
 
@@ -16,13 +19,17 @@ class MetaSGD(MAML):
     name = "metasgd"
 
     def __init__(self, problem: GanProblem, sched: InnerSchedule, lr_g: float, lr_d: float,
-                 first_order: bool = False):
+                 first_order: bool = False, per_tensor: bool = False):
         super().__init__(problem, sched, lr_g, lr_d, detach_inner=first_order)
+        self.per_tensor = per_tensor
+
+    def _rates_like(self, params: Params, lr: float) -> Params:
+        if self.per_tensor:
+            return {k: torch.tensor(lr, dtype=v.dtype, device=v.device) for k, v in params.items()}
+        return {k: torch.full_like(v, lr) for k, v in params.items()}
 
     def init_meta(self, pg: Params, pd: Params) -> Meta:
-        return {"g": pg, "d": pd,
-                "lr_g": {k: torch.full_like(v, self.lr_g) for k, v in pg.items()},
-                "lr_d": {k: torch.full_like(v, self.lr_d) for k, v in pd.items()}}
+        return {"g": pg, "d": pd, "lr_g": self._rates_like(pg, self.lr_g), "lr_d": self._rates_like(pd, self.lr_d)}
 
     def rates(self, meta: Meta):
         return meta["lr_g"], meta["lr_d"]
