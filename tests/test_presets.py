@@ -33,7 +33,8 @@ def test_figr_and_dawson_settings():
 
 
 def test_metagan_presets_share_one_model_and_differ_only_in_the_learner():
-    """One model, task, data and GAN loss; Meta-SGD (session 9) differs in its query loss's terms too."""
+    """One model, task, data and GAN loss; Meta-SGD (session 9) differs in its query loss's terms too, and
+    (session 11) in the shape of its learned rates, one per tensor, kept >= 0."""
     import dataclasses
     cfgs = {n: get_preset(f"omniglot-{n}") for n in ("fomaml", "maml", "metasgd", "reptile", "joint")}
     for name, cfg in cfgs.items():
@@ -42,3 +43,4 @@ def test_metagan_presets_share_one_model_and_differ_only_in_the_learner():
         assert (cfg.model, loss, cfg.task, cfg.data) == (cfgs["fomaml"].model, cfgs["fomaml"].loss,
                                                          cfgs["fomaml"].task, cfgs["fomaml"].data)
         assert (cfg.loss.outer_mmd, cfg.loss.outer_adv) == ((10.0, 0.0) if name == "metasgd" else (0.0, 1.0))
+        assert (cfg.meta.rates, cfg.meta.clamp_rates) == (("tensor", True) if name == "metasgd" else ("element", False))
