@@ -315,3 +315,52 @@ def test_pretrain_only_is_the_finetune_model_without_adaptation(tmp_path, monkey
     head = {"suite": "omniglot", "select": 1.0}
     assert benchmark._header_differences({"suite": "omniglot"}, head) == []
     assert benchmark._header_differences({"suite": "omniglot"}, {**head, "select": 2.0}) == ["select"]
+
+
+def test_paired_difference_is_the_interval_of_the_per_draw_differences():
+    from metagan.evaluate import ci95, paired_difference
+    a, b = [1.0, 2.0, 3.5], [1.5, 2.25, 4.0]
+    diff, half = paired_difference(a, b)
+    assert diff == pytest.approx(-5 / 12) and half == pytest.approx(ci95([-0.5, -0.25, -0.5]))
+    assert all(x != x for x in paired_difference([1.0, float("nan")], [1.0, 2.0]))  # an undefined draw
+    with pytest.raises(ValueError, match="same draws"):
+        paired_difference([1.0, 2.0], [1.0])
+
+
+def test_benchmark_report_pairs_each_metagan_method_with_each_baseline():
+    from metagan.benchmark import report_markdown
+    from metagan.evaluate import ci95
+
+    def row(fd, fid):
+        return {"fd": sum(fd) / len(fd), "fd_ci95": ci95(fd), "fd_draws": fd, "kid": 0.1, "precision": 0.5,
+                "recall": 0.5, "density": 0.5, "coverage": 0.5, "fidelity": sum(fid) / len(fid),
+                "fidelity_ci95": ci95(fid), "fidelity_draws": fid, "diversity": 1.0, "copy_ratio": 1.0,
+                "copy_ratio_real": 1.0, "lowdata_acc": {"5": 0.7}, "protonet_acc": {"mean": 0.9, "ci95": 0.01}}
+    base_fd = [0.8, 1.2, 1.0, 0.9, 1.1]  # draws that differ a lot: easy and hard support sets
+    ours_fd = [x - 0.05 + e for x, e in zip(base_fd, [0.001, -0.002, 0.0, 0.002, -0.001])]
+    fid = [0.95, 0.96, 0.97, 0.94, 0.98]
+    nan_fd = [float("nan")] + base_fd[1:]
+    results = {"suite": "omniglot", "budget": "small", "adapt_steps": 5, "heldout": "x",
+               "protocol": {"classes": 20, "samples": 50, "n_way": 20}, "feature_net": {"file": "f", "sha256": "0" * 64},
+               "methods": {"no-augmentation": {"k": {"5": {**dict.fromkeys(row(fid, fid)), "lowdata_acc": {"5": 0.6},
+                                                         "protonet_acc": {"mean": 0.8, "ci95": 0.02}}}},
+                           "pretrain-only": {"k": {"5": row(base_fd, fid)}},
+                           "figr": {"k": {"5": row(nan_fd, [f - 0.2 for f in fid])}},
+                           "metagan-metasgd": {"k": {"5": row(ours_fd, [f - 0.01 for f in fid]),
+                                                     "1": row(base_fd, fid)}}}}
+    ours, base = results["methods"]["metagan-metasgd"]["k"]["5"], results["methods"]["pretrain-only"]["k"]["5"]
+    # each method's own interval overlaps the other's: only the pairing separates them
+    assert ours["fd"] + ours["fd_ci95"] > base["fd"] - base["fd_ci95"]
+    md = report_markdown(results)
+    assert "| metagan-metasgd | pretrain-only | -0.050 ± 0.002 (better) | -0.0100 ± 0.0000 (worse) |" in md
+    assert "| metagan-metasgd | figr | undefined (non-finite draws) | +0.1900 ± 0.0000 (better) |" in md
+    assert "| metagan-metasgd | no-augmentation |" not in md  # nothing generated to compare
+    assert "## Paired differences, K = 1" not in md  # no baseline was evaluated at K = 1
+    # equal draws: a tie, and a single draw gives no interval
+    results["methods"]["metagan-metasgd"]["k"]["5"] = row(base_fd, fid)
+    assert "| metagan-metasgd | pretrain-only | +0.000 ± 0.000 (tie) | +0.0000 ± 0.0000 (tie) |" in report_markdown(results)
+    for m in results["methods"].values():
+        for r in m["k"].values():
+            if r.get("fd_draws"):
+                r["fd_draws"], r["fidelity_draws"] = r["fd_draws"][1:2], r["fidelity_draws"][1:2]
+    assert "| metagan-metasgd | pretrain-only | +0.000 (one draw: no interval) |" in report_markdown(results)

@@ -29,7 +29,7 @@ from .checkpoint import PRETRAINED_PREFIX, pretrained_names, resolve
 from .config import DataConfig, apply_overrides, get_preset
 from .data import build_datasets, files_inverted, from_model_space, save_grid, to_model_space
 from .errors import CheckpointError, ConfigError
-from .evaluate import PROTOCOLS, ci95, chosen_classes, evaluate, lowdata_accuracy
+from .evaluate import PROTOCOLS, ci95, chosen_classes, evaluate, lowdata_accuracy, paired_difference
 from .metrics.features import ASSET, load_feature_net, sha256
 from .plots import plot_results
 from .train import train
@@ -310,6 +310,7 @@ def report_markdown(results: dict) -> str:
             pa = r["protonet_acc"]
             lines.append(f"| {name} | " + " | ".join(cells) + f" | {low} | {pa['mean']:.3f} ± {pa['ci95']:.3f} |")
         lines.append("")
+    lines += _paired_lines(results, shots)
     lines += _spread_lines(results)
     notes = []
     for name, m in results["methods"].items():
@@ -329,6 +330,47 @@ def report_markdown(results: dict) -> str:
               "plus the method's generated ones. Proto acc: prototypes from K real supports plus generated samples; "
               "± is the 95% confidence half-width over episodes.", ""]
     return "\n".join(lines)
+
+
+# the per-draw metrics, the sign of "better" (FD lower, fidelity higher), and the decimals shown
+PAIRED = (("fd", -1, 3), ("fidelity", +1, 4))
+
+
+def _paired_cell(a: dict, b: dict, key: str, better: int, nd: int) -> str:
+    diff, half = paired_difference(a[key + "_draws"], b[key + "_draws"])
+    if diff != diff:
+        return "undefined (non-finite draws)"
+    if len(a[key + "_draws"]) < 2:
+        return f"{diff:+.{nd}f} (one draw: no interval)"
+    verdict = "tie" if abs(diff) <= half else ("better" if diff * better > 0 else "worse")
+    return f"{diff:+.{nd}f} ± {half:.{nd}f} ({verdict})"
+
+
+def _paired_lines(results: dict, shots: list[str]) -> list[str]:
+    """Each metagan method against each other generating method of the folder, per K: the paired difference of
+    FD and of fidelity over the support draws (the same classes, draws and seeds for every method), mean ± 95%
+    half-width (t). "better"/"worse" where the interval excludes 0, else "tie"."""
+    methods = results["methods"]
+    ours = [n for n in methods if n.startswith("metagan-")]
+    others = [n for n in methods if not n.startswith("metagan-")]
+    lines = []
+    for k in shots:
+        rows, draws = [], 0
+        for a in ours:
+            for b in others:
+                ra, rb = methods[a]["k"].get(k), methods[b]["k"].get(k)
+                if not ra or not rb or ra.get("fd_draws") is None or rb.get("fd_draws") is None:
+                    continue  # not evaluated at this K, or a method without generated images
+                cells = [_paired_cell(ra, rb, *spec) for spec in PAIRED]
+                draws = len(ra["fd_draws"])
+                rows.append(f"| {a} | {b} | " + " | ".join(cells) + " |")
+        if rows:
+            lines += [f"## Paired differences, K = {k}", "",
+                      "Method minus baseline over the same classes, support draws and seeds, mean ± 95% half-width "
+                      f"(t, {draws} draws); better/worse where the interval excludes 0.", "",
+                      "| method | against | FD difference (lower is better) | fidelity difference (higher is better) |",
+                      "|---|---|---|---|"] + rows + [""]
+    return lines
 
 
 def _spread_lines(results: dict) -> list[str]:

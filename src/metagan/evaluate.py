@@ -67,6 +67,19 @@ def ci95(values: list[float]) -> float:
     return float(student_t.ppf(0.975, len(values) - 1) * t.std() / math.sqrt(len(values)))
 
 
+def paired_difference(a: list[float], b: list[float]) -> tuple[float, float]:
+    """Mean and 95% confidence half-width (t) of the per-draw differences a - b of two methods evaluated on the
+    same classes, support draws and generation seeds: the interval for comparing them. It is narrower than either
+    method's own interval when both move together from draw to draw (an easier or harder set of supports), which
+    is most of the spread of FD here. NaN where a draw of either is undefined."""
+    if len(a) != len(b):
+        raise ValueError(f"paired difference needs the same draws on both sides (got {len(a)} and {len(b)})")
+    diffs = [x - y for x, y in zip(a, b)]
+    if any(d != d for d in diffs):
+        return float("nan"), float("nan")
+    return sum(diffs) / len(diffs), ci95(diffs)
+
+
 def chosen_classes(heldout: ClassDataset, protocol: Protocol) -> list[int]:
     """The evaluated held-out classes: the first `protocol.classes` of a seeded permutation."""
     g = torch.Generator().manual_seed(protocol.seed)
