@@ -97,3 +97,26 @@ def test_mmd2_biased_is_the_v_statistic_and_takes_single_samples():
     assert losses.mmd2(x, y, unbiased=False).item() == pytest.approx(ref, rel=1e-10)
     one = losses.mmd2(x[:1], y[:1], unbiased=False)  # K = 1: 2 k(a, a) - 2 k(a, b), bw = |a - b|^2 / 2
     assert one.item() == pytest.approx(6 - 2 * sum(math.exp(-2 / s) for s in (0.25, 1.0, 4.0)), rel=1e-10)
+
+
+def test_weighted_mmd2_is_the_v_statistic_of_the_weighted_distribution():
+    g = torch.Generator().manual_seed(2)
+    x, y = torch.randn(4, 2, generator=g, dtype=torch.float64), torch.randn(3, 2, generator=g, dtype=torch.float64)
+    w = torch.tensor([0.1, 0.2, 0.3, 0.4], dtype=torch.float64)
+    xy = torch.cat([x, y])
+    bw = sum(float((a - b).pow(2).sum()) for a in xy for b in xy) / len(xy) ** 2
+
+    def k(a, b):
+        return sum(math.exp(-float((a - b).pow(2).sum()) / (s * bw)) for s in (0.25, 1.0, 4.0))
+    ref = (sum(w[i] * w[j] * k(x[i], x[j]) for i in range(4) for j in range(4))
+           + sum(k(a, b) for a in y for b in y) / 9 - 2 * sum(w[i] * k(x[i], b) for i in range(4) for b in y) / 3)
+    assert losses.mmd2(x, y, unbiased=False, weights=w).item() == pytest.approx(float(ref), rel=1e-10)
+    uniform = torch.full((4,), 0.25, dtype=torch.float64)
+    assert losses.mmd2(x, y, unbiased=False, weights=uniform).item() == pytest.approx(
+        losses.mmd2(x, y, unbiased=False).item(), rel=1e-12)
+    # weight on the samples nearer y lowers it; weight on one sample costs its self-similarity
+    near = torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=torch.float64)
+    y_near = x[3:].repeat(3, 1) + 0.01 * torch.randn(3, 2, generator=g, dtype=torch.float64)
+    assert losses.mmd2(x, y_near, unbiased=False, weights=near) < losses.mmd2(x, y_near, unbiased=False)
+    with pytest.raises(ValueError, match="biased"):
+        losses.mmd2(x, y, weights=w)

@@ -15,14 +15,16 @@ K, Q, B = 2, 3, 3
 
 
 def make_problem(kind="ns", r1=0.0, model="conv", condition="none", mismatch=0.0, diversity=0.0, g_out="decode",
-                 g_affine=0.0, outer_mmd=0.0, outer_adv=1.0, inner_mmd=0.0, inner_adv=1.0):
+                 g_affine=0.0, outer_mmd=0.0, outer_adv=1.0, inner_mmd=0.0, inner_adv=1.0, outer_select=0.0,
+                 select_tau=1.0):
     cfg = dataclasses.replace(get_preset("tiny").model, kind=model, hidden=8, condition=condition, e_dim=3,
                               g_out=g_out, g_affine=g_affine)
     torch.manual_seed(0)
     gen, disc = build_models(cfg, SHAPE)
     gen, disc = gen.double(), disc.double()
     loss = LossConfig(kind=kind, r1_gamma=r1, mismatch=mismatch, diversity=diversity, diversity_tau=0.5,
-                      outer_mmd=outer_mmd, outer_adv=outer_adv, inner_mmd=inner_mmd, inner_adv=inner_adv)
+                      outer_mmd=outer_mmd, outer_adv=outer_adv, inner_mmd=inner_mmd, inner_adv=inner_adv,
+                      outer_select=outer_select, select_tau=select_tau)
     return GanProblem(gen, disc, loss), params_of(gen), params_of(disc)
 
 
@@ -441,5 +443,68 @@ def test_inner_mmd_and_inner_adv_are_checked():
     validate(apply_overrides(cfg, ["loss.inner_mmd=10", "loss.inner_adv=0"]))
     validate(apply_overrides(cfg, ["loss.inner_mmd=10", "task.k_shot=1"]))  # the biased estimate takes K = 1
     for bad, match in ((["loss.inner_adv=0"], "without an inner-loop"), (["loss.inner_mmd=-1"], "non-negative")):
+        with pytest.raises(ConfigError, match=match):
+            validate(apply_overrides(cfg, bad))
+
+
+@pytest.mark.parametrize("condition", ["image", "none"])
+def test_outer_select_adds_the_weighted_match_to_the_discriminators_query_loss(condition):
+    """loss.outer_select: D's query loss gains w MMD^2 (biased) between the query's fakes weighted by
+    softmax(D's fake logits / tau) and the query images, in d_feat's features; G's loss is unchanged; the term's
+    gradient reaches D through the logits only (the features' discriminator is held constant)."""
+    from torch.func import functional_call, grad
+    from metagan import losses
+    prob, pg, pd = make_problem("ns", condition=condition, outer_select=0.5, select_tau=0.7)
+    plain, *_ = make_problem("ns", condition=condition)
+    tasks = make_tasks(SCHED, prob.z_dim, seed=14)
+    support, query = tasks["support"][0], tasks["query"][0]
+    noise = {"z_o": tasks["noise"]["z_o"][0], "eps_o": tasks["noise"]["eps_o"][0]}
+    d_meta = {k: v + 0.1 * torch.randn_like(v) for k, v in pd.items()}
+    (ld, lg), aux = prob.outer_losses(pg, pd, support, query, noise, d_feat=d_meta)
+    (ld0, lg0), aux0 = plain.outer_losses(pg, pd, support, query, noise, d_feat=d_meta)
+    fake = prob.generate(pg, noise["z_o"], support)
+    refs = support[torch.arange(Q) % K] if condition == "image" else support
+    w = torch.softmax(prob.discriminate(pd, fake, refs) / 0.7, 0)
+    feats = [functional_call(prob.disc, d_meta, (x, refs), {"features": True}) for x in (fake, query)]
+    m = losses.mmd2(*feats, unbiased=False, weights=w)
+    assert m.abs() > 1e-6
+    torch.testing.assert_close(ld, ld0 + 0.5 * m)
+    torch.testing.assert_close(lg, lg0)
+    torch.testing.assert_close(aux["select"], m)
+    assert "select" not in aux0
+    both, _ = prob.own_losses_sum({"g": pg, "d": pd}, support, query, noise, d_feat=d_meta)
+    both0, _ = plain.own_losses_sum({"g": pg, "d": pd}, support, query, noise, d_feat=d_meta)
+    torch.testing.assert_close(both, both0 + 0.5 * m)
+
+    # the gradient w.r.t. D: through the weights' logits only, not through the features' discriminator
+    def term(pd_, d_feat_):
+        return prob.select_match(d_feat_, prob.discriminate(pd_, fake, refs), fake, query, support)
+    gd, gfeat = grad(term, argnums=(0, 1))(pd, d_meta)
+    assert max(float(v.abs().max()) for v in gd.values()) > 1e-8
+    assert max(float(v.abs().max()) for v in gfeat.values()) == 0.0
+
+
+@pytest.mark.parametrize("name", ["maml", "fomaml", "metasgd", "metasgd-fo", "joint"])
+def test_outer_select_reaches_the_discriminator_only_and_vmap_equals_loop(name):
+    prob, pg, pd = make_problem("ns", condition="image", outer_select=1.0)
+    plain, *_ = make_problem("ns", condition="image")
+    meta, (g_loop, aux), (g_plain, aux0) = _with_and_without(prob, plain, name, pg, pd, seed=15)
+    d_groups = tuple(gp for gp in meta if gp.endswith("d"))
+    g_groups = tuple(gp for gp in meta if gp.endswith("g"))
+    assert max_diff(g_loop, g_plain, g_groups) < 1e-12
+    assert max_diff(g_loop, g_plain, d_groups) > 1e-6
+    assert "select" in aux and "select" not in aux0
+
+
+def test_outer_select_is_checked():
+    from metagan.config import ConfigError, apply_overrides, validate
+    cfg = get_preset("omniglot-metasgd")
+    validate(apply_overrides(cfg, ["loss.outer_select=10", "loss.select_tau=0.5"]))
+    for bad, match in ((["loss.outer_select=1", "meta.learner=reptile", "loss.outer_mmd=0", "loss.outer_adv=1",
+                         "meta.rates=element", "meta.clamp_rates=false"], "Reptile has none"),
+                       (["loss.outer_select=1", "task.q_query=1", "loss.outer_mmd=0", "loss.outer_adv=1"],
+                        "q_query to at least 2"),
+                       (["loss.outer_select=-1"], "non-negative"),
+                       (["loss.select_tau=0"], "temperature")):
         with pytest.raises(ConfigError, match=match):
             validate(apply_overrides(cfg, bad))

@@ -88,6 +88,12 @@ class LossConfig:
     # meta-discriminator, held constant; 0 = off)
     inner_adv: float = 1.0
     inner_mmd: float = 0.0
+    # the discriminator's query loss (maml, fomaml, metasgd, joint): + outer_select x MMD^2 between the query's
+    # generated images, weighted by softmax(adapted D's logits / select_tau), and its real images, in the
+    # meta-discriminator's hidden features: trains the adapted discriminator to rank the generator's samples
+    # so that the ones it rates most real look like the class (what `--select` keeps; 0 = off)
+    outer_select: float = 0.0
+    select_tau: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -428,7 +434,8 @@ def validate(cfg: Config) -> None:
                           "model.g_out=warp and a value >= 0 (with model.g_out=decode set model.g_affine=0)")
     if cfg.meta.vectorize == "vmap" and vmap_refusal(cfg):
         raise ConfigError(f"{vmap_refusal(cfg)}: set meta.vectorize=loop or auto")
-    for name in ("mismatch", "diversity", "diversity_tau", "outer_adv", "outer_mmd", "inner_adv", "inner_mmd"):
+    for name in ("mismatch", "diversity", "diversity_tau", "outer_adv", "outer_mmd", "inner_adv", "inner_mmd",
+                 "outer_select"):
         if getattr(cfg.loss, name) < 0:
             raise ConfigError(f"loss.{name} must be non-negative, got {getattr(cfg.loss, name)}")
     if cfg.loss.mismatch > 0:
@@ -448,6 +455,15 @@ def validate(cfg: Config) -> None:
                               "or set loss.outer_mmd=0")
         if cfg.task.q_query < 2:
             raise ConfigError("loss.outer_mmd compares the generated and the real query images as samples: set "
+                              "task.q_query to at least 2")
+    if cfg.loss.select_tau <= 0:
+        raise ConfigError(f"loss.select_tau is a softmax temperature: use a value > 0, got {cfg.loss.select_tau}")
+    if cfg.loss.outer_select > 0:
+        if cfg.meta.learner == "reptile":
+            raise ConfigError("loss.outer_select weighs a term of the discriminator's query loss, and Reptile has "
+                              "none: use maml, fomaml, metasgd or joint, or set loss.outer_select=0")
+        if cfg.task.q_query < 2:
+            raise ConfigError("loss.outer_select weighs the query's generated images against each other: set "
                               "task.q_query to at least 2")
     if cfg.loss.outer_adv == 0 and cfg.loss.outer_mmd == 0 and cfg.meta.learner != "reptile":
         raise ConfigError("loss.outer_adv=0 and loss.outer_mmd=0 leave the generator without a query loss: "

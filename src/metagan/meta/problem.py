@@ -127,6 +127,26 @@ class GanProblem:
         ctx_r, ctx_f, _ = self.d_contexts(support, real.shape[0], fake.shape[0], real_shift)  # unpaired: support
         return losses.mmd2(self.features(d_feat, fake, ctx_f), self.features(d_feat, real, ctx_r))
 
+    def select_match(self, d_feat: Params, fake_logits: Tensor, fake: Tensor, real: Tensor, support: Tensor,
+                     real_shift: int = 0) -> Tensor:
+        """MMD^2 (biased) between the generated images weighted by softmax(fake_logits / select_tau) and the
+        real images, in the hidden features of d_feat (held constant), each beside its reference: small when the
+        samples the discriminator rates most real are the ones that look like the class (loss.outer_select).
+        Only the logits carry a gradient."""
+        ctx_r, ctx_f, _ = self.d_contexts(support, real.shape[0], fake.shape[0], real_shift)
+        d_feat, fake = detach(d_feat), fake.detach()
+        w = torch.softmax(fake_logits / self.loss.select_tau, 0)
+        return losses.mmd2(self.features(d_feat, fake, ctx_f), self.features(d_feat, real, ctx_r), unbiased=False,
+                           weights=w)
+
+    def d_outer(self, ld: Tensor, fake_logits: Tensor, fake: Tensor, real: Tensor, support: Tensor,
+                d_feat: Params | None, real_shift: int = 0) -> tuple[Tensor, dict[str, Tensor]]:
+        """The discriminator's query loss: its GAN loss ld [+ outer_select x select_match]; aux {"select": ...}."""
+        if self.loss.outer_select <= 0 or d_feat is None:
+            return ld, {}
+        m = self.select_match(d_feat, fake_logits, fake, real, support, real_shift)
+        return ld + self.loss.outer_select * m, {"select": m.detach()}
+
     def g_outer(self, pg: Params, fake: Tensor, fake_logits: Tensor, real: Tensor, support: Tensor,
                 z: Tensor, d_feat: Params | None, real_shift: int = 0) -> tuple[Tensor, dict[str, Tensor]]:
         """The generator's query loss: outer_adv x its adversarial loss + its regulariser
@@ -145,8 +165,9 @@ class GanProblem:
         meta-discriminator, the one that has seen every training class); None: no match term."""
         fake = self.generate(pg, noise["z_o"], support)
         ld, fake_logits = self.d_loss(pd, query, fake, noise["eps_o"], support, real_shift, noise.get("other"))
+        ld, d_extra = self.d_outer(ld, fake_logits, fake, query, support, d_feat, real_shift)
         lg, extra = self.g_outer(pg, fake, fake_logits, query, support, noise["z_o"], d_feat, real_shift)
-        return (ld, lg), {"d_loss": ld.detach(), "g_loss": lg.detach(), **extra}
+        return (ld, lg), {"d_loss": ld.detach(), "g_loss": lg.detach(), **d_extra, **extra}
 
     def own_losses_sum(self, p: dict[str, Params], support: Tensor, query: Tensor, noise: dict[str, Tensor],
                        d_feat: Params | None = None):
@@ -156,10 +177,11 @@ class GanProblem:
         loss (what player_grads takes from outer_losses), from one backward pass that skips the generator
         for L_D and the discriminator's weights for L_G. Costs one extra D forward over the Q fakes."""
         fake = self.generate(p["g"], noise["z_o"], support)
-        ld, _ = self.d_loss(p["d"], query, fake.detach(), noise["eps_o"], support, other=noise.get("other"))
+        ld, d_logits = self.d_loss(p["d"], query, fake.detach(), noise["eps_o"], support, other=noise.get("other"))
+        ld, d_extra = self.d_outer(ld, d_logits, fake, query, support, d_feat)
         fake_logits = self.discriminate(detach(p["d"]), fake, self.refs(support, fake.shape[0]))
         lg, extra = self.g_outer(p["g"], fake, fake_logits, query, support, noise["z_o"], d_feat)
-        return ld + lg, {"d_loss": ld.detach(), "g_loss": lg.detach(), **extra}
+        return ld + lg, {"d_loss": ld.detach(), "g_loss": lg.detach(), **d_extra, **extra}
 
     def inner_loop(self, pg: Params, pd: Params, lr_g, lr_d, support: Tensor, noise: dict[str, Tensor],
                    sched: InnerSchedule, first_order: bool) -> tuple[Params, Params, dict[str, Tensor]]:
