@@ -448,22 +448,17 @@ def validate(cfg: Config) -> None:
         if cfg.task.meta_batch < 2:
             raise ConfigError("loss.mismatch takes the other class from another task of the meta-batch: set "
                               "task.meta_batch to at least 2")
-    if cfg.loss.outer_mmd > 0:
-        if cfg.meta.learner == "reptile":
-            raise ConfigError("loss.outer_mmd weighs a term of the query loss, and Reptile has none (its "
-                              "meta-gradient is the inner loop's displacement): use maml, fomaml or metasgd, "
-                              "or set loss.outer_mmd=0")
-        if cfg.task.q_query < 2:
-            raise ConfigError("loss.outer_mmd compares the generated and the real query images as samples: set "
-                              "task.q_query to at least 2")
     if cfg.loss.select_tau <= 0:
         raise ConfigError(f"loss.select_tau is a softmax temperature: use a value > 0, got {cfg.loss.select_tau}")
-    if cfg.loss.outer_select > 0:
+    for name, whose in (("outer_mmd", "the generator's"), ("outer_select", "the discriminator's")):
+        if getattr(cfg.loss, name) <= 0:
+            continue
         if cfg.meta.learner == "reptile":
-            raise ConfigError("loss.outer_select weighs a term of the discriminator's query loss, and Reptile has "
-                              "none: use maml, fomaml, metasgd or joint, or set loss.outer_select=0")
+            raise ConfigError(f"loss.{name} weighs a term of {whose} query loss, and Reptile has none (its "
+                              "meta-gradient is the inner loop's displacement): use maml, fomaml, metasgd or "
+                              f"joint, or set loss.{name}=0")
         if cfg.task.q_query < 2:
-            raise ConfigError("loss.outer_select weighs the query's generated images against each other: set "
+            raise ConfigError(f"loss.{name} compares the generated and the real query images as samples: set "
                               "task.q_query to at least 2")
     if cfg.loss.outer_adv == 0 and cfg.loss.outer_mmd == 0 and cfg.meta.learner != "reptile":
         raise ConfigError("loss.outer_adv=0 and loss.outer_mmd=0 leave the generator without a query loss: "
