@@ -148,6 +148,18 @@ def test_evaluate_command_on_an_omniglot_checkpoint(tmp_path, monkeypatch, capsy
     assert len(picked["rows"]) == 2 and picked["rows"][0]["classes"] == PROTO.classes
     assert picked["rows"][0]["fidelity"] == picked["rows"][1]["fidelity"]  # the same model twice
     assert picked["selected"] == str(run)
+    # the protocol's counts and selection by the adapted discriminator, as the model card's diagnostics use them
+    assert main(["select", "--checkpoint", str(run), "--steps", "1", "--classes", "3", "--samples", "4",
+                 "--draws", "1", "--select", "2", "--json", str(sel)]) == 0
+    row = json.loads(sel.read_text())["rows"][0]
+    assert row["classes"] == 3 and len(row["fd_draws"]) == 1
+    assert main(["select", "--checkpoint", str(run), "--steps", "1", "--classes", "3", "--samples", "4",
+                 "--draws", "1", "--json", str(sel)]) == 0
+    assert json.loads(sel.read_text())["rows"][0]["fd"] != row["fd"]  # --select 2 kept other samples
+    capsys.readouterr()
+    for bad, message in ((["--select", "0.5"], "ratio of drawn candidates"), (["--draws", "0"], "--draws counts")):
+        assert main(["select", "--checkpoint", str(run), "--json", str(tmp_path / "no.json")] + bad) == 2
+        assert message in capsys.readouterr().err and not (tmp_path / "no.json").exists()
     # a digits checkpoint is refused with a message
     assert main(["train", "--preset", "tiny", "--out-dir", str(tmp_path / "d"), "--no-progress"]) == 0
     assert main(["evaluate", "--checkpoint", str(next((tmp_path / "d").glob("0*")))]) == 2

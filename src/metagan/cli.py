@@ -134,12 +134,20 @@ def _select(args: argparse.Namespace) -> int:
     """Rank checkpoints by validation metrics on training classes; print one JSON line each, then the pick."""
     import json
 
-    from .adapt import load
+    from .adapt import check_select, load
     from .baselines import metagan_generator
+    from .errors import ConfigError
     from .data import build_datasets
     from .evaluate import PROTOCOLS, validation_metrics
     from .metrics.features import load_feature_net
 
+    check_select(args.select, "--select")
+    for name in ("classes", "samples", "draws"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise ConfigError(f"--{name} counts what select measures: use a value >= 1, got {getattr(args, name)}")
+    protocol = PROTOCOLS["small"]
+    protocol = replace(protocol, **{field: value for field, value in (
+        ("classes", args.classes), ("samples", args.samples), ("support_draws", args.draws)) if value is not None})
     net, rows, datasets = load_feature_net(), [], {}
     for path in args.checkpoint:
         model = load(path)
@@ -148,8 +156,8 @@ def _select(args: argparse.Namespace) -> int:
         if d not in datasets:  # snapshots of one run share their data: read it once
             datasets[d] = build_datasets(d)[0]
         train_ds = datasets[d]
-        gen = metagan_generator(model, args.steps)  # None: the checkpoint's own adaptation steps
-        r = validation_metrics(gen, train_ds, args.shots, net, PROTOCOLS["small"])
+        gen = metagan_generator(model, args.steps, select=args.select)  # steps None: the checkpoint's own
+        r = validation_metrics(gen, train_ds, args.shots, net, protocol)
         rows.append({"checkpoint": str(path), "step": model.step, **r})
         print(json.dumps(rows[-1]), flush=True)
     best = (max if args.by in ("fidelity", "precision", "coverage") else min)(rows, key=lambda r: r[args.by])
@@ -252,6 +260,13 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--by", default="fidelity", choices=["fidelity", "fd", "kid", "precision", "coverage"])
     v.add_argument("--shots", type=int, default=5)
     v.add_argument("--steps", type=int, default=None, help="adaptation steps (default: each checkpoint's)")
+    v.add_argument("--select", type=float, default=1.0,
+                   help="keep the samples the adapted discriminator rates most real, of this many candidates per "
+                        "sample (as metagan adapt --select; 1 = every draw)")
+    v.add_argument("--classes", type=int, default=None, help="training classes measured (default 20)")
+    v.add_argument("--samples", type=int, default=None, help="generated samples per class and draw (default 50)")
+    v.add_argument("--draws", type=int, default=None, help="support draws per class (default 2); the model card's "
+                                                          "diagnostics: --classes 100 --samples 50 --draws 2")
     v.add_argument("--data-dir", default=None)
     v.add_argument("--json", default=None, help="also write all rows and the pick here")
     v.set_defaults(func=_select)
