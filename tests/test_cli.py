@@ -119,6 +119,31 @@ def test_sample_select_keeps_the_candidates_the_adapted_discriminator_rates_most
         adapted.sample(5, select=0.5)
 
 
+def test_keep_generator_samples_the_starting_generator_chosen_by_the_adapted_discriminator(tmp_path):
+    from metagan.adapt import load
+    from metagan.data import to_model_space
+    from metagan.train import train
+    run = train(get_preset("tiny"), out_dir=tmp_path, progress=False)
+    _, heldout = build_datasets(get_preset("tiny").data)
+    model, support = load(run), to_model_space(heldout.images[1][:2])
+    usual = model.adapt(support, 2, torch.Generator().manual_seed(0))
+    kept = model.adapt(support, 2, torch.Generator().manual_seed(0), keep_generator=True)
+    raw = model.adapt(support, 2, torch.Generator().manual_seed(0), use_ema=False, keep_generator=True)
+    assert all(torch.equal(kept.params_g[k], model.ema["g"][k]) for k in kept.params_g)  # the starting G (EMA)
+    assert all(torch.equal(raw.params_g[k], model.meta["g"][k]) for k in raw.params_g)  # or the raw one
+    assert not all(torch.equal(usual.params_g[k], kept.params_g[k]) for k in kept.params_g)
+    assert all(torch.equal(usual.params_d[k], kept.params_d[k]) for k in kept.params_d)  # D adapted as usual
+    assert not all(torch.equal(kept.params_d[k], model.meta["d"][k]) for k in kept.params_d)
+    out = tmp_path / "out"
+    paths = []
+    for i, img in enumerate(heldout.images[1][:2]):
+        paths.append(tmp_path / f"s{i}.png")
+        write_image(paths[-1], img)
+    assert main(["adapt", "--checkpoint", str(run), "--support", *map(str, paths), "--steps", "2", "--num", "3",
+                 "--select", "2", "--keep-generator", "--out", str(out)]) == 0
+    assert len(list(out.glob("sample-*.png"))) == 3
+
+
 def test_export_writes_a_small_model_that_adapts_but_does_not_resume(tmp_path, capsys):
     from metagan import checkpoint as ckpt
     from metagan.adapt import load

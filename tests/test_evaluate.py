@@ -323,10 +323,18 @@ def test_pretrain_only_is_the_finetune_model_without_adaptation(tmp_path, monkey
     g = torch.Generator().manual_seed(2)
     want2 = model.adapt(support, 5, g).sample(4, g, select=2.0)
     assert torch.equal(gen2(support, 4, torch.Generator().manual_seed(2)), want2)
-    # select is part of the protocol: folders written before it existed count as select 1
-    head = {"suite": "omniglot", "select": 1.0}
+    # --keep-generator too: the generator before adaptation, chosen by the adapted discriminator
+    gen3, _ = benchmark._method_generator("pretrain-finetune", benchmark.BUDGETS["small"],
+                                          {"pretrain-finetune": str(ck)}, str(omniglot), tmp_path, False, print, 2.0,
+                                          True)
+    g = torch.Generator().manual_seed(2)
+    want3 = model.adapt(support, 5, g, keep_generator=True).sample(4, g, select=2.0)
+    assert torch.equal(gen3(support, 4, torch.Generator().manual_seed(2)), want3) and not torch.equal(want3, want2)
+    # select and keep_generator are part of the protocol: folders written before them count as 1 and false
+    head = {"suite": "omniglot", "select": 1.0, "keep_generator": False}
     assert benchmark._header_differences({"suite": "omniglot"}, head) == []
     assert benchmark._header_differences({"suite": "omniglot"}, {**head, "select": 2.0}) == ["select"]
+    assert benchmark._header_differences({"suite": "omniglot"}, {**head, "keep_generator": True}) == ["keep_generator"]
 
 
 def test_paired_difference_is_the_interval_of_the_per_draw_differences():

@@ -93,7 +93,10 @@ class MetaGAN:
         return self.system.cfg
 
     def adapt(self, support: Tensor, steps: int | None = None, generator: torch.Generator | None = None,
-              use_ema: bool = True) -> AdaptedGenerator:
+              use_ema: bool = True, keep_generator: bool = False) -> AdaptedGenerator:
+        """Run the inner loop on `support` for `steps` steps. keep_generator: adapt as usual, then sample from the
+        generator the adaptation started from, with the adapted discriminator (for `sample(select=R)`: the
+        fine-tuned discriminator chooses among the pre-trained generator's samples)."""
         if steps is None:  # 0 is honoured: the meta-learned (EMA) generator itself, no adaptation
             steps = self.cfg.train.adapt_steps or self.cfg.meta.inner_steps
         if steps < 0:
@@ -101,6 +104,8 @@ class MetaGAN:
         generator = generator or torch.Generator().manual_seed(0)
         ema_g = self.ema.get("g") if use_ema and self.ema else None
         pg, pd = adapt_params(self.system, self.meta, support, steps, generator, ema_g)
+        if keep_generator:
+            pg = detach(ema_g if ema_g is not None else self.meta["g"])
         return AdaptedGenerator(self.system, pg, pd, support)
 
     def read_support(self, paths: list[str | os.PathLike]) -> Tensor:
@@ -119,12 +124,12 @@ def load(path: str | os.PathLike) -> MetaGAN:
 
 
 def adapt(checkpoint: str | os.PathLike | MetaGAN, support, steps: int | None = None, seed: int = 0,
-          use_ema: bool = True) -> AdaptedGenerator:
+          use_ema: bool = True, keep_generator: bool = False) -> AdaptedGenerator:
     """One call: a checkpoint and support images (paths or a (K, C, H, W) tensor) -> adapted generator."""
     model = checkpoint if isinstance(checkpoint, MetaGAN) else load(checkpoint)
     if not isinstance(support, Tensor):
         support = model.read_support([Path(p) for p in support])
-    return model.adapt(support, steps, torch.Generator().manual_seed(seed), use_ema)
+    return model.adapt(support, steps, torch.Generator().manual_seed(seed), use_ema, keep_generator)
 
 
 __all__ = ["AdaptedGenerator", "MetaGAN", "adapt", "adapt_params", "check_select", "load"]

@@ -19,10 +19,11 @@ from .config import Config
 from .system import build_system, init_meta
 
 
-def metagan_generator(model: MetaGAN, steps: int | None, use_ema: bool = True,
-                      select: float = 1.0):  # steps None: the model's own; select: AdaptedGenerator.sample's
+def metagan_generator(model: MetaGAN, steps: int | None, use_ema: bool = True, select: float = 1.0,
+                      keep_generator: bool = False):
+    """steps None: the model's own; select: AdaptedGenerator.sample's; keep_generator: MetaGAN.adapt's."""
     def gen(support: Tensor, n: int, generator: torch.Generator) -> Tensor:
-        return model.adapt(support, steps, generator, use_ema).sample(n, generator, select)
+        return model.adapt(support, steps, generator, use_ema, keep_generator).sample(n, generator, select)
     return gen
 
 

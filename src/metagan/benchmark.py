@@ -81,9 +81,11 @@ def _train_method(preset: str, budget: dict, data_root: str | None, out: Path, p
 def run_benchmark(suite: str, budget_name: str, out: str | Path, data_root: str | None = None,
                   checkpoints: dict[str, str] | None = None, methods: list[str] | None = None,
                   shots: tuple[int, ...] = SHOTS, progress: bool = True, log=print, lowdata_seeds: int = 1,
-                  select: float = 1.0) -> dict:
+                  select: float = 1.0, keep_generator: bool = False) -> dict:
     """select > 1: every GAN method samples with selection by its adapted discriminator (the n of select x n
     candidates it rates most real, AdaptedGenerator.sample); part of the protocol, so a folder holds one value.
+    keep_generator: every GAN method adapts as usual and samples from its generator before adaptation (with
+    selection: its adapted discriminator chooses among them); part of the protocol too.
     lowdata_seeds > 1: the low-data cell at the smallest n is repeated with protocol seeds 0..lowdata_seeds-1
     (each class's split into training and test images, and the classifier's initialisation; the same classes;
     seed 0 is the table's run) and stored per method as "lowdata_seeds"; the report gives each method's paired
@@ -106,6 +108,7 @@ def run_benchmark(suite: str, budget_name: str, out: str | Path, data_root: str 
     _, heldout = build_datasets(data_cfg)
     net = load_feature_net()
     results: dict = {"suite": suite, "budget": budget_name, "adapt_steps": budget["adapt_steps"], "select": select,
+                     "keep_generator": keep_generator,
                      "protocol": asdict(protocol), "feature_net": {"file": ASSET.name, "sha256": sha256(ASSET)},
                      "metagan_version": __version__, "torch": torch.__version__, "machine": platform.machine(),
                      "heldout": f"Omniglot evaluation split, {heldout.num_classes} classes", "methods": {}}
@@ -126,7 +129,8 @@ def run_benchmark(suite: str, budget_name: str, out: str | Path, data_root: str 
             log(json.dumps({"kept": name, "from": str(out / "results.json")}))
             continue
         t0 = time.perf_counter()
-        gen, info = _method_generator(name, budget, checkpoints, data_root, out, progress, log, select)
+        gen, info = _method_generator(name, budget, checkpoints, data_root, out, progress, log, select,
+                                      keep_generator)
         if keep:  # evaluated before: only the low-data repeats are missing
             entry = done
             log(json.dumps({"kept": name, "from": str(out / "results.json"), "adding": "lowdata_seeds"}))
@@ -154,7 +158,7 @@ def run_benchmark(suite: str, budget_name: str, out: str | Path, data_root: str 
 
 
 def _method_generator(name: str, budget: dict, checkpoints: dict, data_root, out: Path, progress: bool, log,
-                      select: float = 1.0):
+                      select: float = 1.0, keep_generator: bool = False):
     """The few-shot generator of a method (None for no augmentation), training its preset first when the
     budget has no shipped model for it and no checkpoint was given; and what to record about it."""
     preset = METHODS[name]
@@ -165,7 +169,7 @@ def _method_generator(name: str, budget: dict, checkpoints: dict, data_root, out
         gen = affine_augmenter()
     elif name == "gan-from-scratch":
         gen = metagan_generator(scratch_model(get_preset("omniglot-dawson")), budget["adapt_steps"],
-                                use_ema=False, select=select)
+                                use_ema=False, select=select, keep_generator=keep_generator)
         info["config"] = "omniglot-dawson architecture (unconditional), random init"
     else:
         if name not in checkpoints and budget["pretrained"] and preset in pretrained_names():
@@ -178,7 +182,7 @@ def _method_generator(name: str, budget: dict, checkpoints: dict, data_root, out
             checkpoints[name] = str(_train_method(preset, budget, data_root, out, progress))
         model = load(checkpoints[name])
         steps = 0 if name in NOT_ADAPTED else budget["adapt_steps"]
-        gen = metagan_generator(model, steps, select=select)
+        gen = metagan_generator(model, steps, select=select, keep_generator=keep_generator)
         info.update({"checkpoint": checkpoints[name], "checkpoint_sha256": sha256(resolve(checkpoints[name])),
                      "preset": preset, "train_steps": model.step, "adapt_steps": steps})
     return gen, info
@@ -213,8 +217,9 @@ def _lowdata_seeds(gen, heldout, classes: list[int], protocol, entry: dict, seed
     return {"n": n, "seeds": list(range(protocol.seed, protocol.seed + seeds)), "acc": acc}
 
 
-_HEADER = ("suite", "budget", "adapt_steps", "select", "protocol", "feature_net", "heldout")
-_HEADER_DEFAULTS = {"select": 1.0}  # folders written before the field existed ran without selection
+_HEADER = ("suite", "budget", "adapt_steps", "select", "keep_generator", "protocol", "feature_net", "heldout")
+# folders written before a field existed ran without selection and sampled from the adapted generator
+_HEADER_DEFAULTS = {"select": 1.0, "keep_generator": False}
 
 
 def _header_differences(a: dict, b: dict) -> list[str]:
@@ -291,6 +296,8 @@ def report_markdown(results: dict) -> str:
              f"adaptation budget {results['adapt_steps']} steps for every method"
              + (f", samples selected by each method's adapted discriminator ({results['select']:g} candidates per "
                 "sample)" if results.get("select", _HEADER_DEFAULTS["select"]) > 1 else "")
+             + ("; each method's generator is the one before adaptation (only its discriminator's adaptation is "
+                "used)" if results.get("keep_generator", _HEADER_DEFAULTS["keep_generator"]) else "")
              + f"; features: {results['feature_net']['file']} "
              f"(sha256 {results['feature_net']['sha256'][:12]}...). Protocol: docs/evaluation.md.", ""]
     shots = sorted({k for m in results["methods"].values() for k in m["k"]}, key=int)

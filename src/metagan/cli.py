@@ -61,7 +61,8 @@ def _adapt(args: argparse.Namespace) -> int:
     check_select(args.select, "--select")  # before loading and adapting
     model = load(args.checkpoint)
     support = model.read_support(args.support)
-    adapted = model.adapt(support, args.steps, torch.Generator().manual_seed(args.seed), not args.no_ema)
+    adapted = model.adapt(support, args.steps, torch.Generator().manual_seed(args.seed), not args.no_ema,
+                          args.keep_generator)
     images = from_model_space(adapted.sample(args.num, torch.Generator().manual_seed(args.seed + 1), args.select))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -156,7 +157,8 @@ def _select(args: argparse.Namespace) -> int:
         if d not in datasets:  # snapshots of one run share their data: read it once
             datasets[d] = build_datasets(d)[0]
         train_ds = datasets[d]
-        gen = metagan_generator(model, args.steps, select=args.select)  # steps None: the checkpoint's own
+        gen = metagan_generator(model, args.steps, select=args.select,  # steps None: the checkpoint's own
+                                keep_generator=args.keep_generator)
         r = validation_metrics(gen, train_ds, args.shots, net, protocol)
         rows.append({"checkpoint": str(path), "step": model.step, **r})
         print(json.dumps(rows[-1]), flush=True)
@@ -177,7 +179,7 @@ def _benchmark(args: argparse.Namespace) -> int:
     checkpoints = dict(item.split("=", 1) for item in (args.checkpoint or []))
     run_benchmark(args.suite, args.budget, args.out, data_root=args.data_dir, checkpoints=checkpoints,
                   methods=args.methods, shots=tuple(args.shots), progress=not args.no_progress,
-                  lowdata_seeds=args.lowdata_seeds, select=args.select)
+                  lowdata_seeds=args.lowdata_seeds, select=args.select, keep_generator=args.keep_generator)
     print((Path(args.out) / "results.md").read_text())
     return 0
 
@@ -227,6 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--select", type=float, default=1.0, metavar="R",
                    help="draw R x num candidates and keep the num the adapted discriminator rates most real "
                         "(default 1: no selection)")
+    a.add_argument("--keep-generator", action="store_true",
+                   help="adapt as usual, then sample from the generator before adaptation, chosen by the adapted "
+                        "discriminator with --select (without --select the samples are the un-adapted model's)")
     a.set_defaults(func=_adapt)
 
     d = sub.add_parser("demo", help="meta-train on digits, adapt to held-out digits, write a grid and report")
@@ -263,6 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--select", type=float, default=1.0,
                    help="keep the samples the adapted discriminator rates most real, of this many candidates per "
                         "sample (as metagan adapt --select; 1 = every draw)")
+    v.add_argument("--keep-generator", action="store_true",
+                   help="as metagan adapt --keep-generator")
     v.add_argument("--classes", type=int, default=None, help="training classes measured (default 20)")
     v.add_argument("--samples", type=int, default=None, help="generated samples per class and draw (default 50)")
     v.add_argument("--draws", type=int, default=None, help="support draws per class (default 2); the model card's "
@@ -286,6 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--select", type=float, default=1.0, metavar="R",
                    help="every GAN method keeps the samples its adapted discriminator rates most real, 1 of R "
                         "candidates (default 1: no selection; a folder holds one value)")
+    b.add_argument("--keep-generator", action="store_true",
+                   help="every GAN method adapts as usual and samples from its generator before adaptation (with "
+                        "--select: chosen by its adapted discriminator; a folder holds one value)")
     b.add_argument("--merge", nargs="+", metavar="DIR", default=None,
                    help="combine the results of benchmark folders run with different --methods into --out")
     b.add_argument("--no-progress", action="store_true")
