@@ -29,7 +29,7 @@ from .checkpoint import PRETRAINED_PREFIX, pretrained_names, resolve
 from .config import DataConfig, apply_overrides, get_preset
 from .data import build_datasets, files_inverted, from_model_space, save_grid, to_model_space
 from .errors import CheckpointError, ConfigError
-from .evaluate import PROTOCOLS, ci95, chosen_classes, evaluate, lowdata_accuracy, paired_difference
+from .evaluate import PROTOCOLS, chosen_classes, evaluate, lowdata_accuracy, paired_difference
 from .metrics.features import ASSET, load_feature_net, sha256
 from .plots import plot_results
 from .train import train
@@ -394,8 +394,8 @@ def _spread_lines(results: dict) -> list[str]:
         gain = "-"
         if base is not None and name != "no-augmentation":
             common = min(len(sp["acc"]), len(base["acc"]))
-            diffs = [100 * (a - b) for a, b in zip(sp["acc"][:common], base["acc"][:common])]
-            gain = f"{sum(diffs) / common:+.1f} ± {ci95(diffs):.1f} ({common} seeds)"
+            diff, half = paired_difference(sp["acc"][:common], base["acc"][:common])
+            gain = f"{100 * diff:+.1f} ± {100 * half:.1f} ({common} seeds)"
         seeds = f"{sp['seeds'][0]}-{sp['seeds'][-1]}"
         lines.append(f"| {name} | {seeds} | " + ", ".join(f"{a:.3f}" for a in sp["acc"]) + f" | {gain} |")
     return lines + [""]

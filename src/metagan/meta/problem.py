@@ -124,8 +124,13 @@ class GanProblem:
         """MMD^2 between the generated and the real query images in the hidden features of the discriminator
         d_feat (held constant), each judged beside its reference as D judges it: the outer loss's measure of
         how far the adapted generator's samples are from the class's distribution (loss.outer_mmd)."""
-        ctx_r, ctx_f, _ = self.d_contexts(support, real.shape[0], fake.shape[0], real_shift)  # unpaired: support
-        return losses.mmd2(self.features(d_feat, fake, ctx_f), self.features(d_feat, real, ctx_r))
+        return losses.mmd2(*self._pair_features(d_feat, fake, real, support, real_shift))
+
+    def _pair_features(self, d_feat: Params, fake: Tensor, real: Tensor, support: Tensor, real_shift: int = 0):
+        """Hidden features under d_feat of the generated and of the real images, each beside its reference as D
+        judges it (unpaired models: beside the support set)."""
+        ctx_r, ctx_f, _ = self.d_contexts(support, real.shape[0], fake.shape[0], real_shift)
+        return self.features(d_feat, fake, ctx_f), self.features(d_feat, real, ctx_r)
 
     def select_match(self, d_feat: Params, fake_logits: Tensor, fake: Tensor, real: Tensor, support: Tensor,
                      real_shift: int = 0) -> Tensor:
@@ -133,11 +138,9 @@ class GanProblem:
         real images, in the hidden features of d_feat (held constant), each beside its reference: small when the
         samples the discriminator rates most real are the ones that look like the class (loss.outer_select).
         Only the logits carry a gradient."""
-        ctx_r, ctx_f, _ = self.d_contexts(support, real.shape[0], fake.shape[0], real_shift)
-        d_feat, fake = detach(d_feat), fake.detach()
         w = torch.softmax(fake_logits / self.loss.select_tau, 0)
-        return losses.mmd2(self.features(d_feat, fake, ctx_f), self.features(d_feat, real, ctx_r), unbiased=False,
-                           weights=w)
+        return losses.mmd2(*self._pair_features(detach(d_feat), fake.detach(), real, support, real_shift),
+                           unbiased=False, weights=w)
 
     def d_outer(self, ld: Tensor, fake_logits: Tensor, fake: Tensor, real: Tensor, support: Tensor,
                 d_feat: Params | None, real_shift: int = 0) -> tuple[Tensor, dict[str, Tensor]]:
