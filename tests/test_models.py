@@ -39,51 +39,24 @@ def test_bad_model_configs():
     with pytest.raises(ConfigError, match="mlp for vectors"):
         build_models(ModelConfig(), (7,))
     with pytest.raises(ConfigError, match="model.kind=conv"):
-        build_models(dataclasses.replace(ModelConfig(kind="mlp"), condition="support"), (1, 8, 8))
-
-
-@pytest.mark.parametrize("size", [16, 28])
-def test_full_skip_generator_and_deeper_discriminator(size):
-    cfg = ModelConfig(z_dim=8, g_width=8, d_width=8, norm="group", condition="image", g_skip="full", d_depth=3)
-    gen, disc = build_models(cfg, (1, size, size))
-    half_g, half_d = build_models(dataclasses.replace(cfg, g_skip="half", d_depth=2), (1, size, size))
-    assert {"conv3.weight", "norm3.weight"} <= set(dict(gen.named_parameters())) - set(dict(half_g.named_parameters()))
-    assert "conv3.weight" in dict(disc.named_parameters()) and "conv3.weight" not in dict(half_d.named_parameters())
-    ref = torch.randn(4, 1, size, size)
-    x = gen(torch.randn(4, 8), ref)
-    assert x.shape == (4, 1, size, size) and disc(x, ref).shape == (4,)
-    # the full-resolution skip: the output depends on the reference through conv3 too (zeroing the s/2 and s/4
-    # paths' encoder leaves the reference's influence in place)
-    with torch.no_grad():
-        gen.enc1.weight.zero_()
-        gen.enc1.bias.zero_()
-    z = torch.randn(2, 8)
-    assert not torch.allclose(gen(z, torch.zeros(2, 1, size, size)), gen(z, torch.ones(2, 1, size, size)))
-    with torch.no_grad():
-        half_g.enc1.weight.zero_()
-        half_g.enc1.bias.zero_()
-    assert torch.allclose(half_g(z, torch.zeros(2, 1, size, size)), half_g(z, torch.ones(2, 1, size, size)))
+        build_models(ModelConfig(kind="mlp", condition="image"), (1, 8, 8))
+    with pytest.raises(ConfigError, match="model.kind=conv"):
+        validate(apply_overrides(get_preset("tiny"), ["model.kind=mlp", "model.condition=image"]))
 
 
 def test_model_choices_are_checked():
-    from metagan.config import apply_overrides, get_preset, validate
-    for bad, msg in [("model.g_skip=all", "half, full"), ("model.d_depth=4", "2, 3"), ("model.g_out=draw", "decode, warp")]:
-        with pytest.raises(ConfigError, match=msg):
-            validate(apply_overrides(get_preset("omniglot-joint"), [bad]))
-    with pytest.raises(ConfigError, match="needs model.condition=image"):
-        validate(apply_overrides(get_preset("omniglot-figr"), ["model.g_skip=full"]))
-    with pytest.raises(ConfigError, match="model.g_out=warp .* model.g_skip=half"):  # the preset warps
-        validate(apply_overrides(get_preset("omniglot-joint"), ["model.g_skip=full"]))
-    with pytest.raises(ConfigError, match="model.g_out=warp"):
-        validate(apply_overrides(get_preset("omniglot-figr"), ["model.g_out=warp"]))
-    validate(apply_overrides(get_preset("omniglot-joint"), ["model.g_out=decode", "model.g_affine=0", "model.g_skip=full"]))
+    with pytest.raises(ConfigError, match="model.condition='support' is not one of: none, image"):
+        validate(apply_overrides(get_preset("omniglot-figr"), ["model.condition=support"]))
+    for removed in ("model.g_out=warp", "model.g_skip=half", "model.d_depth=2", "model.e_dim=32"):
+        with pytest.raises(ConfigError, match=f"{removed.split('=')[0]}: this option was removed after metagan 0.1.0"):
+            apply_overrides(get_preset("omniglot-joint"), [removed])
 
 
 def test_the_warps_affine_component_starts_as_the_identity_and_moves_what_it_should():
     """model.g_affine adds a global affine displacement from z and the reference to the warp's field;
     zero-initialised (the untrained generator returns its reference)."""
-    cfg = dataclasses.replace(get_preset("tiny").model, condition="image", g_out="warp", g_affine=0.25,
-                              z_dim=8, g_width=8, norm="group")
+    cfg = dataclasses.replace(get_preset("tiny").model, condition="image", g_affine=0.25, z_dim=8, g_width=8,
+                              norm="group")
     gen, _ = build_models(cfg, (1, 16, 16))
     gen = gen.double()
     ref = torch.rand(4, 1, 16, 16, dtype=torch.float64) * 2 - 1
@@ -113,17 +86,16 @@ def test_the_warps_affine_component_starts_as_the_identity_and_moves_what_it_sho
 
 
 def test_g_affine_needs_a_warp_and_a_bound_of_at_least_zero():
-    for bad in (["model.g_out=decode", "model.g_affine=0.1"], ["model.g_affine=-0.1"]):
+    for preset, bad in (("omniglot-figr", "model.g_affine=0.1"), ("omniglot-joint", "model.g_affine=-0.1")):
         with pytest.raises(ConfigError, match="model.g_affine.*set model.g_affine=0"):
-            validate(apply_overrides(get_preset("omniglot-joint"), bad))
+            apply_overrides(get_preset(preset), [bad])
     validate(apply_overrides(get_preset("omniglot-joint"), ["model.g_affine=0"]))
 
 
 def test_warp_generator_moves_its_reference_smoothly_and_starts_as_the_identity():
-    """model.g_out=warp: the sample is the reference resampled along a displacement field bounded by MAX_DISP;
+    """model.condition=image: the sample is the reference resampled along a displacement field bounded by MAX_DISP;
     zero-initialised, so the untrained generator returns its reference exactly (pixel-centre grid)."""
-    cfg = dataclasses.replace(get_preset("tiny").model, condition="image", g_out="warp", z_dim=8, g_width=8,
-                              norm="group")
+    cfg = dataclasses.replace(get_preset("tiny").model, condition="image", z_dim=8, g_width=8, norm="group")
     gen, _ = build_models(cfg, (1, 16, 16))
     gen = gen.double()
     ref = torch.rand(4, 1, 16, 16, dtype=torch.float64) * 2 - 1
@@ -148,7 +120,6 @@ def test_warp_generator_moves_its_reference_smoothly_and_starts_as_the_identity(
 
 @pytest.mark.parametrize("cfg, shape, ctx", [
     (ModelConfig(d_width=8), (1, 16, 16), None),
-    (ModelConfig(d_width=8, d_depth=3), (1, 16, 16), None),
     (ModelConfig(d_width=8, condition="image"), (1, 16, 16), "pair"),
     (ModelConfig(kind="mlp", hidden=16), (7,), None)])
 def test_discriminator_features_are_the_layer_its_logit_reads(cfg, shape, ctx):

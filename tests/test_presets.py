@@ -33,8 +33,8 @@ def test_figr_and_dawson_settings():
 
 
 def test_metagan_presets_share_one_model_and_differ_only_in_the_learner():
-    """One model, task, data and GAN loss; Meta-SGD (session 9) differs in its query loss's terms too, and
-    (session 11) in the shape of its learned rates, one per tensor, kept >= 0."""
+    """One model, task, data and GAN loss; Meta-SGD differs in its query loss's terms too, and in the shape of its
+    learned rates, one per tensor, kept >= 0."""
     import dataclasses
     cfgs = {n: get_preset(f"omniglot-{n}") for n in ("fomaml", "maml", "metasgd", "reptile", "joint")}
     for name, cfg in cfgs.items():
@@ -44,3 +44,14 @@ def test_metagan_presets_share_one_model_and_differ_only_in_the_learner():
                                                          cfgs["fomaml"].task, cfgs["fomaml"].data)
         assert (cfg.loss.outer_mmd, cfg.loss.outer_adv) == ((10.0, 0.0) if name == "metasgd" else (0.0, 1.0))
         assert (cfg.meta.rates, cfg.meta.clamp_rates) == (("tensor", True) if name == "metasgd" else ("element", False))
+
+
+def test_every_shipped_model_loads_and_its_networks_match_its_config():
+    """The shipped models were written by metagan 0.1.0: their configs hold options removed since, at values
+    where they did nothing."""
+    from metagan.adapt import load
+    names = ckpt.pretrained_names()
+    assert len(names) == 7
+    for name in names:
+        model = load(f"{ckpt.PRETRAINED_PREFIX}{name}")  # checks the tensors against the config's networks
+        assert model.cfg.model.condition == ("none" if name in ("omniglot-figr", "omniglot-dawson") else "image")

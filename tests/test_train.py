@@ -174,6 +174,66 @@ def test_bad_config_values():
         tiny("loss.diversity=-1")
 
 
+# Options removed after metagan 0.1.0, as a 0.1.0 config stored them where they did nothing.
+NOOP_0_1_0 = {"loss": {"inner_adv": 1.0, "inner_mmd": 0.0, "outer_select": 0.0, "select_tau": 0.5},
+              "model": {"e_dim": 16, "d_depth": 2, "g_skip": "half", "g_out": "decode"},
+              "meta": {"grad_clip": 0.0}}
+
+
+def _stored(cfg, removed):
+    d = cfg.to_dict()
+    for section, values in removed.items():
+        d[section].update(values)
+    return json.dumps(d)
+
+
+def test_configs_of_metagan_0_1_0_load_where_the_removed_options_did_nothing():
+    from metagan.config import config_from_json
+    for cfg in (tiny("loss.diversity=0.2"), get_preset("omniglot-metasgd")):
+        g_out = "warp" if cfg.model.condition == "image" else "decode"
+        noop = {**NOOP_0_1_0, "model": {**NOOP_0_1_0["model"], "g_out": g_out}}
+        assert config_from_json(_stored(cfg, noop)) == cfg
+        assert config_from_json(cfg.to_json()) == cfg
+
+
+@pytest.mark.parametrize("key, value", [
+    ("loss.inner_mmd", 1.0), ("loss.inner_adv", 0.5), ("loss.outer_select", 10.0), ("model.d_depth", 3),
+    ("model.g_skip", "full"), ("model.g_out", "decode"), ("model.condition", "support"), ("meta.grad_clip", 1.0)])
+def test_configs_of_metagan_0_1_0_that_used_a_removed_option_are_refused_naming_that_release(key, value):
+    from metagan.config import config_from_json
+    section, sub = key.split(".")
+    paired = {**NOOP_0_1_0, "model": {**NOOP_0_1_0["model"], "g_out": "warp"}}
+    text = _stored(tiny("model.condition=image"), {**paired, section: {**paired.get(section, {}), sub: value}})
+    with pytest.raises(ConfigError, match=rf"{key}={value!r} was removed after metagan 0\.1\.0.*metagan 0\.1\.0 "
+                                          "can load this config"):
+        config_from_json(text)
+
+
+def test_a_0_1_0_paired_config_without_g_out_had_the_drawing_generator_and_is_refused():
+    from metagan.config import config_from_json
+    d = tiny("model.condition=image").to_dict()
+    d["model"]["e_dim"] = 32  # a 0.1.0 config written before model.g_out existed: the default then, decode
+    with pytest.raises(ConfigError, match="model.g_out='decode' was removed"):
+        config_from_json(json.dumps(d))
+
+
+def test_a_checkpoint_whose_config_used_a_removed_option_is_refused(tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+    run = train(tiny("train.steps=1", "train.sample_every=0"), out_dir=tmp_path, progress=False)
+    with safe_open(str(run / ckpt.FILENAME), framework="pt") as f:
+        md = f.metadata()
+    tensors = load_file(str(run / ckpt.FILENAME))
+    for value, ok in ((0.0, True), (1.0, False)):
+        md["config"] = _stored(ckpt.load(run).config, {**NOOP_0_1_0, "loss": {"inner_mmd": value}})
+        save_file(tensors, str(tmp_path / "old.safetensors"), metadata=md)
+        if ok:
+            assert ckpt.load(tmp_path / "old.safetensors").config == ckpt.load(run).config
+        else:
+            with pytest.raises(CheckpointError, match="loss.inner_mmd=1.0 was removed after metagan 0.1.0"):
+                ckpt.load(tmp_path / "old.safetensors")
+
+
 def test_mismatch_pairs_each_task_with_another_tasks_class(tmp_path):
     from metagan.data import TaskSampler, build_datasets
     from metagan.system import build_system

@@ -11,6 +11,9 @@ Shipped models (`pretrained:<name>`, files in metagan/pretrained/, docs/models.m
 `export`: meta-parameters, EMA and config only (no optimizer or RNG state, no data path), so they adapt and
 sample but do not resume.
 
+Configs written by metagan 0.1.0 load where the options removed since did nothing there (`config.migrate`);
+others are refused with a message naming that release.
+
 Loading reads tensors and JSON only: it never runs code from the file. Saving writes a temporary file
 in the same folder, fsyncs it and renames it over the old one, so a crash leaves the previous
 checkpoint intact.

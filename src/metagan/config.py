@@ -20,127 +20,85 @@ from .errors import ConfigError
 
 @dataclass(frozen=True)
 class DataConfig:
-    source: str = "digits"  # digits | omniglot | folder
-    root: str | None = None  # omniglot: data dir (default $METAGAN_DATA_DIR or ~/.cache/metagan); folder: root/<class>/*
-    split: str = "background"  # omniglot: background (background/evaluation) | vinyals (train/test, rotations)
-    image_size: int = 16  # images are resized to image_size x image_size
-    channels: int = 1  # 1 (grey) or 3 (RGB)
-    heldout: tuple[str, ...] = ()  # digits/folder: names of held-out classes; empty = the source's default
+    source: str = "digits"         # digits | omniglot | folder
+    root: str | None = None        # omniglot: data dir (None: $METAGAN_DATA_DIR, ~/.cache/metagan) | folder: <class>/*
+    split: str = "background"      # omniglot: background (background/evaluation) | vinyals (train/test, rotations)
+    image_size: int = 16           # images are resized to image_size x image_size
+    channels: int = 1              # 1 (grey) or 3 (RGB)
+    heldout: tuple[str, ...] = ()  # digits/folder: names of the held-out classes; empty = the source's default
     heldout_fraction: float = 0.3  # folder: fraction of classes held out when `heldout` is empty
-    invert: bool = False  # folder: files have dark strokes on a light background (stored as ink = bright)
-    download: bool = True  # omniglot: download missing files from the canonical source when online
+    invert: bool = False           # folder: files have dark strokes on a light background (stored as ink = bright)
+    download: bool = True          # omniglot: download missing files from the canonical source when online
 
 
 @dataclass(frozen=True)
 class TaskConfig:
-    k_shot: int = 5  # support examples per task (the K of K-shot)
-    q_query: int = 10  # query examples per task (outer loss of MAML-style learners)
-    meta_batch: int = 8  # tasks per outer step
+    k_shot: int = 5                # support examples per task (the K of K-shot)
+    q_query: int = 10              # query examples per task (the outer loss of MAML-style learners)
+    meta_batch: int = 8            # tasks per outer step
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    kind: str = "conv"  # conv (images) | mlp (vectors)
-    z_dim: int = 32
-    g_width: int = 32  # generator channels at full resolution (doubles at each lower resolution)
-    d_width: int = 32  # discriminator channels at the first layer (doubles at each stride)
-    norm: str = "none"  # generator normalisation: none | group | layer (no running statistics ever)
-    hidden: int = 256  # mlp: hidden width
-    # none | support: G and D also read an embedding of the task's support set | image: G transforms one
-    # support image (encoder-decoder), D judges (sample, support image) pairs (DAGAN-style)
-    condition: str = "none"
-    e_dim: int = 32  # condition=support: embedding size
-    # condition=image: where the generator's decoder reads the reference: half (s/2 and s/4 encoder features)
-    # | full (also the reference image itself at full resolution, a skip at every resolution as in DAGAN)
-    g_skip: str = "half"
-    # condition=image: what the generator outputs. decode: the decoder draws the image | warp: the reference image
-    # resampled along a smooth displacement field (at most 1/8 of the image) that the decoder predicts from the
-    # reference and z, so strokes keep their look and z moves them (needs g_skip=half: nothing is drawn)
-    g_out: str = "decode"
-    # g_out=warp: bound of a global affine displacement driven by z (0 = off; 0.25 = up to 1/8 of the
-    # image of shift and a 0.25 linear part: about 14 degrees of rotation, 25% of scale or shear)
-    g_affine: float = 0.0
-    d_depth: int = 2  # conv discriminator: 2 strided convolutions, or 3 (one more 3x3 conv at s/4)
+    kind: str = "conv"             # conv (images) | mlp (vectors)
+    z_dim: int = 32                # latent size
+    g_width: int = 32              # generator channels at full resolution (doubled at each lower resolution)
+    d_width: int = 32              # discriminator channels at the first layer (doubled at each stride)
+    norm: str = "none"             # generator normalisation: none | group | layer (never running statistics)
+    hidden: int = 256              # mlp: hidden width
+    condition: str = "none"        # none: G decodes z | image: G warps a support image, D judges (sample, reference)
+    g_affine: float = 0.0          # condition=image: bound of the warp's affine part from z (0 = off; 0.25: ~14 deg)
 
 
 @dataclass(frozen=True)
 class LossConfig:
-    kind: str = "ns"  # ns (non-saturating) | wgan-gp | hinge
-    gp_weight: float = 10.0  # wgan-gp: weight of the gradient penalty
-    r1_gamma: float = 0.0  # R1 penalty weight on real data (0 = off); added as gamma/2 * E|grad D(x)|^2
-    # paired models (model.condition=image): weight of the matching-aware term (Reed et al. 2016): D also
-    # learns that a real image beside a reference of another class is fake (0 = off; meta-training only)
-    mismatch: float = 0.0
-    # weight w of the diversity-sensitive term (Yang et al. 2019, DSGAN) in the generator's losses:
-    # -w min(mean |G(z) - G(z')| / mean |z - z'|, diversity_tau), z' = -z with the same context; rewards G for
-    # using its noise, bounded (SGD-safe in the inner loop, unlike MSGAN's 1 / ratio) (0 = off)
-    diversity: float = 0.0
-    diversity_tau: float = 0.1
-    # the generator's outer (query) loss of the meta-learners with one (maml, fomaml, metasgd, joint):
-    # outer_adv x its adversarial loss + outer_mmd x MMD^2 between the adapted generator's samples and the real
-    # query images in the meta-discriminator's hidden features (a measure of the class's whole distribution,
-    # which the adversarial loss against an adapted discriminator is not; 0 = off).
-    outer_adv: float = 1.0
-    outer_mmd: float = 0.0
-    # the generator's inner-loop (and adaptation) loss: inner_adv x its adversarial loss against the adapting
-    # discriminator + its regulariser + inner_mmd x MMD^2 (biased estimate, so K = 1 works) between its samples
-    # and the support images in the hidden features of the discriminator the adaptation starts from (the
-    # meta-discriminator, held constant; 0 = off)
-    inner_adv: float = 1.0
-    inner_mmd: float = 0.0
-    # the discriminator's query loss (maml, fomaml, metasgd, joint): + outer_select x MMD^2 between the query's
-    # generated images, weighted by softmax(adapted D's logits / select_tau), and its real images, in the
-    # meta-discriminator's hidden features: trains the adapted discriminator to rank the generator's samples
-    # so that the ones it rates most real look like the class (what `--select` keeps; 0 = off)
-    outer_select: float = 0.0
-    select_tau: float = 1.0
+    kind: str = "ns"               # ns (non-saturating) | wgan-gp | hinge
+    gp_weight: float = 10.0        # wgan-gp: weight of the gradient penalty
+    r1_gamma: float = 0.0          # weight gamma of the R1 penalty gamma/2 E|grad D(x)|^2 on real data (0 = off)
+    mismatch: float = 0.0          # condition=image: weight of D calling (real, other class's reference) fake (Reed)
+    diversity: float = 0.0         # weight w of G's DSGAN term -w min(mean|G(z) - G(-z)| / mean|2z|, tau) (0 = off)
+    diversity_tau: float = 0.1     # tau: the ratio earns nothing beyond it (bounded, so safe in the inner loop)
+    outer_adv: float = 1.0         # weight of G's adversarial query loss (maml, fomaml, metasgd, joint)
+    outer_mmd: float = 0.0         # weight of G's query MMD^2 to the real query images in the meta-D's features
 
 
 @dataclass(frozen=True)
 class MetaConfig:
-    learner: str = "maml"  # maml | fomaml | reptile | metasgd | joint (pre-training baseline, no inner loop)
-    inner_steps: int = 5  # inner steps; each runs n_d discriminator then n_g generator updates
-    n_d: int = 1
-    n_g: int = 1
-    inner_lr_g: float = 0.05
-    inner_lr_d: float = 0.05
-    outer_lr_g: float = 1e-3
-    outer_lr_d: float = 1e-3
-    outer_lr_rates: float = 1e-4  # metasgd: outer learning rate of the learned inner rates
+    learner: str = "maml"          # maml | fomaml | reptile | metasgd | joint (pre-training baseline, no inner loop)
+    inner_steps: int = 5           # inner steps; each runs n_d discriminator then n_g generator updates
+    n_d: int = 1                   # discriminator SGD updates per inner step
+    n_g: int = 1                   # generator SGD updates per inner step
+    inner_lr_g: float = 0.05       # inner SGD rate of the generator (metasgd: where its learned rates start)
+    inner_lr_d: float = 0.05       # inner SGD rate of the discriminator (metasgd: where its learned rates start)
+    outer_lr_g: float = 1e-3       # outer rate of the generator's meta-parameters
+    outer_lr_d: float = 1e-3       # outer rate of the discriminator's meta-parameters
+    outer_lr_rates: float = 1e-4   # metasgd: outer rate of the learned inner rates
     outer_optimizer: str = "adam"  # adam | sgd
-    beta1: float = 0.5
-    beta2: float = 0.999
-    first_order: bool = False  # metasgd: first-order approximation of the meta-gradient
-    vectorize: str = "auto"  # vmap | loop | auto (vmap; the loop for second order on large models on the CPU)
-    grad_clip: float = 0.0  # clip the meta-gradient norm per player (0 = off)
-    # metasgd: project the learned rates onto >= 0 after every outer step (false: unconstrained, as in Li et al.
-    # 2017, where a rate can turn negative and its parameter then ascends its own inner loss)
-    clamp_rates: bool = False
-    # metasgd: the shape of the learned inner rates. element: one rate per scalar parameter (Li et al. 2017);
-    # tensor: one rate per weight or bias tensor (per layer, as MAML++'s learned rates without the per-step
-    # index): 2 numbers per layer instead of one per weight, so each rate's meta-gradient sums over its layer
-    rates: str = "element"
+    beta1: float = 0.5             # adam's first-moment decay
+    beta2: float = 0.999           # adam's second-moment decay
+    first_order: bool = False      # metasgd: first-order approximation of the meta-gradient
+    vectorize: str = "auto"        # vmap | loop | auto (vmap; the loop for second order on large models on the CPU)
+    clamp_rates: bool = False      # metasgd: keep the learned rates >= 0 (a negative one ascends its inner loss)
+    rates: str = "element"         # metasgd: one learned rate per scalar (element) or per weight/bias tensor (tensor)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    steps: int = 1000
-    seed: int = 0
-    ema: float = 0.999  # decay of the EMA copy of the generator meta-parameters (0 = off)
-    log_every: int = 10
-    sample_every: int = 250  # sample grid cadence (0 = only at the end)
-    ckpt_every: int = 250  # checkpoint cadence (always one at the end)
-    keep_every: int = 0  # also keep checkpoint-<step>.safetensors every this many steps (0 = off), for selection
-    adapt_steps: int = 0  # adaptation steps at sampling time (0 = meta.inner_steps)
-    grid_classes: int = 5  # held-out classes (rows) in a sample grid
-    grid_samples: int = 8  # generated samples per row
-    out_dir: str = "runs"
-    device: str = "cpu"
-    dtype: str = "float32"  # float32 | float64
-    threads: int = 0  # torch.set_num_threads (0 = leave as is)
-    # start the players (and EMA) from this checkpoint's generator and discriminator (a run folder, a file or
-    # pretrained:NAME; any learner, same networks); optimizer, step, data order and learned rates start fresh
-    init_from: str | None = None
+    steps: int = 1000              # outer steps
+    seed: int = 0                  # initial weights, task order and noise
+    ema: float = 0.999             # decay of the EMA copy of the generator meta-parameters (0 = off)
+    log_every: int = 10            # log.jsonl cadence
+    sample_every: int = 250        # sample grid cadence (0 = only at the end)
+    ckpt_every: int = 250          # checkpoint cadence (always one at the end)
+    keep_every: int = 0            # also keep checkpoint-<step>.safetensors this often, to select from (0 = off)
+    adapt_steps: int = 0           # adaptation steps when sampling (0 = meta.inner_steps)
+    grid_classes: int = 5          # held-out classes (rows) in a sample grid
+    grid_samples: int = 8          # generated samples per row
+    out_dir: str = "runs"          # where the numbered run folders go
+    device: str = "cpu"            # cpu | cuda | cuda:N
+    dtype: str = "float32"         # float32 | float64
+    threads: int = 0               # torch.set_num_threads (0 = leave as is)
+    init_from: str | None = None   # start G, D and EMA from this run folder, file or pretrained:NAME (fresh optimizer)
 
 
 @dataclass(frozen=True)
@@ -164,127 +122,119 @@ CHOICES = {
     "data.split": ("background", "vinyals"),
     "model.kind": ("conv", "mlp"),
     "model.norm": ("none", "group", "layer"),
-    "model.condition": ("none", "support", "image"),
+    "model.condition": ("none", "image"),
     "loss.kind": ("ns", "wgan-gp", "hinge"),
     "meta.learner": ("maml", "fomaml", "reptile", "metasgd", "joint"),
     "meta.outer_optimizer": ("adam", "sgd"),
     "meta.vectorize": ("vmap", "loop", "auto"),
     "meta.rates": ("element", "tensor"),
-    "model.g_skip": ("half", "full"),
-    "model.g_out": ("decode", "warp"),
-    "model.d_depth": (2, 3),
     "train.dtype": ("float32", "float64"),
 }
 
 
-def _omniglot(**meta: Any) -> dict[str, Any]:
-    return {
-        "data": {"source": "omniglot", "image_size": 28},
-        "task": {"k_shot": 4, "q_query": 8, "meta_batch": 8},
-        "model": {"z_dim": 64, "g_width": 32, "d_width": 32},
-        "train": {"steps": 20000, "sample_every": 1000, "ckpt_every": 500},
-        "meta": meta,
-    }
+# Presets name what differs from the defaults above, each value with its reason. The blocks first, then the table;
+# `_merge` joins blocks section by section, a later block winning. FD and fidelity: after 10 adaptation steps on
+# Omniglot training classes (the evaluation split is never used to choose).
+
+_OMNIGLOT = {
+    "data": {"source": "omniglot", "image_size": 28},  # the usual few-shot size; the evaluation network reads it
+    "model": {"z_dim": 64},                            # twice the default latent for 964 training classes
+    "train": {"steps": 20000, "sample_every": 1000},   # a ceiling: snapshots are chosen far earlier (metagan rank)
+}
+
+# What kept adversarial meta-training stable on Omniglot (with the digits' settings DAWSON's D loss reached 38).
+_STABLE = {
+    "meta": {
+        "n_g": 2,                                # two G updates per D update: D learns the faster
+        "inner_lr_g": 0.01, "inner_lr_d": 0.01,  # 0.05 blew D up within 150 FOMAML steps; 0.02 degrades samples
+        "outer_lr_g": 2e-4, "outer_lr_d": 2e-4,  # equal: with G's 5x D's, D sat at chance (blobs after 1500 steps)
+    },
+    "model": {"norm": "group"},                  # without it G saturated (tanh at +-1, no gradient) by step 160
+    "loss": {"kind": "ns", "r1_gamma": 1.0},     # R1 on real images against those D blow-ups
+}
+
+# metagan's model: G warps one support image, D judges (sample, reference) pairs.
+_METAGAN = {
+    "model": {
+        "condition": "image",  # unconditional G: blank samples after 900 FOMAML steps; this: characters after 200
+        "g_affine": 0.25,      # z also rotates, scales, shears, shifts: low-data accuracy +7 points (warp alone +6)
+    },
+    "loss": {
+        "mismatch": 1.0,       # without it joint G stopped following its reference: fidelity 0.30 at step 2000
+        "diversity": 0.3,      # makes z drive the warp: with both, low-data accuracy +6 points
+    },
+    "train": {"adapt_steps": 10},  # 2x the inner steps: the adaptation the shipped snapshots were chosen with
+}
+
+# The meta-learners start from omniglot-joint (--set train.init_from=pretrained:omniglot-joint); at 2e-4 a fresh
+# Adam moved that generator far in 50 meta-steps (FOMAML's fidelity 0.97 -> 0.70, Reptile's -> 0.88).
+_FINETUNE = {"meta": {"outer_lr_g": 2e-5, "outer_lr_d": 2e-5}}
 
 
-_BALANCED = {"inner_steps": 5, "n_d": 1, "n_g": 2, "outer_lr_g": 1e-3, "outer_lr_d": 2e-4}
-# Rates that train Omniglot stably (session-3 runs, docs/models.md): with G's outer rate 5x D's (the digits
-# balance) D sat at chance while G chased it (blobs after 1500 joint steps); equal rates gave recognisable
-# characters in 500. Inner SGD at 0.05 blew up D within 150 FOMAML steps and ruined a pre-trained G in 10
-# adaptation steps; 0.01 keeps both (0.02 already degrades samples).
-_STABLE = {**_BALANCED, "outer_lr_g": 2e-4, "outer_lr_d": 2e-4, "inner_lr_g": 0.01, "inner_lr_d": 0.01}
+def _merge(*blocks: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for block in blocks:
+        for section, values in block.items():
+            out[section] = {**out.get(section, {}), **values}
+    return out
 
-# The meta-learners' outer rates when they start from a pre-trained model (the omniglot-<learner> presets below)
-_FINETUNE = {"outer_lr_g": 2e-5, "outer_lr_d": 2e-5}
-
-
-def _metagan(**meta: Any) -> dict[str, Any]:
-    """metagan's Omniglot models: the generator transforms a support image, the discriminator judges
-    (sample, support image) pairs (model.condition=image), non-saturating loss with R1 = 1, K = 5.
-    On Omniglot the unconditional presets below gave blank samples after 900 FOMAML steps, this one
-    recognisable characters after 200 (docs/models.md)."""
-    base = _omniglot(**{**_STABLE, **meta})
-    base["task"] = {"k_shot": 5, "q_query": 10, "meta_batch": 8}
-    # GroupNorm in G: without it a FOMAML run's generator saturated (tanh at +-1, zero gradient) at step 160.
-    # (Session 5's decoding generator read the reference at full resolution, g_skip=full: fidelity 0.92 at joint
-    # step 500 against 0.80 with the s/2 skip only; a third D conv, model.d_depth=3, gave 0.88.)
-    # g_out=warp (session 6): the sample is the reference resampled along a displacement field driven by z, and
-    # the diversity term makes z drive it. Joint training, step 200, training classes: fidelity 0.978, diversity
-    # 1.09, low-data accuracy (n = 5) +6.1 points over no augmentation, where the full-skip decoder's samples
-    # added nothing (-0.8) and the diversity term alone only traded fidelity for diversity (docs/models.md)
-    # g_affine (session 7): z also drives a global affine displacement (rotation, scale, shear, shift), bounded
-    # at 0.25: joint step 500, training classes: fidelity 0.990, low-data accuracy (n = 5) +7 points over no
-    # augmentation (the local warp alone: +6); on the evaluation split the low-data gain of the meta-learned
-    # models rose from +4.3 to +6.5 points over 5 seeds and fidelity from 0.957 to 0.974 (docs/models.md)
-    base["model"] = {**base["model"], "condition": "image", "norm": "group", "g_out": "warp", "g_affine": 0.25}
-    # mismatch: without the matching-aware term the jointly trained G stopped following its reference after
-    # ~600 steps (fidelity 0.30 on training classes at step 2000); with it 0.88 at step 750 (docs/models.md)
-    base["loss"] = {"kind": "ns", "r1_gamma": 1.0, "mismatch": 1.0, "diversity": 0.3}
-    base["train"] = {**base["train"], "ckpt_every": 250, "adapt_steps": 10}
-    return base
-
-
-def _dawson() -> dict[str, Any]:
-    base = _omniglot(learner="fomaml", **_STABLE)
-    base["model"] = {**base["model"], "norm": "group"}
-    base["loss"] = {"kind": "ns", "r1_gamma": 1.0}
-    return base
-
-
-# Meta-SGD since session 9: first order, the adaptation's own 10 inner steps, and a generator query loss that
-# measures the class distribution after adaptation (MMD^2 to the query images in the meta-discriminator's
-# features) instead of the adversarial loss against the adapted discriminator, which rewarded adapting where
-# adapting hurt (session 8). Its learned rates switch off the adaptation of the warp field (docs/models.md).
-# Session 11: one rate per weight or bias tensor (meta.rates=tensor), kept >= 0 (clamp_rates). The element-wise
-# rates random-walked under Adam (session 9); per tensor they learned a plain strategy: the warp field, the
-# encoder and the GroupNorm stop adapting, the layers that read z (fc, affine) and D's last layer adapt faster.
-# Training classes, 10 adaptation steps, step 25: FD / fidelity 0.851 / 0.993 against 0.851 / 0.988 (docs/models.md)
-_METASGD = _metagan(learner="metasgd", first_order=True, inner_steps=10, outer_lr_rates=5e-4, rates="tensor",
-                    clamp_rates=True, **_FINETUNE)
-_METASGD["loss"] = {**_METASGD["loss"], "outer_mmd": 10.0, "outer_adv": 0.0}
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # The main job: seven digits meta-train, three are held out; minutes on 2 cores.
+    # The main job: seven digits meta-train, three are held out; minutes on 2 CPU cores.
     "digits-demo": {
-        "data": {"source": "digits", "image_size": 16},
-        "task": {"k_shot": 5, "q_query": 10, "meta_batch": 4},
-        "model": {"z_dim": 16, "g_width": 16, "d_width": 16},
-        # The discriminator meta-learns faster than the generator; a 5x smaller outer rate and two
-        # generator updates per inner step keep the game balanced (with equal rates D wins in ~100 steps).
-        "meta": {"learner": "fomaml", "inner_steps": 5, "n_d": 1, "n_g": 2, "inner_lr_g": 0.05,
-                 "inner_lr_d": 0.05, "outer_lr_g": 1e-3, "outer_lr_d": 2e-4},
-        # Adapting with twice the meta-training inner steps raised held-out fidelity (0.97 -> 1.00 in a
-        # 2000-step run); see the notes of issue 2.
-        "train": {"steps": 2000, "ema": 0.99, "adapt_steps": 10, "sample_every": 500, "ckpt_every": 500,
-                  "log_every": 20},
+        "task": {"meta_batch": 4},                             # half the default: minutes on 2 cores
+        "model": {"z_dim": 16, "g_width": 16, "d_width": 16},  # 16x16 digits: half the default networks
+        "meta": {
+            "learner": "fomaml",                               # first order: no unrolled graph, fast on a CPU
+            "n_g": 2, "outer_lr_d": 2e-4,                      # D learns faster: with equal rates it won in ~100 steps
+        },
+        "train": {
+            "steps": 2000, "log_every": 20, "sample_every": 500, "ckpt_every": 500,
+            "ema": 0.99,                                       # a short run: average ~100 steps, not ~1000
+            "adapt_steps": 10,                                 # 2x the inner steps: held-out fidelity 0.97 -> 1.00
+        },
     },
-    # metagan's Omniglot models, one per meta-learner (shipped as pretrained:<name>, docs/models.md).
-    # They start from omniglot-joint (train.init_from) with outer rates 10x below the joint run's: at 2e-4 a fresh
-    # Adam moved the pre-trained generator far in 50 meta-steps (FOMAML's fidelity on training classes 0.97 ->
-    # 0.70, Reptile's -> 0.88; session 5, docs/models.md).
-    "omniglot-fomaml": _metagan(learner="fomaml", **_FINETUNE),
-    "omniglot-maml": _metagan(learner="maml", **_FINETUNE),
-    "omniglot-metasgd": _METASGD,
-    "omniglot-reptile": _metagan(learner="reptile", **_FINETUNE),
-    # Baseline: the same networks pre-trained on all background classes jointly (no inner loop; a
-    # DAGAN-style conditional GAN); adapting it is "pre-train, then fine-tune".
-    "omniglot-joint": _metagan(learner="joint"),
-    # The published designs, reproduced in our harness as baselines (unconditional generators).
-    # FIGR (Clouatre & Demers 2019): Reptile with WGAN-GP, K=4, 10 inner steps.
-    "omniglot-figr": {
-        **_omniglot(learner="reptile", inner_steps=10, n_d=1, n_g=1, inner_lr_g=1e-2, inner_lr_d=1e-2,
-                    outer_optimizer="sgd", outer_lr_g=0.1, outer_lr_d=0.1),
-        "loss": {"kind": "wgan-gp", "gp_weight": 10.0},
-    },
-    # DAWSON (Liang et al. 2020): first-order MAML, non-saturating loss, unconditional generator. Given the
-    # stabilisers metagan's presets use (equal outer Adam rates 2e-4, inner SGD 0.01, GroupNorm in G, R1 = 1):
-    # with the digits balance (G's outer rate 5x D's, inner 0.05) its D loss blew up after ~1300 steps
-    # (38 at step 1390) and its best snapshot reached fidelity 0.05 / FD 19.6 on training classes, with
-    # these 0.11 / 9.6 (docs/models.md).
-    "omniglot-dawson": _dawson(),
-    # A seconds-long configuration for tests and smoke runs.
+    # metagan's Omniglot models, one per meta-learner, shipped as pretrained:<name>.
+    "omniglot-fomaml": _merge(_OMNIGLOT, _STABLE, _METAGAN, _FINETUNE, {"meta": {"learner": "fomaml"}}),
+    "omniglot-maml": _merge(_OMNIGLOT, _STABLE, _METAGAN, _FINETUNE, {"meta": {"learner": "maml"}}),
+    "omniglot-metasgd": _merge(_OMNIGLOT, _STABLE, _METAGAN, _FINETUNE, {
+        "meta": {
+            "learner": "metasgd",
+            "first_order": True,     # second order: 21 s a step and FD 1.07 at step 20 (first order 0.89)
+            "inner_steps": 10,       # meta-train the adaptation's own 10 steps
+            "outer_lr_rates": 5e-4,  # at 1e-4: FD 1.14 at step 20 (5e-4: 0.89)
+            "rates": "tensor",       # per element they random-walked under Adam; fidelity 0.993, not 0.988, at FD 0.851
+            "clamp_rates": True,     # unclamped, 9% of D's rates turned negative in one run
+        },
+        "loss": {
+            "outer_adv": 0.0,        # against the adapted D it rewarded adapting where adapting hurt
+            "outer_mmd": 10.0,       # the class's distribution instead: FD 0.85 at step 25 (2 beside outer_adv 1: 0.94)
+        },
+    }),
+    "omniglot-reptile": _merge(_OMNIGLOT, _STABLE, _METAGAN, _FINETUNE, {"meta": {"learner": "reptile"}}),
+    # Baseline: the same networks trained on all background classes jointly (no inner loop; a DAGAN-style
+    # conditional GAN); adapting it is "pre-train, then fine-tune".
+    "omniglot-joint": _merge(_OMNIGLOT, _STABLE, _METAGAN, {"meta": {"learner": "joint"}}),
+    # FIGR (Clouatre & Demers 2019) as a baseline, with its published settings: Reptile, WGAN-GP, K = 4, 10 inner
+    # steps, inner and outer SGD.
+    "omniglot-figr": _merge(_OMNIGLOT, {
+        "task": {"k_shot": 4, "q_query": 8},
+        "meta": {"learner": "reptile", "inner_steps": 10, "inner_lr_g": 1e-2, "inner_lr_d": 1e-2,
+                 "outer_optimizer": "sgd", "outer_lr_g": 0.1, "outer_lr_d": 0.1},
+        "loss": {"kind": "wgan-gp"},
+        "train": {"ckpt_every": 500},
+    }),
+    # DAWSON (Liang et al. 2020) as a baseline: first-order MAML, unconditional G, K = 4 as FIGR, with the
+    # stabilisers above (with the digits' rates its D loss blew up after ~1300 steps; with these its best snapshot
+    # reached fidelity 0.11 / FD 9.6 instead of 0.05 / 19.6).
+    "omniglot-dawson": _merge(_OMNIGLOT, _STABLE, {
+        "task": {"k_shot": 4, "q_query": 8},
+        "meta": {"learner": "fomaml"},
+        "train": {"ckpt_every": 500},
+    }),
+    # Seconds: tests and smoke runs.
     "tiny": {
-        "data": {"source": "digits", "image_size": 8},
+        "data": {"image_size": 8},
         "task": {"k_shot": 2, "q_query": 2, "meta_batch": 2},
         "model": {"z_dim": 4, "g_width": 4, "d_width": 4},
         "meta": {"learner": "fomaml", "inner_steps": 1},
@@ -357,6 +307,9 @@ def from_dict(d: dict[str, Any], base: Config | None = None) -> Config:
         hints = _field_types(type(sub))
         changes = {}
         for key, value in (values or {}).items():
+            if f"{section}.{key}" in _REMOVED:
+                raise ConfigError(f"{section}.{key}: this option was removed after metagan {RELEASE_WITH_REMOVED} "
+                                  "(that release still has it)")
             if key not in hints:
                 raise ConfigError(
                     f"unknown config key {section}.{key}; keys of {section} are: {_known(type(sub))}")
@@ -389,9 +342,9 @@ def vmap_refusal(cfg: Config) -> str | None:
     """Why the meta-gradient of this config cannot run under vmap, or None where it can: second order through
     the warp generator (grid_sample's double backward is an in-place operation vmap refuses)."""
     second_order = cfg.meta.learner == "maml" or (cfg.meta.learner == "metasgd" and not cfg.meta.first_order)
-    if second_order and cfg.model.g_out == "warp":
-        return ("second-order meta-gradients through model.g_out=warp cannot run under vmap (grid_sample's double "
-                "backward is in-place)")
+    if second_order and cfg.model.condition == "image":
+        return ("second-order meta-gradients through the warp generator (model.condition=image) cannot run under "
+                "vmap (grid_sample's double backward is in-place)")
     return None
 
 
@@ -423,19 +376,14 @@ def validate(cfg: Config) -> None:
                           "(e.g. 16, 28, 32)")
     if cfg.data.channels not in (1, 3):
         raise ConfigError(f"data.channels must be 1 or 3, got {cfg.data.channels}")
-    if cfg.model.g_skip != "half" and cfg.model.condition != "image":
-        raise ConfigError(f"model.g_skip={cfg.model.g_skip} is a skip from the reference image: it needs "
-                          "model.condition=image (or leave model.g_skip=half)")
-    if cfg.model.g_out == "warp" and (cfg.model.condition != "image" or cfg.model.g_skip != "half"):
-        raise ConfigError("model.g_out=warp resamples the reference image: it needs model.condition=image and "
-                          "model.g_skip=half (or leave model.g_out=decode)")
-    if cfg.model.g_affine < 0 or (cfg.model.g_affine > 0 and cfg.model.g_out == "decode"):
+    if cfg.model.g_affine < 0 or (cfg.model.g_affine > 0 and cfg.model.condition != "image"):
         raise ConfigError(f"model.g_affine={cfg.model.g_affine} bounds the warp's affine component: it needs "
-                          "model.g_out=warp and a value >= 0 (with model.g_out=decode set model.g_affine=0)")
+                          "model.condition=image and a value >= 0 (with model.condition=none set model.g_affine=0)")
+    if cfg.model.condition != "none" and cfg.model.kind != "conv":
+        raise ConfigError(f"model.condition={cfg.model.condition} needs model.kind=conv")
     if cfg.meta.vectorize == "vmap" and vmap_refusal(cfg):
         raise ConfigError(f"{vmap_refusal(cfg)}: set meta.vectorize=loop or auto")
-    for name in ("mismatch", "diversity", "diversity_tau", "outer_adv", "outer_mmd", "inner_adv", "inner_mmd",
-                 "outer_select"):
+    for name in ("mismatch", "diversity", "diversity_tau", "outer_adv", "outer_mmd"):
         if getattr(cfg.loss, name) < 0:
             raise ConfigError(f"loss.{name} must be non-negative, got {getattr(cfg.loss, name)}")
     if cfg.loss.mismatch > 0:
@@ -448,17 +396,13 @@ def validate(cfg: Config) -> None:
         if cfg.task.meta_batch < 2:
             raise ConfigError("loss.mismatch takes the other class from another task of the meta-batch: set "
                               "task.meta_batch to at least 2")
-    if cfg.loss.select_tau <= 0:
-        raise ConfigError(f"loss.select_tau is a softmax temperature: use a value > 0, got {cfg.loss.select_tau}")
-    for name, whose in (("outer_mmd", "the generator's"), ("outer_select", "the discriminator's")):
-        if getattr(cfg.loss, name) <= 0:
-            continue
+    if cfg.loss.outer_mmd > 0:
         if cfg.meta.learner == "reptile":
-            raise ConfigError(f"loss.{name} weighs a term of {whose} query loss, and Reptile has none (its "
+            raise ConfigError("loss.outer_mmd weighs a term of the generator's query loss, and Reptile has none (its "
                               "meta-gradient is the inner loop's displacement): use maml, fomaml, metasgd or "
-                              f"joint, or set loss.{name}=0")
+                              "joint, or set loss.outer_mmd=0")
         if cfg.task.q_query < 2:
-            raise ConfigError(f"loss.{name} compares the generated and the real query images as samples: set "
+            raise ConfigError("loss.outer_mmd compares the generated and the real query images as samples: set "
                               "task.q_query to at least 2")
     if cfg.loss.outer_adv == 0 and cfg.loss.outer_mmd == 0 and cfg.meta.learner != "reptile":
         raise ConfigError("loss.outer_adv=0 and loss.outer_mmd=0 leave the generator without a query loss: "
@@ -469,15 +413,64 @@ def validate(cfg: Config) -> None:
     if cfg.meta.rates != "element" and cfg.meta.learner != "metasgd":
         raise ConfigError("meta.rates shapes Meta-SGD's learned inner rates: set meta.learner=metasgd or "
                           "meta.rates=element")
-    if cfg.loss.inner_adv == 0 and cfg.loss.inner_mmd == 0:
-        raise ConfigError("loss.inner_adv=0 and loss.inner_mmd=0 leave the generator without an inner-loop "
-                          "(adaptation) loss: set one of them above 0")
     if not 0.0 <= cfg.train.ema < 1.0:
         raise ConfigError(f"train.ema must be in [0, 1), got {cfg.train.ema}")
     if not 0.0 < cfg.data.heldout_fraction < 1.0:
         raise ConfigError(f"data.heldout_fraction must be in (0, 1), got {cfg.data.heldout_fraction}")
 
 
+# Options removed after metagan 0.1.0 that stored configs (checkpoints, run folders) may still hold:
+# key -> (its default in 0.1.0, the value at which it did nothing, _ANY: whatever its value, or a function of the
+# stored config). A config holding any of them was written by 0.1.0 or earlier, so one it lacks had its default.
+RELEASE_WITH_REMOVED = "0.1.0"
+_ANY = object()
+
+
+def _g_out_noop(d: dict[str, Any]) -> str:
+    return "warp" if d.get("model", {}).get("condition") == "image" else "decode"
+
+
+_REMOVED: dict[str, tuple[Any, Any]] = {
+    "loss.inner_adv": (1.0, 1.0),            # weight of G's adversarial inner-loop loss
+    "loss.inner_mmd": (0.0, 0.0),            # G's inner-loop MMD^2 to the support set
+    "loss.outer_select": (0.0, 0.0),         # D's query loss that ranked samples for selection
+    "loss.select_tau": (1.0, _ANY),          # the softmax temperature of loss.outer_select
+    "model.e_dim": (32, _ANY),               # the support-set embedding of model.condition=support
+    "model.d_depth": (2, 2),                 # a third discriminator convolution
+    "model.g_skip": ("half", "half"),        # the drawing generator's full-resolution skip
+    "model.g_out": ("decode", _g_out_noop),  # decode with condition=image: the generator that drew its samples
+    "meta.grad_clip": (0.0, 0.0),            # meta-gradient norm clipping
+}
+_REMOVED_VALUES = {"model.condition": ("support",)}  # G and D reading an embedding of the whole support set
+
+
+def _removed(key: str, value: Any) -> ConfigError:
+    return ConfigError(f"{key}={value!r} was removed after metagan {RELEASE_WITH_REMOVED}, and here it changes the "
+                       f"model: metagan {RELEASE_WITH_REMOVED} can load this config")
+
+
+def migrate(d: dict[str, Any]) -> dict[str, Any]:
+    """A stored config dict without the options removed after metagan 0.1.0: each is dropped where it held the
+    value at which it did nothing, and refused (ConfigError naming that release) where it did something."""
+    if not isinstance(d, dict) or not all(isinstance(v, dict) for v in d.values()):
+        return d  # from_dict says what is wrong
+    for key, values in _REMOVED_VALUES.items():
+        section, sub = key.split(".")
+        if d.get(section, {}).get(sub) in values:
+            raise _removed(key, d[section][sub])
+    if not any(f"{section}.{k}" in _REMOVED for section, values in d.items() for k in values):
+        return d
+    out = {section: dict(values) for section, values in d.items()}
+    for key, (default, noop) in _REMOVED.items():
+        section, sub = key.split(".")
+        value = out.get(section, {}).pop(sub, default)
+        if noop is not _ANY and value != (noop(d) if callable(noop) else noop):
+            raise _removed(key, value)
+    return out
+
+
 def config_from_json(text: str) -> Config:
-    return from_dict(json.loads(text))
+    """The Config of a stored JSON config (a checkpoint's, a run folder's config.json), written by this release or
+    by metagan 0.1.0 (see `migrate`)."""
+    return from_dict(migrate(json.loads(text)))
 

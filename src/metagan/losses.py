@@ -82,26 +82,15 @@ def diversity_term(fake: torch.Tensor, fake2: torch.Tensor, z: torch.Tensor, z2:
     return -torch.clamp((fake - fake2).abs().mean() / (z - z2).abs().mean(), max=tau)
 
 
-def mmd2(x: torch.Tensor, y: torch.Tensor, scales: tuple[float, ...] = (0.25, 1.0, 4.0),
-         unbiased: bool = True, weights: torch.Tensor | None = None) -> torch.Tensor:
-    """MMD^2 between samples x (n, d) and y (m, d), kernel sum_s exp(-|a - b|^2 / (s * bw)), bw = the mean
-    squared distance over all pairs of [x; y] (detached). Unbiased (U-statistic, n, m >= 2), or with
-    unbiased=False the biased V-statistic (self-pairs included; any n, m >= 1, e.g. one support image).
-    weights (n,), summing to 1, biased only: x is the distribution that puts weight w_i on x_i (the V-statistic
-    w'Kxx w + mean Kyy - 2 w'Kxy 1/m; uniform weights give the unweighted value). Self-pairs count, so weight
-    piled on a few samples costs their self-similarity: the measure prefers spread weights."""
+def mmd2(x: torch.Tensor, y: torch.Tensor, scales: tuple[float, ...] = (0.25, 1.0, 4.0)) -> torch.Tensor:
+    """Unbiased MMD^2 (U-statistic) between samples x (n, d) and y (m, d), n, m >= 2, with the kernel
+    sum_s exp(-|a - b|^2 / (s * bw)), bw = the mean squared distance over all pairs of [x; y] (detached)."""
     n, m = x.shape[0], y.shape[0]
     xy = torch.cat([x, y])
     sq = (xy.unsqueeze(1) - xy.unsqueeze(0)).pow(2).sum(-1)  # (n + m, n + m); cdist's gradient is NaN at 0
     bw = sq.detach().mean().clamp_min(1e-12)
     k = sum(torch.exp(-sq / (s * bw)) for s in scales)
     kxx, kyy, kxy = k[:n, :n], k[n:, n:], k[:n, n:]
-    if weights is not None:
-        if unbiased:
-            raise ValueError("weighted MMD^2 is the biased V-statistic: pass unbiased=False")
-        return weights @ kxx @ weights + kyy.mean() - 2 * (weights @ kxy).mean()
-    if not unbiased:
-        return kxx.mean() + kyy.mean() - 2 * kxy.mean()
     off = lambda a, c: (a.sum() - a.diagonal().sum()) / (c * (c - 1))  # noqa: E731  (mean off the diagonal)
     return off(kxx, n) + off(kyy, m) - 2 * kxy.mean()
 

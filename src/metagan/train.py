@@ -121,8 +121,8 @@ def warm_start(state: TrainState, source: str) -> None:
     Whatever else the learner meta-learns (Meta-SGD's rates) keeps its initial value.
 
     Not the raw generator: the EMA's decay warms up again from step 0 of the new run, so within ~20 steps the
-    EMA would be the raw generator's, and a GAN's raw weights are the worse model (the session-5 joint run at
-    step 1000, class fidelity on training classes: EMA 0.97, raw 0.79)."""
+    EMA would be the raw generator's, and a GAN's raw weights are the worse model (a joint run at step 1000, class
+    fidelity on training classes: EMA 0.97, raw 0.79)."""
     ck, players = ckpt.load(ckpt.resolve(source)), ("g", "d")
     ckpt.check_compatible({g: ck.meta[g] for g in players if g in ck.meta}, {g: state.meta[g] for g in players},
                           f"train.init_from={source}")
@@ -149,7 +149,7 @@ def sample_tasks(system: System, sampler: TaskSampler, rng: torch.Generator, dty
     return tasks if dev.type == "cpu" else tree_map(lambda t: t.to(dev, non_blocking=True), tasks)
 
 
-# meta.vectorize=auto. On CUDA vmap. On the CPU (`metagan bench throughput`, 1 thread, README "Benchmarks"), as
+# meta.vectorize=auto. On CUDA vmap. On the CPU (`metagan perf throughput`, 1 thread, README "Benchmarks"), as
 # ratios to the per-task autograd loop: first order, vmap is the faster of our two ways for every model (shipped
 # Omniglot presets: vmap 0.95-1.21x, the torch.func loop 0.79-1.07x). Second order, vmap pays while per-operator
 # overhead dominates (MAML, meta-batch 8: digits-demo vmap 1.77x / loop 1.01x at 1.4 MFLOP per sample; Omniglot
@@ -200,15 +200,13 @@ def meta_step(system: System, state: TrainState, tasks: dict,
         bad = {k: v for k, v in stats.items() if not math.isfinite(v)} or "gradients"
         raise TrainingDiverged(
             f"non-finite values at step {state.step + 1}: {bad}. Nothing was written; the last checkpoint "
-            "is intact. Lower meta.inner_lr_g/meta.inner_lr_d or meta.outer_lr_g/meta.outer_lr_d, set "
-            "meta.grad_clip, or try loss.kind=wgan-gp, then resume or restart.")
+            "is intact. Lower meta.inner_lr_g/meta.inner_lr_d or meta.outer_lr_g/meta.outer_lr_d, or try "
+            "loss.kind=wgan-gp, then resume or restart.")
     for group, g in grads.items():
         norm = global_norm(g)
         stats[f"gnorm_{group}"] = float(norm)
-        clip = cfg.meta.grad_clip
-        scale = min(1.0, clip / (float(norm) + 1e-12)) if clip > 0 else 1.0
         for k, p in state.meta[group].items():
-            p.grad = g[k] * scale
+            p.grad = g[k]
     state.optimizer.step()
     state.optimizer.zero_grad(set_to_none=True)
     if cfg.meta.clamp_rates:

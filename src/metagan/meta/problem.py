@@ -95,17 +95,11 @@ class GanProblem:
             loss = loss + 0.5 * self.loss.r1_gamma * losses.r1_penalty(disc, real)
         return loss, fake_logits
 
-    def g_loss(self, pg: Params, pd: Params, z: Tensor, context: Tensor, match=None) -> Tensor:
-        """The generator's inner-loop loss: inner_adv x its adversarial loss against pd + its regulariser
-        [+ inner_mmd x match(fake, references), the inner loop's support match]."""
+    def g_loss(self, pg: Params, pd: Params, z: Tensor, context: Tensor) -> Tensor:
+        """The generator's inner-loop loss: its adversarial loss against pd + its regulariser."""
         fake = self.generate(pg, z, context)
-        ref = self.refs(context, z.shape[0])
-        w = self.loss.inner_adv  # (the order of the terms as before the options, so runs reproduce bit for bit)
-        adv = 0.0 if w <= 0 else self._g_main(self.discriminate(pd, fake, ref))
-        loss = (adv if w == 1 else w * adv) + self.g_extra(pg, fake, z, context)
-        if match is not None:
-            loss = loss + self.loss.inner_mmd * match(fake, ref)
-        return loss
+        logits = self.discriminate(pd, fake, self.refs(context, z.shape[0]))
+        return self._g_main(logits) + self.g_extra(pg, fake, z, context)
 
     def g_extra(self, pg: Params, fake: Tensor, z: Tensor, context: Tensor) -> Tensor | float:
         """The generator's regulariser beside its adversarial loss: the diversity-sensitive term with z' = -z
@@ -124,31 +118,8 @@ class GanProblem:
         """MMD^2 between the generated and the real query images in the hidden features of the discriminator
         d_feat (held constant), each judged beside its reference as D judges it: the outer loss's measure of
         how far the adapted generator's samples are from the class's distribution (loss.outer_mmd)."""
-        return losses.mmd2(*self._pair_features(d_feat, fake, real, support, real_shift))
-
-    def _pair_features(self, d_feat: Params, fake: Tensor, real: Tensor, support: Tensor, real_shift: int = 0):
-        """Hidden features under d_feat of the generated and of the real images, each beside its reference as D
-        judges it (unpaired models: beside the support set)."""
         ctx_r, ctx_f, _ = self.d_contexts(support, real.shape[0], fake.shape[0], real_shift)
-        return self.features(d_feat, fake, ctx_f), self.features(d_feat, real, ctx_r)
-
-    def select_match(self, d_feat: Params, fake_logits: Tensor, fake: Tensor, real: Tensor, support: Tensor,
-                     real_shift: int = 0) -> Tensor:
-        """MMD^2 (biased) between the generated images weighted by softmax(fake_logits / select_tau) and the
-        real images, in the hidden features of d_feat (held constant), each beside its reference: small when the
-        samples the discriminator rates most real are the ones that look like the class (loss.outer_select).
-        Only the logits carry a gradient."""
-        w = torch.softmax(fake_logits / self.loss.select_tau, 0)
-        return losses.mmd2(*self._pair_features(detach(d_feat), fake.detach(), real, support, real_shift),
-                           unbiased=False, weights=w)
-
-    def d_outer(self, ld: Tensor, fake_logits: Tensor, fake: Tensor, real: Tensor, support: Tensor,
-                d_feat: Params | None, real_shift: int = 0) -> tuple[Tensor, dict[str, Tensor]]:
-        """The discriminator's query loss: its GAN loss ld [+ outer_select x select_match]; aux {"select": ...}."""
-        if self.loss.outer_select <= 0 or d_feat is None:
-            return ld, {}
-        m = self.select_match(d_feat, fake_logits, fake, real, support, real_shift)
-        return ld + self.loss.outer_select * m, {"select": m.detach()}
+        return losses.mmd2(self.features(d_feat, fake, ctx_f), self.features(d_feat, real, ctx_r))
 
     def g_outer(self, pg: Params, fake: Tensor, fake_logits: Tensor, real: Tensor, support: Tensor,
                 z: Tensor, d_feat: Params | None, real_shift: int = 0) -> tuple[Tensor, dict[str, Tensor]]:
@@ -168,9 +139,8 @@ class GanProblem:
         meta-discriminator, the one that has seen every training class); None: no match term."""
         fake = self.generate(pg, noise["z_o"], support)
         ld, fake_logits = self.d_loss(pd, query, fake, noise["eps_o"], support, real_shift, noise.get("other"))
-        ld, d_extra = self.d_outer(ld, fake_logits, fake, query, support, d_feat, real_shift)
         lg, extra = self.g_outer(pg, fake, fake_logits, query, support, noise["z_o"], d_feat, real_shift)
-        return (ld, lg), {"d_loss": ld.detach(), "g_loss": lg.detach(), **d_extra, **extra}
+        return (ld, lg), {"d_loss": ld.detach(), "g_loss": lg.detach(), **extra}
 
     def own_losses_sum(self, p: dict[str, Params], support: Tensor, query: Tensor, noise: dict[str, Tensor],
                        d_feat: Params | None = None):
@@ -180,11 +150,10 @@ class GanProblem:
         loss (what player_grads takes from outer_losses), from one backward pass that skips the generator
         for L_D and the discriminator's weights for L_G. Costs one extra D forward over the Q fakes."""
         fake = self.generate(p["g"], noise["z_o"], support)
-        ld, d_logits = self.d_loss(p["d"], query, fake.detach(), noise["eps_o"], support, other=noise.get("other"))
-        ld, d_extra = self.d_outer(ld, d_logits, fake, query, support, d_feat)
+        ld, _ = self.d_loss(p["d"], query, fake.detach(), noise["eps_o"], support, other=noise.get("other"))
         fake_logits = self.discriminate(detach(p["d"]), fake, self.refs(support, fake.shape[0]))
         lg, extra = self.g_outer(p["g"], fake, fake_logits, query, support, noise["z_o"], d_feat)
-        return ld + lg, {"d_loss": ld.detach(), "g_loss": lg.detach(), **d_extra, **extra}
+        return ld + lg, {"d_loss": ld.detach(), "g_loss": lg.detach(), **extra}
 
     def inner_loop(self, pg: Params, pd: Params, lr_g, lr_d, support: Tensor, noise: dict[str, Tensor],
                    sched: InnerSchedule, first_order: bool) -> tuple[Params, Params, dict[str, Tensor]]:
@@ -196,16 +165,8 @@ class GanProblem:
             loss, _ = self.d_loss(pd_, support, fake, eps, support, real_shift=1, other=noise.get("other"))
             return loss, loss
 
-        match = None
-        if self.loss.inner_mmd > 0:  # MMD^2 to the support, in the features of the D the loop starts from
-            d0 = detach(pd)         # (held constant); real support image i beside support image i+1
-            real_feat = self.features(d0, support, self.refs(support, support.shape[0], 1)).detach()
-
-            def match(fake, ref):
-                return losses.mmd2(self.features(d0, fake, ref), real_feat, unbiased=False)
-
         def g_obj(pg_, pd_, z):
-            loss = self.g_loss(pg_, pd_, z, support, match)
+            loss = self.g_loss(pg_, pd_, z, support)
             return loss, loss
 
         stats = {}

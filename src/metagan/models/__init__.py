@@ -24,11 +24,9 @@ def build_models(cfg: ModelConfig, shape: tuple[int, ...]) -> tuple[nn.Module, n
                               "use model.kind=mlp for vectors")
         c, s, _ = shape
         if cfg.condition == "image":
-            return (PairGenerator(cfg.z_dim, c, s, cfg.g_width, cfg.norm, cfg.g_skip, cfg.g_out, cfg.g_affine),
-                    ConvDiscriminator(c, s, cfg.d_width, paired=True, depth=cfg.d_depth))
-        e_dim = cfg.e_dim if cfg.condition == "support" else 0
-        return (ConvGenerator(cfg.z_dim, c, s, cfg.g_width, cfg.norm, e_dim),
-                ConvDiscriminator(c, s, cfg.d_width, e_dim, depth=cfg.d_depth))
+            return (PairGenerator(cfg.z_dim, c, s, cfg.g_width, cfg.norm, cfg.g_affine),
+                    ConvDiscriminator(c, s, cfg.d_width, paired=True))
+        return ConvGenerator(cfg.z_dim, c, s, cfg.g_width, cfg.norm), ConvDiscriminator(c, s, cfg.d_width)
     if cfg.kind == "mlp":
         if cfg.condition != "none":
             raise ConfigError(f"model.condition={cfg.condition} needs model.kind=conv")

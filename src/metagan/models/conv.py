@@ -1,25 +1,18 @@
 """Convolutional generator and discriminator for square images whose side is a multiple of 4
 (28x28 and 32x32 for Omniglot, 16x16 or 8x8 for the digits demo).
 
-Generator:      z (B, z_dim) -> fc -> (2w, s/4, s/4) -> up, conv -> (w, s/2, s/2) -> up, conv -> (w, s, s)
+Generator (model.condition=none):
+                z (B, z_dim) -> fc -> (2w, s/4, s/4) -> up, conv -> (w, s/2, s/2) -> up, conv -> (w, s, s)
                 -> conv -> (C, s, s), tanh: images in [-1, 1].
-Discriminator:  x (B, C, s, s) -> conv4 s2 -> (w, s/2) -> conv4 s2 -> (2w, s/4) [-> conv3 (2w, s/4) with
-                model.d_depth=3] -> fc -> (B,) logits.
-
-Conditioning (model.condition=support): each network has its own small encoder that embeds the task's
-support set, context (K, C, s, s) -> mean over K of E(x) -> (e_dim,). The generator reads [z, e]; the
-discriminator adds a projection term <h(x), W e> to its logit (Miyato & Koyama 2018), so it judges
-"a real member of this support set's class", not only "real". Both encoders are meta-parameters and
-adapt in the inner loop like every other weight.
+Discriminator:  x (B, C, s, s) -> conv4 s2 -> (w, s/2) -> conv4 s2 -> (2w, s/4) -> fc -> (B,) logits.
 
 Pair conditioning (model.condition=image, after DAGAN, Antoniou et al. 2017): each generated sample is a
-transformation of one support image. The generator is an encoder-decoder: the reference image x_ref (C, s, s)
-is encoded to (w, s/2) and (2w, s/4) features, z is projected to (2w, s/4) and concatenated at the bottleneck,
-and the decoder reads the s/2 encoder features through a skip connection (with model.g_skip=full also the
-reference image itself, at s, in one more 3x3 convolution). The discriminator judges pairs
-(x, x_ref) stacked on the channel axis: a real pair is two different drawings of one class, a fake pair a
-generated sample and the image it came from, so copying x_ref is detectable and the generator is pushed to vary
-it the way different people draw the same character. The GAN problem chooses the references
+transformation of one support image. The generator (`PairGenerator`) encodes the reference image x_ref (C, s, s)
+to (w, s/2) and (2w, s/4) features, joins z projected to (2w, s/4) at the bottleneck, and decodes to a smooth
+displacement field along which it resamples x_ref: strokes keep their look and z moves them. The discriminator
+judges pairs (x, x_ref) stacked on the channel axis: a real pair is two different drawings of one class, a fake
+pair a generated sample and the image it came from, so copying x_ref is detectable and the generator is pushed
+to vary it the way different people draw the same character. The GAN problem chooses the references
 (`GanProblem.refs`); both networks receive them as their per-sample context (B, C, s, s).
 
 Upsample-then-convolve avoids the checkerboard of free transposed convolutions. It is computed as one stride-2
@@ -66,29 +59,13 @@ def to_image(h: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     return y.sum(1, keepdim=True) + conv.bias.view(1, 1, 1, 1)
 
 
-class Encoder(nn.Module):
-    """Support set (K, C, s, s) -> one embedding (e_dim,): conv4 s2, conv4 s2, fc, mean over K."""
-
-    def __init__(self, channels: int, size: int, width: int, e_dim: int):
-        super().__init__()
-        self.conv1 = nn.Conv2d(channels, width, 4, stride=2, padding=1)
-        self.conv2 = nn.Conv2d(width, 2 * width, 4, stride=2, padding=1)
-        self.fc = nn.Linear(2 * width * (size // 4) ** 2, e_dim)
-        self.act = nn.LeakyReLU(0.2)
-
-    def forward(self, context: torch.Tensor) -> torch.Tensor:
-        h = self.act(self.conv2(self.act(self.conv1(context))))
-        return self.fc(h.flatten(1)).mean(0)  # (e_dim,)
-
-
 class ConvGenerator(nn.Module):
-    def __init__(self, z_dim: int, channels: int, size: int, width: int, norm: str = "none", e_dim: int = 0):
+    def __init__(self, z_dim: int, channels: int, size: int, width: int, norm: str = "none"):
         super().__init__()
-        self.z_dim, self.channels, self.size, self.e_dim = z_dim, channels, size, e_dim
+        self.z_dim, self.channels, self.size = z_dim, channels, size
         self.s0 = size // 4
         w = width
-        self.encoder = Encoder(channels, size, w, e_dim) if e_dim else None
-        self.fc = nn.Linear(z_dim + e_dim, 2 * w * self.s0 * self.s0)
+        self.fc = nn.Linear(z_dim, 2 * w * self.s0 * self.s0)
         self.conv1 = nn.Conv2d(2 * w, w, 3, padding=1)
         self.norm1 = _norm(norm, w)
         self.conv2 = nn.Conv2d(w, w, 3, padding=1)
@@ -97,10 +74,7 @@ class ConvGenerator(nn.Module):
         self.act = nn.LeakyReLU(0.2)
 
     def forward(self, z: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
-        # z (B, z_dim), context (K, C, S, S) or None -> (B, C, S, S)
-        if self.encoder is not None:
-            e = self.encoder(context)
-            z = torch.cat([z, e.expand(z.shape[0], -1)], dim=1)
+        # z (B, z_dim) -> (B, C, S, S); unconditional: context is ignored
         h = self.act(self.fc(z)).view(z.shape[0], -1, self.s0, self.s0)
         h = self.act(self.norm1(upsample_conv(h, self.conv1)))  # (B, w, S/2, S/2)
         h = self.act(self.norm2(upsample_conv(h, self.conv2)))  # (B, w, S, S)
@@ -108,13 +82,14 @@ class ConvGenerator(nn.Module):
 
 
 class PairGenerator(nn.Module):
-    """z (B, z_dim), x_ref (B, C, s, s) -> (B, C, s, s): an encoder-decoder over the reference image.
+    """z (B, z_dim), x_ref (B, C, s, s) -> (B, C, s, s): the reference image warped.
 
-    out="warp": the decoder stops at s/2 and predicts a displacement field there (2 channels, tanh-bounded to
-    MAX_DISP in grid_sample's [-1, 1] coordinates, upsampled bilinearly to s, so it is smooth); the sample is the
-    reference image resampled along it. Zero-initialised: the untrained generator returns its reference.
+    An encoder-decoder over the reference stops at s/2 and predicts a displacement field there (2 channels,
+    tanh-bounded to MAX_DISP in grid_sample's [-1, 1] coordinates, upsampled bilinearly to s, so it is smooth); the
+    sample is the reference image resampled along it. Zero-initialised: the untrained generator returns its
+    reference.
 
-    affine > 0 (out="warp"): a global affine component from z and the reference's pooled s/4 features is added to
+    affine > 0: a global affine component from z and the reference's pooled s/4 features is added to
     the displacement field (linear part and translation each tanh-bounded to `affine` in [-1, 1] coordinates), so
     z can rotate, scale, shear and shift the whole character, as classic augmentation does, with a distribution
     the GAN learns. Zero-initialised."""
@@ -122,11 +97,9 @@ class PairGenerator(nn.Module):
     paired = True
     MAX_DISP = 0.25  # 1/8 of the image width
 
-    def __init__(self, z_dim: int, channels: int, size: int, width: int, norm: str = "none", skip: str = "half",
-                 out: str = "decode", affine: float = 0.0):
+    def __init__(self, z_dim: int, channels: int, size: int, width: int, norm: str = "none", affine: float = 0.0):
         super().__init__()
         self.z_dim, self.channels, self.size = z_dim, channels, size
-        self.warp = out == "warp"
         self.affine_bound = affine
         self.s0 = size // 4
         w = width
@@ -135,24 +108,13 @@ class PairGenerator(nn.Module):
         self.fc = nn.Linear(z_dim, 2 * w * self.s0 * self.s0)
         self.conv1 = nn.Conv2d(4 * w, w, 3, padding=1)
         self.norm1 = _norm(norm, w)
-        if self.warp:  # the displacement field at s/2; nothing is drawn
-            self.flow = nn.Conv2d(w, 2, 3, padding=1)
-            nn.init.zeros_(self.flow.weight)
-            nn.init.zeros_(self.flow.bias)
-            self.affine = nn.Linear(z_dim + 2 * w, 6) if affine > 0 else None
-            if self.affine is not None:
-                nn.init.zeros_(self.affine.weight)
-                nn.init.zeros_(self.affine.bias)
-        else:
-            self.conv2 = nn.Conv2d(2 * w, w, 3, padding=1)
-            self.norm2 = _norm(norm, w)
-            # skip=full: one more 3x3 stage at full resolution that reads the reference image itself beside the
-            # decoder's features (a skip at every resolution, as DAGAN's U-Net), so strokes can be kept in place
-            # and moved locally rather than redrawn from s/2 features
-            full = skip == "full"
-            self.conv3 = nn.Conv2d(w + channels, w, 3, padding=1) if full else None
-            self.norm3 = _norm(norm, w) if full else None
-            self.out = nn.Conv2d(w, channels, 3, padding=1)
+        self.flow = nn.Conv2d(w, 2, 3, padding=1)  # the displacement field at s/2; nothing is drawn
+        nn.init.zeros_(self.flow.weight)
+        nn.init.zeros_(self.flow.bias)
+        self.affine = nn.Linear(z_dim + 2 * w, 6) if affine > 0 else None
+        if self.affine is not None:
+            nn.init.zeros_(self.affine.weight)
+            nn.init.zeros_(self.affine.bias)
         self.act = nn.LeakyReLU(0.2)
 
     def forward(self, z: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
@@ -160,15 +122,10 @@ class PairGenerator(nn.Module):
         e2 = self.act(self.enc2(e1))  # (B, 2w, s/4, s/4)
         h = self.act(self.fc(z)).view(z.shape[0], -1, self.s0, self.s0)
         h = self.act(self.norm1(upsample_conv(torch.cat([h, e2], 1), self.conv1)))  # (B, w, s/2, s/2)
-        if self.warp:
-            theta = None
-            if self.affine is not None:
-                theta = torch.tanh(self.affine(torch.cat([z, e2.mean((2, 3))], 1))) * self.affine_bound  # (B, 6)
-            return self._resample(context, torch.tanh(self.flow(h)) * self.MAX_DISP, theta)
-        h = self.act(self.norm2(upsample_conv(torch.cat([h, e1], 1), self.conv2)))  # (B, w, s, s)
-        if self.conv3 is not None:
-            h = self.act(self.norm3(self.conv3(torch.cat([h, context], 1))))  # (B, w, s, s)
-        return torch.tanh(to_image(h, self.out))
+        theta = None
+        if self.affine is not None:
+            theta = torch.tanh(self.affine(torch.cat([z, e2.mean((2, 3))], 1))) * self.affine_bound  # (B, 6)
+        return self._resample(context, torch.tanh(self.flow(h)) * self.MAX_DISP, theta)
 
     def _resample(self, x: torch.Tensor, flow: torch.Tensor, theta: torch.Tensor | None = None) -> torch.Tensor:
         """x (B, C, s, s) at the pixel centres + flow (B, 2 = (dx, dy), s/2, s/2) upsampled to s [+ the affine
@@ -186,30 +143,18 @@ class PairGenerator(nn.Module):
 
 
 class ConvDiscriminator(nn.Module):
-    def __init__(self, channels: int, size: int, width: int, e_dim: int = 0, paired: bool = False, depth: int = 2):
+    def __init__(self, channels: int, size: int, width: int, paired: bool = False):
         super().__init__()
         w = width
         self.paired = paired
-        self.encoder = Encoder(channels, size, w, e_dim) if e_dim else None
-        self.proj = nn.Linear(e_dim, 2 * w * (size // 4) ** 2, bias=False) if e_dim else None
         self.conv1 = nn.Conv2d(2 * channels if paired else channels, w, 4, stride=2, padding=1)
         self.conv2 = nn.Conv2d(w, 2 * w, 4, stride=2, padding=1)
-        # depth=3: one more 3x3 convolution at s/4 (2w channels), a wider receptive field before the linear layer
-        self.conv3 = nn.Conv2d(2 * w, 2 * w, 3, padding=1) if depth >= 3 else None
         self.fc = nn.Linear(2 * w * (size // 4) ** 2, 1)
         self.act = nn.LeakyReLU(0.2)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, features: bool = False) -> torch.Tensor:
-        # x (B, C, S, S), context (K, C, S, S) or None (paired: references (B, C, S, S)) -> (B,) logits,
+        # x (B, C, S, S), paired: references (B, C, S, S) (unpaired: context ignored) -> (B,) logits,
         # or with features=True the hidden features the logit is read from (B, 2w * S/4 * S/4)
         h = self.act(self.conv1(torch.cat([x, context], 1) if self.paired else x))  # (B, w, S/2, S/2)
-        h = self.act(self.conv2(h))  # (B, 2w, S/4, S/4)
-        if self.conv3 is not None:
-            h = self.act(self.conv3(h))
-        h = h.flatten(1)  # (B, 2w * S/4 * S/4)
-        if features:
-            return h
-        logit = self.fc(h).squeeze(-1)
-        if self.encoder is not None:
-            logit = logit + h @ self.proj(self.encoder(context))
-        return logit
+        h = self.act(self.conv2(h)).flatten(1)  # (B, 2w * S/4 * S/4)
+        return h if features else self.fc(h).squeeze(-1)
