@@ -1,4 +1,5 @@
-"""The command line: train (dry run, errors), adapt from image files, presets, resume."""
+"""The command line: train (dry run, errors), adapt from image files, presets, resume, --version, help texts."""
+import argparse
 import json
 
 import pytest
@@ -28,6 +29,54 @@ def test_bad_input_exits_non_zero_with_a_message(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
+def test_version(capsys):
+    import metagan
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out == f"metagan {metagan.__version__}\n" == "metagan 0.2.0\n"
+
+
+def _parsers(parser, name="metagan"):
+    """(command name, parser) of the parser and every subcommand's, recursively (features train too)."""
+    yield name, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub_name, sub in action.choices.items():
+                yield from _parsers(sub, f"{name} {sub_name}")
+
+
+def test_every_option_of_every_command_has_a_help_text():
+    from metagan.cli import build_parser
+    seen, missing = set(), []
+    for name, parser in _parsers(build_parser()):
+        seen.add(name)
+        for action in parser._actions:
+            if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
+                continue
+            if not (action.help or "").strip():
+                missing.append(f"{name} {'/'.join(action.option_strings) or action.dest}")
+    assert {"metagan train", "metagan adapt", "metagan rank", "metagan perf", "metagan benchmark",
+            "metagan features train", "metagan evaluate", "metagan export", "metagan demo"} <= seen
+    assert "metagan select" not in seen and "metagan bench" not in seen
+    assert not missing, f"options without help=: {missing}"
+
+
+def test_long_adapt_output_wraps_in_the_grid(tmp_path):
+    """metagan adapt --num 40: grid.png is 16 images wide (a support line, then 3 lines of samples), not 42."""
+    assert main(["train", "--preset", "tiny", "--out-dir", str(tmp_path), "--no-progress"]) == 0
+    _, heldout = build_datasets(get_preset("tiny").data)
+    paths = []
+    for i, img in enumerate(heldout.images[0][:2]):
+        paths.append(tmp_path / f"s{i}.png")
+        write_image(paths[-1], img)
+    out = tmp_path / "out"
+    assert main(["adapt", "--checkpoint", str(next(tmp_path.glob("00000-tiny"))), "--support", *map(str, paths),
+                 "--steps", "1", "--num", "40", "--out", str(out)]) == 0
+    from PIL import Image
+    assert Image.open(out / "grid.png").size == (2 + 16 * 10, 2 + 10 + 4 + 3 * 10)
+
+
 def test_train_then_adapt_from_image_files(tmp_path, capsys):
     assert main(["train", "--preset", "tiny", "--out-dir", str(tmp_path), "--no-progress"]) == 0
     run = next(tmp_path.glob("00000-tiny"))
@@ -41,6 +90,8 @@ def test_train_then_adapt_from_image_files(tmp_path, capsys):
             "--seed", "0", "--out", str(out)]
     assert main(argv) == 0
     assert sorted(p.name for p in out.iterdir()) == ["grid.png"] + [f"sample-{i:04d}.png" for i in range(5)]
+    from PIL import Image
+    assert Image.open(out / "grid.png").size == (2 + 5 * 10, 2 + 10 + 4 + 10)  # 8x8 images: support row, samples
     first = (out / "sample-0000.png").read_bytes()
     assert main(argv) == 0  # same seed, same images
     assert (out / "sample-0000.png").read_bytes() == first

@@ -124,16 +124,50 @@ def test_save_grid_layout(tmp_path):
     white = torch.full((3, 1, 4, 4), 255, dtype=torch.uint8)
     black = torch.zeros(1, 1, 4, 4, dtype=torch.uint8)
     grid = save_grid(tmp_path / "grid.png", [white, black], invert=False, pad=2)
-    assert grid.shape == (1, 2 + 2 * 6, 2 + 3 * 6)
+    assert grid.shape == (1, 2 + 6 + 4 + 6, 2 + 3 * 6)  # two lines, 6 apart (gap = 3 x pad) instead of 2
     on_disk = np.asarray(Image.open(tmp_path / "grid.png"))
     assert on_disk.tolist() == grid[0].tolist()
-    assert grid[0, 2:6, 2:6].eq(255).all() and grid[0, 8:12, 2:6].eq(0).all()
-    assert grid[0, 8:12, 8:12].eq(128).all()  # second row is short: left grey
-    assert grid[0, :2].eq(128).all() and grid[0, :, 6:8].eq(128).all()  # separators
+    assert grid[0, 2:6, 2:6].eq(255).all() and grid[0, 12:16, 2:6].eq(0).all()
+    assert grid[0, 12:16, 8:12].eq(128).all()  # second row is short: left grey
+    assert grid[0, :2].eq(128).all() and grid[0, :, 6:8].eq(128).all() and grid[0, 6:12].eq(128).all()  # separators
     inverted = save_grid(tmp_path / "inv.png", [white, black], invert=True, pad=2)
-    assert inverted[0, 2:6, 2:6].eq(0).all() and inverted[0, 8:12, 2:6].eq(255).all()
+    assert inverted[0, 2:6, 2:6].eq(0).all() and inverted[0, 12:16, 2:6].eq(255).all()
     with pytest.raises(ValueError):
         save_grid(tmp_path / "empty.png", [])
+    with pytest.raises(ValueError, match="columns >= 1"):
+        save_grid(tmp_path / "none.png", [white], columns=0)
+
+
+def numbered(n, start=0):
+    """n 4x4 grey images, image i filled with the value 10 * (start + i) + 5 (never the separator's 128)."""
+    return (10 * torch.arange(start, start + n) + 5).to(torch.uint8).view(n, 1, 1, 1).expand(n, 1, 4, 4).clone()
+
+
+def test_save_grid_leaves_a_row_that_fits_on_one_line(tmp_path):
+    row = numbered(5)
+    one_line = save_grid(tmp_path / "a.png", [row], pad=2)
+    assert one_line.shape == (1, 2 + 4 + 2, 2 + 5 * 6)  # a single line: pad, image, pad; five images across
+    for columns in (5, 16):
+        assert torch.equal(save_grid(tmp_path / "b.png", [row], pad=2, columns=columns), one_line)
+    for j in range(5):
+        assert one_line[0, 2:6, 2 + 6 * j:6 + 6 * j].eq(10 * j + 5).all()
+
+
+def test_save_grid_wraps_long_rows_and_keeps_a_gap_between_rows(tmp_path):
+    support, samples = numbered(2), numbered(7, start=2)
+    grid = save_grid(tmp_path / "g.png", [support, samples], pad=2, scale=2, columns=3)
+    # 3 images wide; the support row on one line, then a 6-pixel gap, then the samples on 3 lines 2 apart
+    assert grid.shape == (1, 2 + 6 + 4 + 3 * 6, 2 + 3 * 6)
+    assert np.asarray(Image.open(tmp_path / "g.png")).shape == (2 * 30, 2 * 20)  # the file: scaled 2x
+    tops = {0: 2, 1: 2, 2: 12, 3: 12, 4: 12, 5: 18, 6: 18, 7: 18, 8: 24}  # image index -> top of its line
+    for i, top in tops.items():
+        left = 2 + 6 * ((i if i < 2 else i - 2) % 3)
+        assert grid[0, top:top + 4, left:left + 4].eq(10 * i + 5).all(), i
+    assert grid[0, 6:12].eq(128).all()  # the gap between the logical rows
+    assert grid[0, 24:28, 8:20].eq(128).all()  # the last line's unused places stay grey
+    # metagan adapt's grid: K = 5 support images, then 64 samples -> 16 images across, 1 + 4 lines
+    adapt = save_grid(tmp_path / "a.png", [numbered(5), numbered(64)], pad=2)
+    assert adapt.shape == (1, 2 + 6 + 4 + 4 * 6, 2 + 16 * 6)
 
 
 def test_exif_orientation_is_applied(tmp_path):

@@ -11,7 +11,7 @@ from .config import Config, apply_overrides, get_preset
 from .errors import CheckpointError, ConfigError, DataError, MetaganError, TrainingDiverged
 from .train import train
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # the one place the version is written (pyproject.toml reads it)
 
 __all__ = ["AdaptedGenerator", "MetaGAN", "adapt", "load", "train", "Config", "get_preset", "apply_overrides",
            "MetaganError", "ConfigError", "DataError", "CheckpointError", "TrainingDiverged"]

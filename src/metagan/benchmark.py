@@ -190,8 +190,8 @@ def _method_generator(name: str, budget: dict, checkpoints: dict, data_root, out
 
 def _weights_changed(info: dict) -> bool:
     """Whether a stored row's checkpoint file is no longer the one it was evaluated with (a re-exported
-    `pretrained:` model, a retrained run). Rows stored without the file's hash (before session 7) are compared
-    by the checkpoint's training step, which they recorded."""
+    `pretrained:` model, a retrained run). Rows stored without the file's hash (written by versions that did
+    not record it) are compared by the checkpoint's training step, which they recorded."""
     try:
         if "checkpoint_sha256" in info:
             return sha256(resolve(info["checkpoint"])) != info["checkpoint_sha256"]

@@ -1,9 +1,16 @@
 """Command line: thin wrappers that parse, resolve the config and call the library.
 
-    metagan demo                                   # the whole pipeline on the embedded digits
+    metagan demo                                           # the whole pipeline on the embedded digits
     metagan train --preset digits-demo [--set meta.inner_steps=3 ...] [--dry-run] [--resume RUN]
     metagan adapt --checkpoint RUN --support a.png b.png ... --steps 10 --num 64 --seed 0 --out DIR
-    metagan presets                                # list the presets
+    metagan presets                                        # list the presets
+    metagan export --checkpoint RUN --out model.safetensors   # a small shippable copy of a run
+    metagan evaluate --checkpoint RUN [--shots 1 5]        # one Omniglot model on held-out classes
+    metagan rank --checkpoint RUN/checkpoint-*.safetensors    # rank a run's snapshots on training classes
+    metagan benchmark --budget small --out DIR             # quality: every method and metric, one report
+    metagan perf throughput|adapt|memory [--quick]         # speed and memory, one JSON line per measurement
+    metagan features train --out features.safetensors      # the evaluation's feature network
+    metagan --version                                      # metagan X.Y.Z
 """
 from __future__ import annotations
 
@@ -12,6 +19,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from . import __version__
 from .errors import MetaganError
 
 
@@ -97,7 +105,7 @@ def _features(args: argparse.Namespace) -> int:
 
 
 def _require_omniglot(model, command: str) -> None:
-    """evaluate and select measure in the feature network's domain: Omniglot, 1 channel, 28 or 32 pixels."""
+    """evaluate and rank measure in the feature network's domain: Omniglot, 1 channel, 28 or 32 pixels."""
     from .errors import ConfigError
 
     d = model.cfg.data
@@ -131,8 +139,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _select(args: argparse.Namespace) -> int:
-    """Rank checkpoints by validation metrics on training classes; print one JSON line each, then the pick."""
+def _rank(args: argparse.Namespace) -> int:
+    """Rank checkpoints by validation metrics on training classes; print one JSON line each, then the best."""
     import json
 
     from .adapt import check_select, load
@@ -145,14 +153,14 @@ def _select(args: argparse.Namespace) -> int:
     check_select(args.select, "--select")
     for name in ("classes", "samples", "draws"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
-            raise ConfigError(f"--{name} counts what select measures: use a value >= 1, got {getattr(args, name)}")
+            raise ConfigError(f"--{name} counts what rank measures: use a value >= 1, got {getattr(args, name)}")
     protocol = PROTOCOLS["small"]
     protocol = replace(protocol, **{field: value for field, value in (
         ("classes", args.classes), ("samples", args.samples), ("support_draws", args.draws)) if value is not None})
     net, rows, datasets = load_feature_net(), [], {}
     for path in args.checkpoint:
         model = load(path)
-        _require_omniglot(model, "select")
+        _require_omniglot(model, "rank")
         d = replace(model.cfg.data, root=args.data_dir or model.cfg.data.root)
         if d not in datasets:  # snapshots of one run share their data: read it once
             datasets[d] = build_datasets(d)[0]
@@ -163,9 +171,9 @@ def _select(args: argparse.Namespace) -> int:
         rows.append({"checkpoint": str(path), "step": model.step, **r})
         print(json.dumps(rows[-1]), flush=True)
     best = (max if args.by in ("fidelity", "precision", "coverage") else min)(rows, key=lambda r: r[args.by])
-    print(json.dumps({"selected": best["checkpoint"], "by": args.by, args.by: best[args.by]}))
+    print(json.dumps({"best": best["checkpoint"], "by": args.by, args.by: best[args.by]}))
     if args.json:
-        Path(args.json).write_text(json.dumps({"by": args.by, "selected": best["checkpoint"], "rows": rows}, indent=2))
+        Path(args.json).write_text(json.dumps({"by": args.by, "best": best["checkpoint"], "rows": rows}, indent=2))
     return 0
 
 
@@ -184,12 +192,12 @@ def _benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bench(args: argparse.Namespace) -> int:
-    from .bench import run_bench
+def _perf(args: argparse.Namespace) -> int:
+    from .perf import run_perf
 
-    run_bench(args.kind, quick=args.quick, device=args.device, threads=args.threads, presets=args.preset,
-              meta_batches=args.meta_batch, reps=args.reps, checkpoint=args.checkpoint, data_dir=args.data_dir,
-              train_steps=args.train_steps, overrides=args.set or ())
+    run_perf(args.kind, quick=args.quick, device=args.device, threads=args.threads, presets=args.preset,
+             meta_batches=args.meta_batch, reps=args.reps, checkpoint=args.checkpoint, data_dir=args.data_dir,
+             train_steps=args.train_steps, overrides=args.set or ())
     return 0
 
 
@@ -205,124 +213,192 @@ def _presets(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="metagan", description="Few-shot generation with meta-learned GANs.")
-    sub = p.add_subparsers(dest="command", required=True)
+    p.add_argument("--version", action="version", version=f"metagan {__version__}",
+                   help="print the version (metagan X.Y.Z) and exit")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_train(sub)
+    _add_adapt(sub)
+    _add_demo(sub)
+    _add_features(sub)
+    _add_evaluate(sub)
+    _add_rank(sub)
+    _add_benchmark(sub)
+    _add_perf(sub)
+    x = sub.add_parser("export", help="write a small shippable copy of a run (no optimizer state)")
+    x.add_argument("--checkpoint", required=True, help="run folder or checkpoint file to export (required)")
+    x.add_argument("--out", required=True, help="the .safetensors file to write (required)")
+    x.set_defaults(func=_export)
+    s = sub.add_parser("presets", help="list the named configurations")
+    s.set_defaults(func=_presets)
+    return p
 
+
+_CHECKPOINT = "run folder, checkpoint file or pretrained:NAME (the shipped models, docs/models.md)"
+_DATA_DIR = "Omniglot folder (default: the checkpoint's data.root, else $METAGAN_DATA_DIR or the download cache)"
+
+
+def _add_train(sub) -> None:
     t = sub.add_parser("train", help="meta-train a GAN across tasks")
-    t.add_argument("--preset", help="named configuration (see `metagan presets`)")
-    t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override, e.g. meta.inner_steps=5")
-    t.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
-    t.add_argument("--resume", metavar="RUN", help="continue a run folder or checkpoint exactly")
-    t.add_argument("--out-dir", default=None, help="parent folder of run folders (default: train.out_dir)")
-    t.add_argument("--data-dir", default=None, help="data folder (sets data.root)")
-    t.add_argument("--no-progress", action="store_true")
+    t.add_argument("--preset", help="named configuration to start from (see `metagan presets`); required unless "
+                                    "--resume")
+    t.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override one config value, e.g. meta.inner_steps=5; repeat for more (default: none)")
+    t.add_argument("--dry-run", action="store_true", help="print the resolved config as JSON and exit")
+    t.add_argument("--resume", metavar="RUN",
+                   help="continue a run folder or checkpoint exactly, with its own config (default: a new run)")
+    t.add_argument("--out-dir", default=None,
+                   help="parent folder of the numbered run folders (default: the config's train.out_dir, runs)")
+    t.add_argument("--data-dir", default=None, help="data folder; sets data.root (default: the config's)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar (default: show one)")
     t.set_defaults(func=_train)
 
+
+def _add_adapt(sub) -> None:
     a = sub.add_parser("adapt", help="adapt to a new class from K images and sample")
-    a.add_argument("--checkpoint", required=True,
-                   help="run folder, checkpoint file or pretrained:NAME (shipped models, docs/models.md)")
-    a.add_argument("--support", nargs="+", required=True, help="K images of the new class")
-    a.add_argument("--steps", type=int, default=None, help="adaptation steps (default: as meta-trained)")
-    a.add_argument("--num", type=int, default=16, help="images to generate")
-    a.add_argument("--seed", type=int, default=0)
-    a.add_argument("--out", required=True, help="output folder")
-    a.add_argument("--no-ema", action="store_true", help="adapt the raw meta-generator, not its EMA")
+    a.add_argument("--checkpoint", required=True, help=_CHECKPOINT + " (required)")
+    a.add_argument("--support", nargs="+", required=True, metavar="IMAGE",
+                   help="the K image files of the new class (required)")
+    a.add_argument("--steps", type=int, default=None,
+                   help="adaptation steps (default: the checkpoint's train.adapt_steps, else its meta.inner_steps)")
+    a.add_argument("--num", type=int, default=16, help="images to generate (default 16)")
+    a.add_argument("--seed", type=int, default=0,
+                   help="seed of the adaptation's noise; the samples use seed + 1 (default 0)")
+    a.add_argument("--out", required=True,
+                   help="output folder: sample-NNNN.png per image and grid.png (the support row, then the "
+                        "samples, 16 a line) (required)")
+    a.add_argument("--no-ema", action="store_true",
+                   help="adapt the raw meta-generator, not its moving average (default: the average)")
     a.add_argument("--select", type=float, default=1.0, metavar="R",
                    help="draw R x num candidates and keep the num the adapted discriminator rates most real "
                         "(default 1: no selection)")
     a.add_argument("--keep-generator", action="store_true",
                    help="adapt as usual, then sample from the generator before adaptation, chosen by the adapted "
-                        "discriminator with --select (without --select the samples are the un-adapted model's)")
+                        "discriminator with --select (without --select the samples are the un-adapted model's; "
+                        "default: sample the adapted generator)")
     a.set_defaults(func=_adapt)
 
+
+def _add_demo(sub) -> None:
     d = sub.add_parser("demo", help="meta-train on digits, adapt to held-out digits, write a grid and report")
-    d.add_argument("--out-dir", default="runs")
-    d.add_argument("--steps", type=int, default=None, help="meta-training steps (default: the preset's)")
-    d.add_argument("--no-progress", action="store_true")
+    d.add_argument("--out-dir", default="runs", help="parent folder of the run folder (default runs)")
+    d.add_argument("--steps", type=int, default=None,
+                   help="meta-training steps (default: the digits-demo preset's, 2000)")
+    d.add_argument("--no-progress", action="store_true", help="no progress bar (default: show one)")
     d.set_defaults(func=_demo)
 
+
+def _add_features(sub) -> None:
     f = sub.add_parser("features", help="the evaluation's feature network")
-    fsub = f.add_subparsers(dest="features_command", required=True)
+    fsub = f.add_subparsers(dest="features_command", required=True, metavar="COMMAND")
     ft = fsub.add_parser("train", help="train it on Omniglot background classes and report its accuracy")
-    ft.add_argument("--out", required=True, help="weights file (.safetensors; a .json card is written beside)")
-    ft.add_argument("--steps", type=int, default=1000)
-    ft.add_argument("--episodes", type=int, default=600, help="evaluation episodes per N-way K-shot setting")
-    ft.add_argument("--data-dir", default=None, help="Omniglot folder (default: $METAGAN_DATA_DIR or cache)")
-    ft.add_argument("--threads", type=int, default=0)
+    ft.add_argument("--out", required=True,
+                    help="weights file to write (.safetensors; a .json card is written beside it) (required)")
+    ft.add_argument("--steps", type=int, default=1000, help="training steps (default 1000)")
+    ft.add_argument("--episodes", type=int, default=600,
+                    help="evaluation episodes per N-way K-shot setting (default 600)")
+    ft.add_argument("--data-dir", default=None,
+                    help="Omniglot folder (default: $METAGAN_DATA_DIR or the download cache)")
+    ft.add_argument("--threads", type=int, default=0, help="torch intra-op threads (default 0: torch's choice)")
     ft.set_defaults(func=_features)
 
+
+def _add_evaluate(sub) -> None:
     e = sub.add_parser("evaluate", help="evaluate one Omniglot model on held-out classes")
-    e.add_argument("--checkpoint", required=True)
-    e.add_argument("--shots", type=int, nargs="+", default=[1, 5])
-    e.add_argument("--json", default=None, help="also write the results here")
-    e.add_argument("--protocol", choices=["small", "full"], default="small")
+    e.add_argument("--checkpoint", required=True, help=_CHECKPOINT + " (required)")
+    e.add_argument("--shots", type=int, nargs="+", default=[1, 5],
+                   help="the K values to evaluate at (default: 1 5)")
+    e.add_argument("--json", default=None, help="also write the results to this file (default: print only)")
+    e.add_argument("--protocol", choices=["small", "full"], default="small",
+                   help="small: 20 classes, 50 samples each, 2 support draws (minutes); full: the reported "
+                        "numbers' 100 / 100 / 5 (default small)")
     e.add_argument("--steps", type=int, default=None, help="adaptation steps (default: the checkpoint's)")
-    e.add_argument("--data-dir", default=None)
+    e.add_argument("--data-dir", default=None, help=_DATA_DIR)
     e.set_defaults(func=_evaluate)
 
-    v = sub.add_parser("select", help="rank checkpoints (e.g. a run's snapshots) on training classes, never "
-                                      "the evaluation split")
-    v.add_argument("--checkpoint", nargs="+", required=True, help="checkpoint files or run folders")
-    v.add_argument("--by", default="fidelity", choices=["fidelity", "fd", "kid", "precision", "coverage"])
-    v.add_argument("--shots", type=int, default=5)
+
+def _add_rank(sub) -> None:
+    v = sub.add_parser("rank", help="rank checkpoints (e.g. a run's snapshots) on training classes, never "
+                                    "the evaluation split")
+    v.add_argument("--checkpoint", nargs="+", required=True, help="checkpoint files or run folders (required)")
+    v.add_argument("--by", default="fidelity", choices=["fidelity", "fd", "kid", "precision", "coverage"],
+                   help="the metric that picks the best (fd and kid: lowest; the others: highest) "
+                        "(default fidelity)")
+    v.add_argument("--shots", type=int, default=5, help="K, the support images per class (default 5)")
     v.add_argument("--steps", type=int, default=None, help="adaptation steps (default: each checkpoint's)")
-    v.add_argument("--select", type=float, default=1.0,
-                   help="keep the samples the adapted discriminator rates most real, of this many candidates per "
-                        "sample (as metagan adapt --select; 1 = every draw)")
+    v.add_argument("--select", type=float, default=1.0, metavar="R",
+                   help="as metagan adapt --select: draw R x samples candidates and keep the samples the adapted "
+                        "discriminator rates most real (default 1: no selection)")
     v.add_argument("--keep-generator", action="store_true",
-                   help="as metagan adapt --keep-generator")
+                   help="sample as metagan adapt --keep-generator (default: the adapted generator)")
     v.add_argument("--classes", type=int, default=None, help="training classes measured (default 20)")
     v.add_argument("--samples", type=int, default=None, help="generated samples per class and draw (default 50)")
-    v.add_argument("--draws", type=int, default=None, help="support draws per class (default 2); the model card's "
-                                                          "diagnostics: --classes 100 --samples 50 --draws 2")
-    v.add_argument("--data-dir", default=None)
-    v.add_argument("--json", default=None, help="also write all rows and the pick here")
-    v.set_defaults(func=_select)
+    v.add_argument("--draws", type=int, default=None,
+                   help="support draws per class (default 2); the model card's diagnostics use "
+                        "--classes 100 --samples 50 --draws 2")
+    v.add_argument("--data-dir", default=None, help=_DATA_DIR)
+    v.add_argument("--json", default=None,
+                   help="also write every row and the best to this file (default: print only)")
+    v.set_defaults(func=_rank)
 
-    b = sub.add_parser("benchmark", help="baselines and presets in one harness; writes results.json/.md")
-    b.add_argument("--suite", default="omniglot", choices=["omniglot"])
-    b.add_argument("--budget", default="small", choices=["small", "full"])
-    b.add_argument("--out", required=True)
-    b.add_argument("--data-dir", default=None)
-    b.add_argument("--checkpoint", action="append", metavar="METHOD=RUN", help="use a trained run for a method")
-    b.add_argument("--methods", nargs="+", default=None, help="a subset of the methods")
-    b.add_argument("--shots", type=int, nargs="+", default=[1, 5])
+
+def _add_benchmark(sub) -> None:
+    b = sub.add_parser("benchmark", help="quality: baselines and presets in one harness; writes results.json/.md")
+    b.add_argument("--suite", default="omniglot", choices=["omniglot"], help="the task family (default omniglot)")
+    b.add_argument("--budget", default="small", choices=["small", "full"],
+                   help="small: a smoke run, minutes of training per method; full: the reported protocol "
+                        "(default small)")
+    b.add_argument("--out", required=True,
+                   help="result folder; an existing one resumes, keeping the methods already measured (required)")
+    b.add_argument("--data-dir", default=None,
+                   help="Omniglot folder (default: $METAGAN_DATA_DIR or the download cache)")
+    b.add_argument("--checkpoint", action="append", metavar="METHOD=RUN",
+                   help="use a trained run for a method instead of training it; repeat for more (default: the "
+                        "budget's shipped models or training)")
+    b.add_argument("--methods", nargs="+", default=None, help="measure only these methods (default: all)")
+    b.add_argument("--shots", type=int, nargs="+", default=[1, 5], help="the K values (default: 1 5)")
     b.add_argument("--lowdata-seeds", type=int, default=1, metavar="N",
                    help="repeat the low-data cell at the smallest n over protocol seeds 0..N-1 and report each "
                         "method's paired gain over no augmentation with its interval (a kept method gets only the "
-                        "repeats)")
+                        "repeats) (default 1: no repeats)")
     b.add_argument("--select", type=float, default=1.0, metavar="R",
                    help="every GAN method keeps the samples its adapted discriminator rates most real, 1 of R "
                         "candidates (default 1: no selection; a folder holds one value)")
     b.add_argument("--keep-generator", action="store_true",
                    help="every GAN method adapts as usual and samples from its generator before adaptation (with "
-                        "--select: chosen by its adapted discriminator; a folder holds one value)")
+                        "--select: chosen by its adapted discriminator; a folder holds one value; default off)")
     b.add_argument("--merge", nargs="+", metavar="DIR", default=None,
-                   help="combine the results of benchmark folders run with different --methods into --out")
-    b.add_argument("--no-progress", action="store_true")
+                   help="combine the results of benchmark folders run with different --methods into --out "
+                        "(default: measure, not merge)")
+    b.add_argument("--no-progress", action="store_true", help="no progress bars (default: show them)")
     b.set_defaults(func=_benchmark)
 
-    r = sub.add_parser("bench", help="speed and memory benchmarks, one JSON line per measurement")
-    r.add_argument("kind", choices=["throughput", "adapt", "memory"])
-    r.add_argument("--quick", action="store_true", help="fewer repetitions, smaller sweeps (a few minutes)")
-    r.add_argument("--device", default="cpu", help="cpu or cuda (timings synchronise the device)")
+
+def _add_perf(sub) -> None:
+    r = sub.add_parser("perf", help="speed and memory benchmarks, one JSON line per measurement")
+    r.add_argument("kind", choices=["throughput", "adapt", "memory"],
+                   help="throughput: tasks/s of a meta-step, the engine beside a per-task autograd loop; adapt: "
+                        "milliseconds from K images to 64 samples; memory: peak memory of a meta-step")
+    r.add_argument("--quick", action="store_true",
+                   help="fewer repetitions and smaller sweeps, a few minutes on 2 cores (default: the full run)")
+    r.add_argument("--device", default="cpu", help="cpu or cuda; timings synchronise the device (default cpu)")
     r.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
-    r.add_argument("--preset", nargs="+", default=None, help="presets to measure (default: the Omniglot ones)")
-    r.add_argument("--meta-batch", type=int, nargs="+", default=None, help="meta-batch sizes")
-    r.add_argument("--reps", type=int, default=None, help="timed repetitions per variant")
-    r.add_argument("--set", action="append", metavar="KEY=VALUE", help="throughput: config override")
-    r.add_argument("--checkpoint", default=None, help="adapt: a trained run (default: train one briefly)")
-    r.add_argument("--train-steps", type=int, default=None, help="adapt: steps of that brief training")
-    r.add_argument("--data-dir", default=None, help="adapt: data folder (sets data.root)")
-    r.set_defaults(func=_bench)
-
-    x = sub.add_parser("export", help="write a small shippable copy of a run (no optimizer state)")
-    x.add_argument("--checkpoint", required=True, help="run folder or checkpoint file")
-    x.add_argument("--out", required=True, help="the .safetensors file to write")
-    x.set_defaults(func=_export)
-
-    s = sub.add_parser("presets", help="list the named configurations")
-    s.set_defaults(func=_presets)
-    return p
+    r.add_argument("--preset", nargs="+", default=None,
+                   help="presets to measure (default: throughput the four omniglot-<learner> presets, adapt "
+                        "omniglot-fomaml, memory omniglot-fomaml and omniglot-maml)")
+    r.add_argument("--meta-batch", type=int, nargs="+", default=None,
+                   help="meta-batch sizes (default: throughput 8 32, with --quick 8; memory 1 2 4 8 16 32, "
+                        "with --quick 1 8 32)")
+    r.add_argument("--reps", type=int, default=None,
+                   help="timed repetitions per variant (default: throughput 3, with --quick 2; adapt 30, with "
+                        "--quick 10)")
+    r.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="throughput: a config override on every preset; repeat for more (default: none)")
+    r.add_argument("--checkpoint", default=None,
+                   help="adapt: the model to time (default: the preset's shipped model, else a brief training)")
+    r.add_argument("--train-steps", type=int, default=None,
+                   help="adapt: steps of that brief training (default 300, with --quick 50)")
+    r.add_argument("--data-dir", default=None, help="adapt: data folder; sets data.root (default: the preset's)")
+    r.set_defaults(func=_perf)
 
 
 def main(argv: list[str] | None = None) -> int:

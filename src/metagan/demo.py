@@ -25,6 +25,7 @@ from .data import TaskSampler, build_datasets, from_model_space, save_grid
 from .train import train
 
 SAMPLES = 100  # generated samples per held-out class for the fidelity figure
+GRID_SAMPLES = 11  # generated samples per row of demo.png: with K = 5 a row fills the grid's 16 columns
 
 
 def _digit_classifier(cfg) -> tuple[LogisticRegression, dict[str, int]]:
@@ -86,7 +87,7 @@ def report(run_dir: str | Path, train_seconds: float | None = None) -> str:
             "fidelity_real": _fidelity(clf, heldout.images[c], label_of[name]),
             "diversity": _spread(fake) / _spread(heldout.images[c]),
         }
-        rows.append(torch.cat([from_model_space(support), fake[:12]]))
+        rows.append(torch.cat([from_model_space(support), fake[:GRID_SAMPLES]]))
     save_grid(run_dir / "demo.png", rows, invert=False, scale=max(1, 64 // cfg.data.image_size))
 
     mean = {k: float(np.mean([v[k] for v in per_class.values()])) for k in next(iter(per_class.values()))}

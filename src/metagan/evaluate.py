@@ -227,7 +227,7 @@ def validation_metrics(gen: FewShotGenerator, train: ClassDataset, k: int, net: 
                        protocol: Protocol) -> dict:
     """The generative metrics on `protocol.classes` *training* classes (support and reference images drawn with
     another seed than the evaluation's), for choosing among checkpoints without looking at the evaluation
-    split (`metagan select`). The feature network was trained on these classes too, so its numbers are not
+    split (`metagan rank`). The feature network was trained on these classes too, so its numbers are not
     comparable with `evaluate`'s; they rank checkpoints of one model."""
     classes, draws = _draws(train, replace(protocol, seed=protocol.seed + 1000), k)
     fakes = generate_all(gen, draws, protocol.samples, protocol.seed + 1000)

@@ -1,6 +1,6 @@
 """Benchmark plots: one panel per headline metric, a bar per method, error bars where the metric has a CI.
 
-    plot_results(results, "bench/metrics.png")
+    plot_results(results, "results/metrics.png")   # results: what metagan.benchmark.run_benchmark returns
 """
 from __future__ import annotations
 

@@ -30,6 +30,7 @@ from .base import resize_to_uint8
 _WIDE_MODES = {"I;16": 65535.0, "I;16B": 65535.0, "I;16L": 65535.0, "I;16N": 65535.0, "I": 65535.0,
                "F": 1.0}
 _GRID_GREY = 128  # separator colour in sample grids: mid-grey, distinct from both ink and paper
+GRID_COLUMNS = 16  # images per line of a sample grid; longer rows wrap
 
 
 def read_image(path: str | os.PathLike, size: int, channels: int = 1, invert: bool = False) -> torch.Tensor:
@@ -96,9 +97,12 @@ def write_image(path: str | os.PathLike, image: torch.Tensor, invert: bool = Fal
     pil.save(path, format=None if path.suffix else "PNG")
 
 
-def save_grid(path: str | os.PathLike, rows: Sequence[torch.Tensor], invert: bool = False,
-              pad: int = 2, scale: int = 1) -> torch.Tensor:
-    """Write a PNG grid, one row per entry of ``rows``, and return it as uint8 ``(C, H', W')``.
+def save_grid(path: str | os.PathLike, rows: Sequence[torch.Tensor], invert: bool = False, pad: int = 2,
+              scale: int = 1, columns: int = GRID_COLUMNS, gap: int | None = None) -> torch.Tensor:
+    """Write a PNG grid, one logical row per entry of ``rows``, and return it as uint8 ``(C, H', W')``.
+
+    Every image grid metagan writes (``metagan adapt``'s grid.png, the training run's samples-*.png, the demo's
+    and the benchmark's sample grids) comes from here, so they share one layout.
 
     Args:
         rows: uint8 tensors ``(N_r, C, H, W)``; rows may differ in N_r (short rows are left grey)
@@ -106,6 +110,12 @@ def save_grid(path: str | os.PathLike, rows: Sequence[torch.Tensor], invert: boo
         invert: as in ``write_image`` (Omniglot: True, to look like the original drawings).
         pad: width of the mid-grey separator between and around images.
         scale: integer nearest-neighbour enlargement of the written file (small images stay visible).
+        columns: at most this many images per line; a longer row continues on the next lines (``pad`` apart),
+            so 64 samples make 4 lines of 16, not one line of 64.
+        gap: separator between logical rows (default ``3 * pad``), wider than ``pad`` so that a wrapped row
+            still reads as one (e.g. the support images, then the samples on several lines).
+
+    The grid is ``min(columns, longest row)`` images wide; a row of at most ``columns`` images takes one line.
     """
     rows = list(rows)
     shapes = {tuple(r.shape[1:]) for r in rows if r.shape[0] > 0}
@@ -114,13 +124,20 @@ def save_grid(path: str | os.PathLike, rows: Sequence[torch.Tensor], invert: boo
     if len(shapes) != 1 or any(r.dtype != torch.uint8 or r.dim() != 4 for r in rows):
         raise TypeError(f"save_grid rows must be uint8 (N, C, H, W) of one image shape, got shapes "
                         f"{sorted(shapes)}; convert model outputs with from_model_space first")
+    gap = 3 * pad if gap is None else gap
+    if columns < 1 or pad < 0 or gap < 0:
+        raise ValueError(f"save_grid needs columns >= 1, pad >= 0 and gap >= 0, got {columns}, {pad} and {gap}")
     c, h, w = shapes.pop()
-    ncols = max(r.shape[0] for r in rows)
-    grid = torch.full((c, pad + len(rows) * (h + pad), pad + ncols * (w + pad)), _GRID_GREY, dtype=torch.uint8)
-    for i, row in enumerate(rows):
+    ncols = min(columns, max(r.shape[0] for r in rows))
+    lines = [max(1, -(-r.shape[0] // columns)) for r in rows]  # lines each row takes (an empty row: one, grey)
+    height = pad + sum(lines) * (h + pad) + (len(rows) - 1) * (gap - pad)
+    grid = torch.full((c, height, pad + ncols * (w + pad)), _GRID_GREY, dtype=torch.uint8)
+    top0 = pad  # top of the row's first line
+    for row, n_lines in zip(rows, lines):
         for j, img in enumerate(row.detach().cpu()):
-            top, left = pad + i * (h + pad), pad + j * (w + pad)
+            top, left = top0 + (j // columns) * (h + pad), pad + (j % columns) * (w + pad)
             grid[:, top:top + h, left:left + w] = 255 - img if invert else img
+        top0 += n_lines * (h + pad) + gap - pad
     out = grid.repeat_interleave(scale, 1).repeat_interleave(scale, 2) if scale > 1 else grid
     write_image(path, out, invert=False)
     return grid

@@ -1,5 +1,6 @@
-"""Benchmarks: the autograd baseline computes our meta-gradients, the optimised learners compute the reference
-ones, FLOPs are counted, and the bench commands print the documented JSON lines (never asserting times)."""
+"""Speed benchmarks: the autograd reference computes our meta-gradients (every loss term of the presets it times,
+or a refusal), the optimised learners compute the reference ones, FLOPs are counted, and the perf commands print
+the documented JSON lines (never asserting times)."""
 import dataclasses
 import json
 
@@ -7,9 +8,10 @@ import pytest
 import torch
 from torch.func import vjp
 
-from metagan.bench.baseline import autograd_meta_gradients
-from metagan.bench.common import count_flops
-from metagan.bench.memory import measure_in_subprocess, slope
+from metagan.errors import ConfigError
+from metagan.perf.baseline import autograd_meta_gradients
+from metagan.perf.common import count_flops
+from metagan.perf.memory import measure_in_subprocess, slope
 from metagan.cli import main
 from metagan.config import LossConfig, apply_overrides, get_preset
 from metagan.functional import detach, params_of
@@ -24,13 +26,14 @@ K, Q, B = 2, 3, 2
 SCHED = InnerSchedule(2, 1, 2)
 
 
-def make_problem(kind="ns", r1=0.0, condition="none", mismatch=0.0, diversity=0.0, g_out="decode"):
-    cfg = dataclasses.replace(get_preset("tiny").model, condition=condition, e_dim=3, g_out=g_out)
+def make_problem(kind="ns", r1=0.0, condition="none", mismatch=0.0, diversity=0.0, outer_mmd=0.0, outer_adv=1.0):
+    cfg = dataclasses.replace(get_preset("tiny").model, condition=condition)
     torch.manual_seed(0)
     gen, disc = build_models(cfg, SHAPE)
     gen, disc = gen.double(), disc.double()
-    loss = LossConfig(kind=kind, r1_gamma=r1, mismatch=mismatch, diversity=diversity, diversity_tau=0.5)
-    if g_out == "warp":  # leave the zero initialisation, where the displacement field ignores its input
+    loss = LossConfig(kind=kind, r1_gamma=r1, mismatch=mismatch, diversity=diversity, diversity_tau=0.5,
+                      outer_mmd=outer_mmd, outer_adv=outer_adv)
+    if condition == "image":  # leave the warp's zero initialisation, where the displacement field ignores its input
         with torch.no_grad():
             gen.flow.weight.normal_(0, 0.3)
     return GanProblem(gen, disc, loss), params_of(gen), params_of(disc)
@@ -55,13 +58,16 @@ LEARNERS = {"maml": lambda p: MAML(p, SCHED, 0.1, 0.1), "fomaml": lambda p: FOMA
             "metasgd-fo": lambda p: MetaSGD(p, SCHED, 0.1, 0.1, first_order=True)}
 
 
-@pytest.mark.parametrize("kind, r1, condition, mismatch, diversity, g_out", [
-    ("ns", 1.0, "none", 0.0, 0.0, "decode"), ("wgan-gp", 0.0, "none", 0.0, 0.0, "decode"),
-    ("hinge", 0.0, "support", 0.0, 0.0, "decode"), ("wgan-gp", 1.0, "image", 0.0, 0.0, "decode"),
-    ("ns", 1.0, "image", 0.5, 0.0, "decode"), ("ns", 1.0, "image", 0.5, 0.3, "warp")])  # the last: the presets' terms
+@pytest.mark.parametrize("kind, r1, condition, mismatch, diversity, outer_mmd, outer_adv", [
+    ("ns", 1.0, "none", 0.0, 0.0, 0.0, 1.0), ("wgan-gp", 0.0, "none", 0.0, 0.0, 0.0, 1.0),
+    ("hinge", 0.0, "none", 0.0, 0.0, 0.0, 1.0), ("wgan-gp", 1.0, "image", 0.0, 0.0, 0.0, 1.0),
+    ("ns", 1.0, "image", 0.5, 0.3, 0.0, 1.0),  # the terms of the omniglot-<learner> presets
+    ("ns", 1.0, "image", 0.5, 0.3, 10.0, 0.0),  # omniglot-metasgd's query loss: MMD^2, no adversarial term
+    ("hinge", 0.0, "none", 0.0, 0.0, 2.0, 0.5)])  # both query terms at once, unconditional
 @pytest.mark.parametrize("name", list(LEARNERS))
-def test_autograd_baseline_computes_the_same_meta_gradient(name, kind, r1, condition, mismatch, diversity, g_out):
-    prob, pg, pd = make_problem(kind, r1, condition, mismatch, diversity, g_out)
+def test_autograd_baseline_computes_the_same_meta_gradient(name, kind, r1, condition, mismatch, diversity, outer_mmd,
+                                                           outer_adv):
+    prob, pg, pd = make_problem(kind, r1, condition, mismatch, diversity, outer_mmd, outer_adv)
     learner = LEARNERS[name](prob)
     meta = learner.init_meta(pg, pd)
     tasks = make_tasks(prob.z_dim, other=mismatch > 0)
@@ -70,6 +76,34 @@ def test_autograd_baseline_computes_the_same_meta_gradient(name, kind, r1, condi
     assert theirs.keys() == ours.keys()
     assert max_diff(ours, theirs) < 1e-10
     assert max(float(v.abs().max()) for p in ours.values() for v in p.values()) > 1e-3  # not all zero
+
+
+def test_autograd_baseline_follows_the_query_loss_weights():
+    """outer_mmd and outer_adv change the generator's meta-gradient, and the reference follows each change: a
+    reference that left either term out would match the engine at the defaults only."""
+    grads = {}
+    for weights in [(0.0, 1.0), (10.0, 1.0), (10.0, 0.0)]:
+        prob, pg, pd = make_problem("ns", 1.0, "image", 0.5, 0.3, *weights)
+        tasks = make_tasks(prob.z_dim, other=True)
+        learner = MetaSGD(prob, SCHED, 0.1, 0.1, first_order=True)
+        meta = learner.init_meta(pg, pd)
+        grads[weights] = autograd_meta_gradients(learner, meta, tasks)
+        assert max_diff(meta_gradients(learner, meta, tasks, "loop")[0], grads[weights]) < 1e-10
+    assert max_diff({"g": grads[(0.0, 1.0)]["g"]}, {"g": grads[(10.0, 1.0)]["g"]}) > 1e-6
+    assert max_diff({"g": grads[(10.0, 1.0)]["g"]}, {"g": grads[(10.0, 0.0)]["g"]}) > 1e-6
+    assert max_diff({"d": grads[(0.0, 1.0)]["d"]}, {"d": grads[(10.0, 0.0)]["d"]}) == 0  # D's loss has neither
+
+
+def test_autograd_baseline_refuses_a_loss_term_it_does_not_compute():
+    """A loss option the reference does not implement, switched on, is refused by name, never timed silently."""
+    Extended = dataclasses.make_dataclass("Extended", [("new_term", float, 0.0)], bases=(LossConfig,), frozen=True)
+    prob, pg, pd = make_problem()
+    learner = FOMAML(prob, SCHED, 0.1, 0.1)
+    learner.problem.loss = Extended(new_term=0.0)  # at its default: nothing to leave out
+    autograd_meta_gradients(learner, {"g": pg, "d": pd}, make_tasks(prob.z_dim))
+    learner.problem.loss = Extended(new_term=1.0)
+    with pytest.raises(ConfigError, match="loss.new_term=1.0"):
+        autograd_meta_gradients(learner, {"g": pg, "d": pd}, make_tasks(prob.z_dim))
 
 
 def test_fomaml_single_backward_equals_each_players_gradient_of_its_own_loss():
@@ -108,8 +142,8 @@ def test_player_grads_vectorised_over_cotangents_equals_two_backward_passes():
     ("tiny", [], "vmap"), ("digits-demo", [], "vmap"), ("omniglot-fomaml", [], "vmap"),
     ("omniglot-reptile", [], "vmap"), ("omniglot-figr", [], "vmap"), ("omniglot-dawson", [], "vmap"), ("omniglot-maml", [], "loop"), ("omniglot-metasgd", [], "vmap"),
     ("omniglot-metasgd", ["meta.first_order=false"], "loop"), ("tiny", ["meta.learner=maml"], "vmap"),
-    ("omniglot-maml", ["train.device=cuda", "model.g_out=decode", "model.g_affine=0"], "vmap"),
-    ("omniglot-maml", ["meta.vectorize=vmap", "model.g_out=decode", "model.g_affine=0"], "vmap"), ("tiny", ["meta.vectorize=loop"], "loop"),
+    ("omniglot-dawson", ["meta.learner=maml", "train.device=cuda"], "vmap"),
+    ("omniglot-dawson", ["meta.learner=maml", "meta.vectorize=vmap"], "vmap"), ("tiny", ["meta.vectorize=loop"], "loop"),
     # the warp generator: second order always runs the loop (grid_sample's double backward is not vmappable)
     ("omniglot-maml", ["train.device=cuda"], "loop"),
 ])
@@ -129,8 +163,8 @@ def _json_lines(text):
     return [json.loads(line) for line in text.strip().splitlines()]
 
 
-def test_bench_throughput_prints_a_json_line_per_variant(capsys):
-    assert main(["bench", "throughput", "--preset", "tiny", "--meta-batch", "2", "--reps", "1",
+def test_perf_throughput_prints_a_json_line_per_variant(capsys):
+    assert main(["perf", "throughput", "--preset", "tiny", "--meta-batch", "2", "--reps", "1",
                  "--threads", "1", "--set", "meta.learner=maml"]) == 0
     records = _json_lines(capsys.readouterr().out)
     assert records[0]["bench"] == "matmul" and records[0]["flops_per_s"] > 0
@@ -146,17 +180,17 @@ def test_bench_throughput_prints_a_json_line_per_variant(capsys):
     assert [v for v, r in rows.items() if r["auto"]] == ["vmap"]
 
 
-def test_bench_throughput_skips_vmap_where_it_cannot_run(capsys):
+def test_perf_throughput_skips_vmap_where_it_cannot_run(capsys):
     """Second order through the warp generator: vmap is reported as skipped, the other two are measured."""
-    assert main(["bench", "throughput", "--preset", "tiny", "--meta-batch", "2", "--reps", "1", "--threads", "1",
-                 "--set", "meta.learner=maml", "--set", "model.condition=image", "--set", "model.g_out=warp"]) == 0
+    assert main(["perf", "throughput", "--preset", "tiny", "--meta-batch", "2", "--reps", "1", "--threads", "1",
+                 "--set", "meta.learner=maml", "--set", "model.condition=image"]) == 0
     rows = {r["variant"]: r for r in _json_lines(capsys.readouterr().out)[1:]}
     assert set(rows) == {"autograd-loop", "loop", "vmap"} and "skipped" in rows["vmap"]
     assert rows["loop"]["auto"] and rows["loop"]["max_rel_diff"] < 1e-4
 
 
-def test_bench_adapt_trains_a_model_and_splits_the_latency(capsys, tmp_path):
-    assert main(["bench", "adapt", "--preset", "tiny", "--train-steps", "2", "--reps", "2", "--threads", "1"]) == 0
+def test_perf_adapt_trains_a_model_and_splits_the_latency(capsys, tmp_path):
+    assert main(["perf", "adapt", "--preset", "tiny", "--train-steps", "2", "--reps", "2", "--threads", "1"]) == 0
     (r,) = _json_lines(capsys.readouterr().out)
     assert r["bench"] == "adapt" and r["k_shot"] == 5 and r["num"] == 64 and r["inner_steps"] == 10
     assert r["train_steps"] == 2 and r["adapt_ms"] > 0 and r["sample_ms"] > 0
@@ -172,7 +206,7 @@ def test_memory_is_measured_in_a_fresh_process():
 
 
 def test_memory_sweep_skips_one_task_meta_batches_where_mismatch_needs_two(monkeypatch):
-    from metagan.bench import memory as mem
+    from metagan.perf import memory as mem
     seen = []
 
     def fake(spec):
@@ -191,19 +225,18 @@ def test_memory_sweep_skips_one_task_meta_batches_where_mismatch_needs_two(monke
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message given where there is no GPU")
-def test_bench_on_cuda_without_a_gpu_says_so(capsys):
-    assert main(["bench", "throughput", "--device", "cuda", "--preset", "tiny"]) == 2
+def test_perf_on_cuda_without_a_gpu_says_so(capsys):
+    assert main(["perf", "throughput", "--device", "cuda", "--preset", "tiny"]) == 2
     assert "no CUDA device" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("channels, size, norm, condition", [(1, 28, "none", "none"), (3, 16, "group", "none"),
-                                                             (1, 8, "layer", "support")])
-def test_fast_generator_layers_compute_the_reference_generator(channels, size, norm, condition):
+@pytest.mark.parametrize("channels, size, norm", [(1, 28, "none"), (3, 16, "group"), (1, 8, "layer")])
+def test_fast_generator_layers_compute_the_reference_generator(channels, size, norm):
     """ConvGenerator's transposed-convolution upsampling and depthwise output layer equal the plain
     upsample-then-convolve network they stand for, in float64."""
     import torch.nn.functional as F
 
-    cfg = dataclasses.replace(get_preset("tiny").model, g_width=6, norm=norm, condition=condition, e_dim=3)
+    cfg = dataclasses.replace(get_preset("tiny").model, g_width=6, norm=norm)
     torch.manual_seed(0)
     gen, _ = build_models(cfg, (channels, size, size))
     gen = gen.double()
@@ -211,8 +244,6 @@ def test_fast_generator_layers_compute_the_reference_generator(channels, size, n
     context = torch.rand(2, channels, size, size, dtype=torch.float64)
 
     def reference(z):
-        if gen.encoder is not None:
-            z = torch.cat([z, gen.encoder(context).expand(z.shape[0], -1)], dim=1)
         h = gen.act(gen.fc(z)).view(z.shape[0], -1, gen.s0, gen.s0)
         h = gen.act(gen.norm1(gen.conv1(F.interpolate(h, scale_factor=2.0, mode="nearest"))))
         h = gen.act(gen.norm2(gen.conv2(F.interpolate(h, scale_factor=2.0, mode="nearest"))))

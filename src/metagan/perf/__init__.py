@@ -1,8 +1,9 @@
-"""Benchmarks that print one JSON line per measurement (`metagan bench ...` runs them).
+"""Speed and memory benchmarks that print one JSON line per measurement (`metagan perf ...` runs them; the
+quality benchmark, `metagan benchmark`, is metagan.benchmark).
 
-    metagan bench throughput [--quick] [--device cuda]   # tasks/s of each meta-learner vs a per-task autograd loop
-    metagan bench adapt [--checkpoint RUN]               # K=5 support images -> 64 samples: median ms, split
-    metagan bench memory [--quick]                       # peak memory of a meta-step vs meta-batch and inner steps
+    metagan perf throughput [--quick] [--device cuda]   # tasks/s of each meta-learner vs a per-task autograd loop
+    metagan perf adapt [--checkpoint RUN]               # K=5 support images -> 64 samples: median ms, split
+    metagan perf memory [--quick]                       # peak memory of a meta-step vs meta-batch and inner steps
 
 Timings are medians of repetitions in which the variants take turns, so ratios come from one run under the
 same load; tests never assert absolute times. Every benchmark runs on `--device cuda` too, synchronising
@@ -25,10 +26,10 @@ DEFAULTS = {
 }
 
 
-def run_bench(kind: str, quick: bool = False, device: str = "cpu", threads: int | None = None,
-              presets: Sequence[str] | None = None, meta_batches: Sequence[int] | None = None,
-              reps: int | None = None, checkpoint: str | None = None, data_dir: str | None = None,
-              train_steps: int | None = None, overrides: Sequence[str] = (), out=None) -> list[dict]:
+def run_perf(kind: str, quick: bool = False, device: str = "cpu", threads: int | None = None,
+             presets: Sequence[str] | None = None, meta_batches: Sequence[int] | None = None,
+             reps: int | None = None, checkpoint: str | None = None, data_dir: str | None = None,
+             train_steps: int | None = None, overrides: Sequence[str] = (), out=None) -> list[dict]:
     """Run one benchmark, print its JSON lines to `out` (stdout) as they come, and return the records."""
     from .latency import adapt_latency
     from .memory import memory
@@ -51,4 +52,4 @@ def run_bench(kind: str, quick: bool = False, device: str = "cpu", threads: int 
     return [emit(r, out) for r in records]
 
 
-__all__ = ["run_bench", "KINDS"]
+__all__ = ["run_perf", "KINDS", "DEFAULTS"]

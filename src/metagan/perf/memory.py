@@ -1,7 +1,7 @@
 """Peak memory of one meta-step against meta-batch size and inner steps, first and second order, per way of
 running the tasks (the per-task loop keeps one task's graph alive at a time, vmap all of them).
 
-Every measurement runs in a fresh subprocess (`python -m metagan.bench.memory '<json spec>'`) so that one
+Every measurement runs in a fresh subprocess (`python -m metagan.perf.memory '<json spec>'`) so that one
 measurement's peak cannot hide another's. On the CPU the peak is the process's maximum resident set size
 (`resource.getrusage`; tracemalloc does not see torch's allocations); on CUDA it is
 `torch.cuda.max_memory_allocated`. `step_mb` is the peak minus what was resident before the step.
@@ -71,7 +71,7 @@ def measure_in_subprocess(spec: dict, timeout: float = 1800) -> dict:
     """measure(spec) in a fresh Python process that imports this very copy of metagan."""
     src = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, *filter(None, [os.environ.get("PYTHONPATH")])])}
-    proc = subprocess.run([sys.executable, "-m", "metagan.bench.memory", json.dumps(spec)],
+    proc = subprocess.run([sys.executable, "-m", "metagan.perf.memory", json.dumps(spec)],
                           capture_output=True, text=True, timeout=timeout, env=env)
     if proc.returncode != 0:
         raise MetaganError(f"memory measurement {spec} failed (exit {proc.returncode}; a negative code is a "

@@ -8,8 +8,14 @@ It reads the same `GanProblem` modules and task noise as the learners, but none 
 `torch.func` transform, every gradient is a plain `torch.autograd.grad`. Autograd prunes
 what no requested input needs (e.g. the generator's backward of the discriminator's query loss), so this
 is the fair, careful version of that style, not a strawman.
+
+Every term of the objective is written out again here (the main GAN losses, WGAN-GP, R1, the matching-aware
+term, the diversity term, the query loss's outer_adv and outer_mmd weights). A loss option it does not know
+is refused (`check_terms`), so a timing never compares the engine with a cheaper objective.
 """
 from __future__ import annotations
+
+import dataclasses
 
 import torch
 from torch import Tensor
@@ -18,6 +24,22 @@ from .. import losses
 from ..errors import ConfigError
 from ..functional import Meta, Params, index
 from ..meta import MAML, GanProblem, Reptile
+
+
+# The LossConfig fields this reference computes. Any other field set away from its default is a term the
+# reference would leave out, which would make the engine look slower or faster than it is: refused instead.
+IMPLEMENTED = frozenset({"kind", "gp_weight", "r1_gamma", "mismatch", "diversity", "diversity_tau",
+                         "outer_adv", "outer_mmd"})
+
+
+def check_terms(loss) -> None:
+    """Raise ConfigError if the loss config (a LossConfig) switches on a term this reference does not compute."""
+    off = [f"loss.{f.name}={getattr(loss, f.name)!r}" for f in dataclasses.fields(loss)
+           if f.name not in IMPLEMENTED and getattr(loss, f.name) != f.default]
+    if off:
+        raise ConfigError(f"the autograd reference does not compute {', '.join(off)}: timing it beside the engine "
+                          f"would compare different objectives; leave those options at their defaults or "
+                          f"implement them in metagan.perf.baseline")
 
 
 def _input_grad(problem: GanProblem, pd: Params, x: Tensor, context: Tensor) -> Tensor:
@@ -56,6 +78,20 @@ def g_regulariser(problem: GanProblem, pg: Params, fake: Tensor, z: Tensor, cont
     if cfg.diversity <= 0:
         return 0.0
     return cfg.diversity * losses.diversity_term(fake, problem.generate(pg, -z, context), z, -z, cfg.diversity_tau)
+
+
+def g_query_loss(problem: GanProblem, pg: Params, fake: Tensor, fake_logits: Tensor, query: Tensor,
+                 support: Tensor, z: Tensor, d_feat: Params) -> Tensor:
+    """The generator's query loss: outer_adv x its adversarial loss + its regulariser [+ outer_mmd x MMD^2
+    between the fakes and the query images in the hidden features of d_feat (the meta-discriminator, constant),
+    each image judged beside its own reference]."""
+    cfg = problem.loss
+    loss = cfg.outer_adv * problem._g_main(fake_logits) + g_regulariser(problem, pg, fake, z, support)
+    if cfg.outer_mmd > 0:
+        ctx_real, ctx_fake, _ = problem.d_contexts(support, query.shape[0], fake.shape[0])
+        match = losses.mmd2(problem.features(d_feat, fake, ctx_fake), problem.features(d_feat, query, ctx_real))
+        loss = loss + cfg.outer_mmd * match
+    return loss
 
 
 def _g_loss(problem: GanProblem, pg: Params, pd: Params, z: Tensor, context: Tensor) -> Tensor:
@@ -104,12 +140,14 @@ def autograd_meta_gradients(learner, meta: Meta, tasks: dict) -> Meta:
     the structure of meta. First order, the adapted parameters are the clones minus constant steps, so
     the query losses' gradients reach the leaves unchanged: the gradient at the adapted parameters."""
     problem, sched = learner.problem, learner.sched
+    check_terms(problem.loss)
     leaves = {gp: {k: v.detach().clone().requires_grad_(True) for k, v in p.items()} for gp, p in meta.items()}
     n = tasks["support"].shape[0]
     if not isinstance(learner, (MAML, Reptile)):
         raise ConfigError(f"the autograd baseline computes MAML, FOMAML, Meta-SGD and Reptile updates, not "
                           f"meta.learner={learner.name}")
     second_order = learner.second_order
+    d_feat = {k: v.detach() for k, v in leaves["d"].items()}  # outer_mmd's features: the meta-discriminator's
     for i in range(n):
         task = index(tasks, i)
         lr_g, lr_d = learner.rates(leaves)
@@ -123,7 +161,8 @@ def autograd_meta_gradients(learner, meta: Meta, tasks: dict) -> Meta:
         fake = problem.generate(pg, task["noise"]["z_o"], task["support"])
         ld, fake_logits = d_loss(problem, pd, task["query"], fake, task["noise"]["eps_o"], task["support"],
                                  other=task["noise"].get("other"))
-        lg = problem._g_main(fake_logits) + g_regulariser(problem, pg, fake, task["noise"]["z_o"], task["support"])
+        lg = g_query_loss(problem, pg, fake, fake_logits, task["query"], task["support"], task["noise"]["z_o"],
+                          d_feat)
         for loss, groups in ((ld, ("d", "lr_d")), (lg, ("g", "lr_g"))):  # each player its own loss
             inputs = [(gp, k, v) for gp in groups if gp in leaves for k, v in leaves[gp].items()]
             grads = torch.autograd.grad(loss, [v for _, _, v in inputs], retain_graph=True)

@@ -46,7 +46,7 @@ def adapt_latency(preset: str = "omniglot-fomaml", checkpoint: str | None = None
     if checkpoint is None and preset in pretrained_names():
         checkpoint = PRETRAINED_PREFIX + preset
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="metagan-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="metagan-perf-") as tmp:
         model = load(checkpoint) if checkpoint else trained_model(preset, train_steps, data_dir, tmp)
     train_s = time.perf_counter() - t0
     cfg = model.cfg
