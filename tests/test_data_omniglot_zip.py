@@ -24,9 +24,10 @@ from metagan.data import build_datasets, read_image
 from metagan.data import omniglot_files as files
 from metagan.errors import DataError
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "omniglot"
-pytestmark = pytest.mark.skipif(not (SHARED / "images_background.npz").is_file(),
-                                reason=f"shared Omniglot npz files not found at {SHARED}")
+from conftest import OMNIGLOT, needs_omniglot
+
+SHARED = OMNIGLOT or Path("/nonexistent")
+pytestmark = needs_omniglot
 # a few characters of each set; 709 is Alphabet_of_the_Magi/character01, 1160 Gurmukhi/character01
 CHARS = {"images_background": [1, 2, 709], "images_evaluation": [965, 1160]}
 FIRST = {"images_background": 1, "images_evaluation": 965}

@@ -3,6 +3,7 @@ import json
 
 import pytest
 import torch
+from conftest import omniglot_dir
 
 from metagan.baselines import affine_augmenter
 from metagan.data import ClassDataset
@@ -124,13 +125,9 @@ def test_benchmark_report_table(tmp_path):
 
 
 def test_evaluate_command_on_an_omniglot_checkpoint(tmp_path, monkeypatch, capsys):
-    from pathlib import Path
-
     from metagan import evaluate as ev
     from metagan.cli import main
-    omniglot = Path(__file__).resolve().parents[2] / "shared" / "data" / "omniglot"
-    if not (omniglot / "images_evaluation.npz").exists():
-        pytest.skip("Omniglot not found")
+    omniglot = omniglot_dir()
     assert main(["train", "--preset", "omniglot-fomaml", "--data-dir", str(omniglot), "--out-dir", str(tmp_path),
                  "--set", "train.steps=1", "--set", "task.meta_batch=2", "--set", "meta.inner_steps=1",
                  "--set", "train.grid_classes=1", "--no-progress"]) == 0
@@ -140,25 +137,25 @@ def test_evaluate_command_on_an_omniglot_checkpoint(tmp_path, monkeypatch, capsy
     assert main(["evaluate", "--checkpoint", str(run), "--shots", "1", "--json", str(out), "--steps", "1"]) == 0
     result = json.loads(out.read_text())["k"]["1"]
     assert result["k"] == 1 and result["fd"] > 0 and set(result["lowdata_acc"]) == {"5"}
-    # select ranks checkpoints on training classes and names the pick
+    # rank orders checkpoints on training classes and names the best
     sel = tmp_path / "sel.json"
-    assert main(["select", "--checkpoint", str(run), str(run / "checkpoint.safetensors"), "--steps", "1",
+    assert main(["rank", "--checkpoint", str(run), str(run / "checkpoint.safetensors"), "--steps", "1",
                  "--json", str(sel)]) == 0
     picked = json.loads(sel.read_text())
     assert len(picked["rows"]) == 2 and picked["rows"][0]["classes"] == PROTO.classes
     assert picked["rows"][0]["fidelity"] == picked["rows"][1]["fidelity"]  # the same model twice
-    assert picked["selected"] == str(run)
+    assert picked["best"] == str(run)
     # the protocol's counts and selection by the adapted discriminator, as the model card's diagnostics use them
-    assert main(["select", "--checkpoint", str(run), "--steps", "1", "--classes", "3", "--samples", "4",
+    assert main(["rank", "--checkpoint", str(run), "--steps", "1", "--classes", "3", "--samples", "4",
                  "--draws", "1", "--select", "2", "--json", str(sel)]) == 0
     row = json.loads(sel.read_text())["rows"][0]
     assert row["classes"] == 3 and len(row["fd_draws"]) == 1
-    assert main(["select", "--checkpoint", str(run), "--steps", "1", "--classes", "3", "--samples", "4",
+    assert main(["rank", "--checkpoint", str(run), "--steps", "1", "--classes", "3", "--samples", "4",
                  "--draws", "1", "--json", str(sel)]) == 0
     assert json.loads(sel.read_text())["rows"][0]["fd"] != row["fd"]  # --select 2 kept other samples
     capsys.readouterr()
     for bad, message in ((["--select", "0.5"], "ratio of drawn candidates"), (["--draws", "0"], "--draws counts")):
-        assert main(["select", "--checkpoint", str(run), "--json", str(tmp_path / "no.json")] + bad) == 2
+        assert main(["rank", "--checkpoint", str(run), "--json", str(tmp_path / "no.json")] + bad) == 2
         assert message in capsys.readouterr().err and not (tmp_path / "no.json").exists()
     # a digits checkpoint is refused with a message
     assert main(["train", "--preset", "tiny", "--out-dir", str(tmp_path / "d"), "--no-progress"]) == 0
@@ -167,14 +164,10 @@ def test_evaluate_command_on_an_omniglot_checkpoint(tmp_path, monkeypatch, capsy
 
 
 def test_benchmark_resumes_and_merges_folders(tmp_path, monkeypatch):
-    from pathlib import Path
-
     from metagan import evaluate as ev
     from metagan.benchmark import merge_results, run_benchmark
     from metagan.errors import ConfigError
-    omniglot = Path(__file__).resolve().parents[2] / "shared" / "data" / "omniglot"
-    if not (omniglot / "images_evaluation.npz").exists():
-        pytest.skip("Omniglot not found")
+    omniglot = omniglot_dir()
     monkeypatch.setitem(ev.PROTOCOLS, "small", PROTO)
     kw = dict(data_root=str(omniglot), shots=(1,), progress=False)
     run_benchmark("omniglot", "small", tmp_path / "a", methods=["no-augmentation"], log=lambda m: None, **kw)
@@ -240,8 +233,8 @@ def test_a_stored_row_is_not_kept_once_its_checkpoint_file_changed(tmp_path):
 
 
 def test_a_row_stored_without_a_hash_is_evaluated_again_when_the_models_step_changed():
-    """Rows stored before the hash (session 4's FIGR row) recorded the model's training step: a re-exported
-    model of another step is noticed."""
+    """Rows stored without the file's hash (older results.json files) recorded the model's training step: a
+    re-exported model of another step is noticed."""
     from metagan.benchmark import _weights_changed
     name = "pretrained:omniglot-dawson"
     from metagan.checkpoint import load
@@ -258,9 +251,7 @@ def _small_benchmark_with(tmp_path, monkeypatch, model: str):
 
     from metagan import benchmark
     from metagan import evaluate as ev
-    omniglot = Path(__file__).resolve().parents[2] / "shared" / "data" / "omniglot"
-    if not (omniglot / "images_evaluation.npz").exists():
-        pytest.skip("Omniglot not found")
+    omniglot = omniglot_dir()
     monkeypatch.setitem(ev.PROTOCOLS, "small", PROTO)
     ck = tmp_path / f"{model}.safetensors"
     shutil.copy(Path(benchmark.__file__).parent / "pretrained" / f"omniglot-{model}.safetensors", ck)
