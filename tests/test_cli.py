@@ -93,9 +93,9 @@ def test_train_then_adapt_from_image_files(tmp_path, capsys):
     from PIL import Image
     assert Image.open(out / "grid.png").size == (2 + 5 * 10, 2 + 10 + 4 + 10)  # 8x8 images: support row, samples
     first = (out / "sample-0000.png").read_bytes()
-    assert main(argv) == 0  # same seed, same images
+    assert main(argv + ["--overwrite"]) == 0  # same seed, same images
     assert (out / "sample-0000.png").read_bytes() == first
-    assert main(argv[:-3] + ["1", "--out", str(out)]) == 0
+    assert main(argv[:-3] + ["1", "--out", str(out), "--overwrite"]) == 0
     assert (out / "sample-0000.png").read_bytes() != first
 
 
@@ -253,3 +253,212 @@ def test_shipped_models_are_their_presets_and_adapt_to_five_images():
         support = torch.rand(5, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
         x = model.adapt(support, 2, torch.Generator().manual_seed(0)).sample(4, torch.Generator().manual_seed(1))
         assert x.shape == (4, 1, 28, 28) and torch.isfinite(x).all() and x.abs().max() <= 1
+
+
+# --- ordinary mistakes: one `error:` line, exit 2, nothing written or lost -------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A trained tiny run and three support images of a held-out class (digits: light ink on dark)."""
+    root = tmp_path_factory.mktemp("tiny")
+    assert main(["train", "--preset", "tiny", "--out-dir", str(root), "--no-progress"]) == 0
+    _, heldout = build_datasets(get_preset("tiny").data)
+    paths = []
+    for i, img in enumerate(heldout.images[0][:3]):
+        paths.append(str(root / f"s{i}.png"))
+        write_image(paths[-1], img)
+    return next(root.glob("00000-tiny")), paths
+
+
+def _snapshot(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())} if folder.exists() else None
+
+
+def _one_error_line(capsys, *expected):
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    for text in expected:
+        assert text in err, err
+    return err
+
+
+@pytest.mark.parametrize("extra, expected", [
+    (["--num", "0"], "use 1 to 1000000"),
+    (["--num", "-1"], "use 1 to 1000000"),
+    (["--num", "1000000000"], "one PNG file each"),
+    (["--seed", "100000000000000000000000"], "64-bit"),
+    (["--seed", "-1"], "64-bit"),
+    (["--select", "inf"], ">= 1"),
+    (["--select", "nan"], ">= 1"),
+    (["--select", "0.5"], ">= 1"),
+    (["--steps", "-1"], "adaptation steps"),
+    (["--num", "3.5"], "whole number"),
+    (["--polarity", "upside-down"], "invalid choice"),
+])
+def test_adapt_refuses_bad_counts_seeds_and_ratios_before_any_work(tiny, tmp_path, capsys, extra, expected):
+    run, paths = tiny
+    assert main(["adapt", "--checkpoint", str(run), "--support", *paths, "--out", str(tmp_path / "o"), *extra]) == 2
+    _one_error_line(capsys, expected)
+    assert not (tmp_path / "o").exists()
+
+
+def test_adapt_never_mixes_two_runs_and_overwrite_replaces_only_its_own_files(tiny, tmp_path, capsys):
+    run, paths = tiny
+    out = tmp_path / "out"
+    base = ["adapt", "--checkpoint", str(run), "--support", *paths[:2], "--steps", "1", "--out", str(out)]
+    assert main(base + ["--num", "8"]) == 0
+    (out / "notes.txt").write_text("mine")
+    (out / "sample-old.png").write_bytes(b"not ours: the name has no number")
+    before = _snapshot(out)
+    assert main(base + ["--num", "4"]) == 2  # the probe: 4 overwritten, 4 left, exit 0
+    _one_error_line(capsys, "not empty", "--overwrite")
+    assert _snapshot(out) == before
+    assert main(base + ["--num", "4", "--overwrite"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["grid.png", "notes.txt", "sample-0000.png", "sample-0001.png",
+                                                     "sample-0002.png", "sample-0003.png", "sample-old.png"]
+    assert (out / "notes.txt").read_text() == "mine"
+    # --overwrite never replaces an input: a support image that is one of the outputs
+    before = _snapshot(out)
+    capsys.readouterr()
+    assert main(base[:4] + [str(out / "sample-0000.png"), "--out", str(out), "--overwrite"]) == 2
+    _one_error_line(capsys, "sample-0000.png", "would replace")
+    assert _snapshot(out) == before
+
+
+def test_output_paths_that_are_files_or_read_only_are_refused(tiny, tmp_path, capsys, monkeypatch):
+    run, paths = tiny
+    a_file = tmp_path / "a_file"
+    a_file.write_text("keep")
+    assert main(["adapt", "--checkpoint", str(run), "--support", *paths, "--out", str(a_file)]) == 2
+    _one_error_line(capsys, "is a file")
+    assert main(["adapt", "--checkpoint", str(run), "--support", *paths, "--out", str(a_file), "--overwrite"]) == 2
+    _one_error_line(capsys, "is a file")
+    assert main(["train", "--preset", "tiny", "--out-dir", str(a_file), "--no-progress"]) == 2
+    _one_error_line(capsys, "--out-dir", "is a file")
+    assert a_file.read_text() == "keep"
+    import metagan.cli
+    monkeypatch.setattr(metagan.cli.os, "access", lambda path, mode: False)  # a read-only folder (tests run as root)
+    assert main(["adapt", "--checkpoint", str(run), "--support", *paths, "--out", str(tmp_path / "ro" / "o")]) == 2
+    _one_error_line(capsys, "cannot write", "read-only")
+    assert not (tmp_path / "ro").exists()
+
+
+def test_export_never_writes_over_its_source_or_an_existing_file(tiny, tmp_path, capsys):
+    from metagan import checkpoint as ckpt
+    run, _ = tiny
+    own = run / "checkpoint.safetensors"
+    before = own.read_bytes()
+    for extra in ([], ["--overwrite"]):  # the probe: the run lost its optimizer and RNG state
+        assert main(["export", "--checkpoint", str(run), "--out", str(own), *extra]) == 2
+        _one_error_line(capsys, "being exported")
+    assert own.read_bytes() == before and ckpt.load(run).optimizer is not None
+    assert main(["export", "--checkpoint", str(run), "--out", str(run)]) == 2
+    _one_error_line(capsys, "is a folder")
+    other = tmp_path / "other.safetensors"
+    other.write_bytes(b"someone's file")
+    assert main(["export", "--checkpoint", str(run), "--out", str(other)]) == 2
+    _one_error_line(capsys, "exists", "--overwrite")
+    assert other.read_bytes() == b"someone's file"
+    assert main(["export", "--checkpoint", str(run), "--out", str(other), "--overwrite"]) == 0
+    assert ckpt.load(other).optimizer is None
+
+
+def test_benchmark_merge_of_a_missing_folder_and_evaluate_json_over_a_file(tiny, tmp_path, capsys):
+    assert main(["benchmark", "--merge", str(tmp_path / "nope"), "--out", str(tmp_path / "m")]) == 2
+    _one_error_line(capsys, "nope", "no such folder")
+    assert not (tmp_path / "m").exists()
+    existing = tmp_path / "r.json"
+    existing.write_text("{}")
+    assert main(["rank", "--checkpoint", str(tiny[0]), "--json", str(existing)]) == 2
+    _one_error_line(capsys, "exists", "--overwrite")
+    assert main(["evaluate", "--checkpoint", str(tiny[0]), "--json", str(tiny[0] / "checkpoint.safetensors"),
+                 "--overwrite"]) == 2
+    _one_error_line(capsys, "input")
+    assert main(["rank", "--checkpoint", str(tiny[0]), "--samples", "0"]) == 2
+    _one_error_line(capsys, "--samples counts")
+
+
+def test_a_closed_stdout_pipe_ends_quietly():
+    """`metagan train --dry-run | head`: no BrokenPipeError traceback."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    import metagan
+    env = {**os.environ, "PYTHONPATH": str(Path(metagan.__file__).parents[1])}
+    proc = subprocess.Popen([sys.executable, "-m", "metagan", "train", "--preset", "tiny", "--dry-run"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc.stdout.close()  # the reader is gone before the command prints
+    err = proc.stderr.read().decode()
+    assert proc.wait() == 141 and err == ""
+
+
+def test_support_images_that_cannot_be_a_drawing_are_refused(tiny, tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+    run, paths = tiny
+    Image.new("L", (1, 1)).save(tmp_path / "dot.png")
+    Image.new("L", (20, 20), 200).save(tmp_path / "blank.png")
+    Image.new("LA", (20, 20), (0, 0)).save(tmp_path / "clear.png")
+    Image.fromarray(255 - np.asarray(Image.open(paths[0]))).save(tmp_path / "inverted.png")  # dark ink on light
+    out = tmp_path / "o"
+    for name, expected in [("dot", "1x1"), ("blank", "blank"), ("clear", "transparent"),
+                           ("inverted", "--polarity dark-on-light")]:
+        assert main(["adapt", "--checkpoint", str(run), "--support", str(tmp_path / f"{name}.png"),
+                     "--out", str(out)]) == 2, name
+        _one_error_line(capsys, f"{name}.png", expected)
+        assert not out.exists()
+    # said explicitly, the inverted file is read as dark-on-light: the same images as the original file
+    assert main(["adapt", "--checkpoint", str(run), "--support", str(tmp_path / "inverted.png"), "--num", "2",
+                 "--polarity", "dark-on-light", "--out", str(out)]) == 0
+    assert main(["adapt", "--checkpoint", str(run), "--support", paths[0], "--num", "2",
+                 "--out", str(tmp_path / "p")]) == 0
+    assert _snapshot(out) == _snapshot(tmp_path / "p")
+
+
+def test_many_support_images_warn_and_too_many_are_refused(tiny, tmp_path, capsys):
+    run, paths = tiny
+    capsys.readouterr()
+    assert main(["adapt", "--checkpoint", str(run), "--support", *(paths * 3), "--steps", "1", "--num", "1",
+                 "--out", str(tmp_path / "a")]) == 0  # K = 9 > 4 x task.k_shot = 8
+    err = capsys.readouterr().err
+    assert err.startswith("warning: 9 support images") and err.count("\n") == 1
+    assert main(["adapt", "--checkpoint", str(run), "--support", *(paths * 34), "--out", str(tmp_path / "b")]) == 2
+    _one_error_line(capsys, "102 support images", "at most 100")
+    assert not (tmp_path / "b").exists()
+
+
+def test_a_request_that_would_not_fit_in_memory_is_refused_up_front(tiny, tmp_path, capsys, monkeypatch):
+    import sys
+    from metagan.adapt import check_sample_memory
+    run, paths = tiny
+    monkeypatch.setattr(sys.modules["metagan.adapt"], "available_memory", lambda: 10_000)  # the module, not
+    # metagan.adapt, which names the adapt function
+    assert main(["adapt", "--checkpoint", str(run), "--support", *paths, "--num", "100",
+                 "--out", str(tmp_path / "o")]) == 2
+    _one_error_line(capsys, "100 samples", "GiB", "half")
+    assert not (tmp_path / "o").exists()
+    # the estimate: images (4 bytes a value) plus latents and scores of every candidate
+    assert check_sample_memory(10, 2.0, (1, 8, 8), 4, available=10**9) == 10 * 64 * 4 + 20 * 5 * 4
+    with pytest.raises(ConfigError, match="at most about 5 at a time"):
+        check_sample_memory(10, 1.0, (1, 8, 8), 4, available=2 * (10 * 64 * 4 + 10 * 5 * 4) // 2)
+
+
+@pytest.mark.parametrize("condition", ["none", "image"])
+def test_batched_sampling_equals_one_call(tmp_path, condition):
+    """sample() in batches gives the images of one call: the same latents, paired models the same references."""
+    from metagan.adapt import adapt
+    from metagan.data import to_model_space
+    from metagan.train import train
+    cfg = apply_overrides(get_preset("tiny"), [f"model.condition={condition}", "train.steps=2"])
+    run = train(cfg, out_dir=tmp_path, progress=False)
+    _, heldout = build_datasets(cfg.data)
+    adapted = adapt(run, to_model_space(heldout.images[1][:3]), steps=1, seed=0)
+    for n, select, batch in [(40, 1.0, 16), (37, 1.0, 5), (20, 3.0, 16), (9, 2.5, 7)]:
+        one = adapted.sample(n, torch.Generator().manual_seed(3), select, batch=10_000)
+        batched = adapted.sample(n, torch.Generator().manual_seed(3), select, batch=batch)
+        assert batched.shape == one.shape == (n, 1, 8, 8)
+        assert torch.allclose(batched, one, atol=1e-6), (condition, n, select, batch)
+    # n <= batch is the one call itself, bit for bit
+    assert torch.equal(adapted.sample(40, torch.Generator().manual_seed(3), batch=40),
+                       adapted.sample(40, torch.Generator().manual_seed(3), batch=10_000))

@@ -181,3 +181,59 @@ def test_exif_orientation_is_applied(tmp_path):
     seen = read_image(tmp_path / "photo.png", 10, 1, invert=True)
     assert torch.equal(seen, read_image(tmp_path / "upright.png", 10, 1, invert=True))
     assert seen[0, :2].float().mean() > 200 and seen[0, -2:].max() == 0  # the band is now at the top
+
+
+def test_pixel_limit_names_the_file_and_the_limit(tmp_path, monkeypatch):
+    import metagan.data.images as images
+    path = _save(tmp_path / "huge.png", np.full((20, 30), 255, np.uint8))
+    monkeypatch.setattr(images, "MAX_PIXELS", 500)
+    with pytest.raises(DataError, match=r"huge.png is 30x20 = 0 megapixels, over metagan's limit"):
+        read_image(path, 8)
+    # Pillow's own decompression-bomb warning (above its limit) and error (above twice it) become the same DataError
+    monkeypatch.setattr(images, "MAX_PIXELS", 10**9)
+    for pil_limit in (500, 200):
+        monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", pil_limit)
+        with pytest.raises(DataError, match="huge.png is over metagan's limit"):
+            read_image(path, 8)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10**9)
+    assert read_image(path, 8).shape == (1, 8, 8)
+
+
+def test_support_images_that_cannot_be_a_drawing(tmp_path):
+    from metagan.data.images import ink_share, read_support_image
+    stroke = np.full((20, 20), 255, np.uint8)
+    stroke[4:16, 9:11] = 0  # a dark stroke on white paper
+    ok = read_support_image(_save(tmp_path / "ok.png", stroke), 8, 1, invert=True)
+    assert torch.equal(ok, read_image(tmp_path / "ok.png", 8, 1, invert=True)) and ink_share(ok) < 0.5
+    cases = [("dot.png", np.zeros((1, 1), np.uint8), None, "1x1 pixels"),
+             ("thin.png", stroke[:3], None, "20x3 pixels"),
+             ("blank.png", np.full((20, 20), 250, np.uint8), None, "blank"),
+             ("faint.png", np.where(stroke == 0, 240, 250).astype(np.uint8), None, "blank")]
+    for name, arr, mode, message in cases:
+        with pytest.raises(DataError, match=f"{name}.*{message}"):
+            read_support_image(_save(tmp_path / name, arr, mode), 8, 1, invert=True)
+    # transparency: none opaque or nearly none is refused; ink drawn on a transparent background is fine
+    la = np.zeros((20, 20, 2), np.uint8)
+    with pytest.raises(DataError, match="clear.png is fully transparent"):
+        read_support_image(_save(tmp_path / "clear.png", la, "LA"), 8, 1, invert=True)
+    la[5, 5, 1] = 255
+    with pytest.raises(DataError, match="speck.png is nearly fully transparent"):
+        read_support_image(_save(tmp_path / "speck.png", la, "LA"), 8, 1, invert=True)
+    la[5, 5, 1], la[4:16, 9:11, 1] = 0, 255  # opaque black stroke on a transparent background: dark ink on white paper
+    glyph = read_support_image(_save(tmp_path / "glyph.png", la, "LA"), 8, 1, invert=True)
+    assert torch.equal(glyph, ok)
+
+
+def test_support_polarity_check(tmp_path):
+    from metagan.data.images import read_support_image
+    stroke = np.full((20, 20), 255, np.uint8)
+    stroke[4:16, 9:11] = 0  # dark on light: inverted for a model of light ink on dark
+    path = _save(tmp_path / "dark_on_light.png", stroke)
+    with pytest.raises(DataError, match="dark_on_light.png seems to have the opposite polarity.*"
+                                        "--polarity dark-on-light"):
+        read_support_image(path, 8, 1, invert=False)
+    assert read_support_image(path, 8, 1, invert=True).float().mean() < 128  # read right: little ink
+    as_is = read_support_image(path, 8, 1, invert=False, check_polarity=False)  # said explicitly: no check
+    assert torch.equal(as_is, read_image(path, 8, 1))
+    with pytest.raises(DataError, match="--polarity light-on-dark"):  # and the other way round
+        read_support_image(_save(tmp_path / "light_on_dark.png", 255 - stroke), 8, 1, invert=True)

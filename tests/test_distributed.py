@@ -26,13 +26,27 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def torchrun(args, nproc=2, **popen):
+def torchrun(args, nproc=2, log_dir=None, **popen):
+    """Launch `metagan train` under torchrun; with `log_dir`, each rank's stdout and stderr are also kept whole in
+    files there (torchrun's --tee), for `assert_ok` to show when a rank fails."""
+    logs = [f"--log-dir={log_dir}", "--tee=3"] if log_dir else []
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}", "--master-addr=127.0.0.1",
-           f"--master-port={free_port()}", "-m", "metagan", "train", "--no-progress", *args]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+           f"--master-port={free_port()}", *logs, "-m", "metagan", "train", "--no-progress", *args]
+    # faulthandler: a rank that aborts (gloo, a signal) prints its Python stack before dying
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}
     if popen:
         return subprocess.Popen(cmd, env=env, **popen)
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+
+
+def assert_ok(r, log_dir):
+    """A torchrun launch exited 0; otherwise fail with torchrun's whole stderr and every rank's log files."""
+    if r.returncode == 0:
+        return
+    ranks = "\n".join(f"--- {p.relative_to(log_dir)} ---\n{p.read_text(errors='replace')}"
+                      for p in sorted(log_dir.rglob("*.log")))
+    pytest.fail(f"torchrun exited {r.returncode}\n--- torchrun stderr ---\n{r.stderr}\n{ranks}\n"
+                f"(rank logs kept in {log_dir})", pytrace=False)
 
 
 def sets(items):
@@ -50,8 +64,9 @@ def assert_same(run_a, run_b, tol=1e-12):
 
 
 def test_two_ranks_equal_one_rank_with_the_same_tasks(tmp_path):
-    r = torchrun(["--preset", "tiny", "--out-dir", str(tmp_path / "two"), *sets(TINY + ["train.steps=3"])])
-    assert r.returncode == 0, r.stderr[-2000:]
+    r = torchrun(["--preset", "tiny", "--out-dir", str(tmp_path / "two"), *sets(TINY + ["train.steps=3"])],
+                 log_dir=tmp_path / "logs")
+    assert_ok(r, tmp_path / "logs")
     assert r.stdout.count("run folder:") == 1  # only rank 0 writes and reports
     one = train(apply_overrides(get_preset("tiny"), TINY + ["train.steps=3"]), out_dir=tmp_path / "one",
                 progress=False)
@@ -60,12 +75,13 @@ def test_two_ranks_equal_one_rank_with_the_same_tasks(tmp_path):
 
 
 def test_resume_under_a_different_world_size(tmp_path):
-    r = torchrun(["--preset", "tiny", "--out-dir", str(tmp_path / "a"), *sets(TINY + ["train.steps=2"])])
-    assert r.returncode == 0, r.stderr[-2000:]
+    r = torchrun(["--preset", "tiny", "--out-dir", str(tmp_path / "a"), *sets(TINY + ["train.steps=2"])],
+                 log_dir=tmp_path / "logs-a")
+    assert_ok(r, tmp_path / "logs-a")
     run = next((tmp_path / "a").iterdir())
     train(apply_overrides(get_preset("tiny"), TINY + ["train.steps=4"]), resume=run, progress=False)  # 2 -> 1
-    r = torchrun(["--resume", str(run), *sets(["train.steps=5"])])  # 1 -> 2
-    assert r.returncode == 0, r.stderr[-2000:]
+    r = torchrun(["--resume", str(run), *sets(["train.steps=5"])], log_dir=tmp_path / "logs-b")  # 1 -> 2
+    assert_ok(r, tmp_path / "logs-b")
     straight = train(apply_overrides(get_preset("tiny"), TINY + ["train.steps=5"]), out_dir=tmp_path / "b",
                      progress=False)
     assert ckpt.load(run).step == 5

@@ -1,5 +1,10 @@
 """Training loop, run folders, checkpoints (exact resume, atomic writes, safe loading) and bad input."""
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
@@ -8,7 +13,7 @@ from safetensors.torch import load_file
 from metagan import checkpoint as ckpt
 from metagan.config import apply_overrides, get_preset
 from metagan.errors import CheckpointError, ConfigError, DataError, TrainingDiverged
-from metagan.train import train
+from metagan.train import train, trim_log
 
 
 def tiny(*overrides):
@@ -128,7 +133,7 @@ def test_crash_while_saving_leaves_previous_checkpoint(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(ckpt, "save_file", broken_save)
-    with pytest.raises(OSError):
+    with pytest.raises(CheckpointError, match="could not write .* the previous checkpoint.safetensors is intact"):
         train(tiny("train.steps=4"), resume=run, progress=False)
     assert (run / ckpt.FILENAME).read_bytes() == before
     assert [p.name for p in run.iterdir() if ".tmp" in p.name] == []
@@ -291,3 +296,66 @@ def test_metasgd_per_tensor_rates_are_stored_one_per_tensor_and_checked(tmp_path
         train(tiny("meta.rates=tensor"), out_dir=tmp_path / "c", progress=False)
     with pytest.raises(ConfigError, match="meta.rates='layer' is not one of"):
         train(tiny("meta.learner=metasgd", "meta.rates=layer"), out_dir=tmp_path / "c", progress=False)
+
+
+def _logged_steps(run):
+    return [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()]
+
+
+def test_ctrl_c_writes_a_checkpoint_at_the_step_it_stopped_on_and_resumes_exactly(tmp_path):
+    sets = ["train.dtype=float64", "train.sample_every=0", "train.ckpt_every=0"]
+    cmd = [sys.executable, "-m", "metagan", "train", "--no-progress", "--preset", "tiny", "--out-dir", str(tmp_path),
+           *[x for s in sets + ["train.steps=100000"] for x in ("--set", s)]]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not any(p.stat().st_size for p in tmp_path.glob("*/log.jsonl")):
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err[-3000:]
+    run = next(tmp_path.iterdir())
+    step = ckpt.load(run).step
+    assert step >= 1 and _logged_steps(run)[-1] == step  # nothing logged is lost
+    assert f"stopped at step {step}, checkpoint written to {run / ckpt.FILENAME}" in err
+    assert [p.name for p in run.iterdir() if ".tmp-" in p.name] == []
+    resumed = train(tiny(*sets, f"train.steps={step + 2}"), resume=run, progress=False)
+    straight = train(tiny(*sets, f"train.steps={step + 2}"), out_dir=tmp_path / "straight", progress=False)
+    a, b = load_file(str(straight / ckpt.FILENAME)), load_file(str(resumed / ckpt.FILENAME))
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert _logged_steps(resumed) == list(range(1, step + 3))
+
+
+def test_ctrl_c_while_writing_the_checkpoint_leaves_the_previous_one(tmp_path, monkeypatch):
+    run = train(tiny("train.steps=2"), out_dir=tmp_path, progress=False)
+    before = (run / ckpt.FILENAME).read_bytes()
+
+    def interrupted_save(tensors, filename, metadata=None):
+        with open(filename, "wb") as f:
+            f.write(b"partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ckpt, "save_file", interrupted_save)
+    with pytest.raises(KeyboardInterrupt, match="interrupted again while writing"):
+        train(tiny("train.steps=4"), resume=run, progress=False)
+    assert (run / ckpt.FILENAME).read_bytes() == before
+    assert [p.name for p in run.iterdir() if ".tmp-" in p.name] == []
+
+
+def test_resuming_drops_the_log_lines_after_the_checkpoint(tmp_path):
+    run = train(tiny("train.steps=4", "train.sample_every=0", "train.keep_every=2"), out_dir=tmp_path,
+                progress=False)
+    assert _logged_steps(run) == [1, 2, 3, 4]
+    with open(run / "log.jsonl", "a") as log:
+        log.write('{"step": 5, "d_lo')  # a line cut short by a kill
+    train(tiny("train.steps=4", "train.sample_every=0"), resume=run / "checkpoint-000002.safetensors",
+          progress=False)
+    assert _logged_steps(run) == [1, 2, 3, 4]
+    trim_log(run / "log.jsonl", 1)
+    assert _logged_steps(run) == [1]

@@ -5,10 +5,12 @@
     >>> images = adapted.sample(64, torch.Generator().manual_seed(1))   # (64, C, H, W) in [-1, 1]
 
 `support` is (K, C, H, W) in model space ([-1, 1], ink bright); `read_support` reads image files the
-way the training data were read.
+way the training data were read, and refuses ones that cannot be a drawing of a class (blank, tiny, transparent,
+inverted). `sample` generates in batches of `SAMPLE_BATCH`, so its memory is the output's plus one batch.
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,18 +20,80 @@ from torch import Tensor
 
 from . import checkpoint as ckpt
 from .config import Config
-from .data import files_inverted, read_image, to_model_space
+from .data import files_inverted, to_model_space
+from .data.images import read_support_image
 from .errors import ConfigError, DataError
 from .functional import Meta, Params, detach
 from .meta import InnerSchedule, sample_noise
 from .system import System, build_system, init_meta
 
 
+SAMPLE_BATCH = 256  # images generated (and candidates scored) at a time by AdaptedGenerator.sample
+MAX_SELECT = 1000  # --select: R x num candidates are generated and scored
+MAX_SUPPORT = 100  # K: every adaptation step runs G and D over all K images
+SUPPORT_WARN_FACTOR = 4  # K above this many times the task.k_shot the model was meta-trained with: a warning
+POLARITIES = ("auto", "dark-on-light", "light-on-dark")
+
+
 def check_select(select: float, name: str = "select") -> None:
-    """The selection ratio of AdaptedGenerator.sample (and of the commands that pass it on) is >= 1."""
-    if not select >= 1.0:
-        raise ConfigError(f"{name} is the ratio of drawn candidates to kept samples: use a value >= 1 "
-                          f"(1 = no selection), got {select}")
+    """The selection ratio of AdaptedGenerator.sample (and of the commands that pass it on): 1 <= R <= MAX_SELECT."""
+    if not (math.isfinite(select) and 1.0 <= select <= MAX_SELECT):
+        raise ConfigError(f"{name} is the ratio of drawn candidates to kept samples: use a value >= 1 (1 = no "
+                          f"selection) and <= {MAX_SELECT} (R x the samples are generated and scored), got {select}")
+
+
+def check_support_size(k: int, k_shot: int) -> str | None:
+    """Refuse K > MAX_SUPPORT support images; return a warning when K is far above the model's task.k_shot."""
+    if k < 1:
+        raise DataError("adaptation needs at least one support example (K >= 1)")
+    if k > MAX_SUPPORT:
+        raise DataError(f"{k} support images: at most {MAX_SUPPORT} are accepted (every adaptation step runs the "
+                        f"generator and discriminator over all of them, and this model was meta-trained with "
+                        f"K = {k_shot}); pass the {k_shot} to {SUPPORT_WARN_FACTOR * k_shot} most typical ones")
+    if k > SUPPORT_WARN_FACTOR * k_shot:
+        return (f"{k} support images, more than {SUPPORT_WARN_FACTOR}x the K = {k_shot} this model was meta-trained "
+                "with: adaptation is slower and its learning rates were not tuned for so many")
+    return None
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available now (psutil, else /proc/meminfo, else sysconf), or None if unknown."""
+    try:
+        import psutil
+        return int(psutil.virtual_memory().available)
+    except ImportError:
+        pass
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_sample_memory(n: int, select: float, shape: tuple[int, ...], z_dim: int, bytes_per_image: int = 4,
+                        available: int | None = None) -> int:
+    """Refuse (ConfigError) a request for n samples whose output and latents would take more than half the memory
+    available now; return the estimate in bytes. bytes_per_image: per value of each kept image (4: float32; a
+    caller that also keeps a uint8 copy passes 5). One batch's working memory (SAMPLE_BATCH images) is not counted.
+    """
+    if n < 1:
+        raise ConfigError(f"the number of samples must be at least 1, got {n}")
+    m = max(n, round(select * n))
+    need = n * math.prod(shape) * bytes_per_image + m * (z_dim + 1) * 4  # images, latents and scores
+    available = available_memory() if available is None else available
+    if available is not None and need > available // 2:
+        most = max(0, int(n * (available // 2) / need))
+        raise ConfigError(f"{n} samples{f' (of {m} candidates)' if m > n else ''} of {'x'.join(map(str, shape))} "
+                          f"would take about {need / 2**30:.1f} GiB, more than half of the {available / 2**30:.1f} "
+                          f"GiB of memory available now; ask for at most about {most} at a time (different seeds "
+                          "give different samples)")
+    return need
 
 
 @dataclass
@@ -40,21 +104,67 @@ class AdaptedGenerator:
     support: Tensor  # (K, C, H, W): the context of conditional models
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None, select: float = 1.0) -> Tensor:
+    def sample(self, n: int, generator: torch.Generator | None = None, select: float = 1.0,
+               batch: int = SAMPLE_BATCH) -> Tensor:
         """n samples of the adapted class: (n, C, H, W) in [-1, 1].
 
         select > 1: draw round(select x n) candidates and keep the n that the adapted discriminator rates most
-        real (each beside its reference, as D judges), in the order they were drawn; 1 = every draw is kept."""
+        real (each beside its reference, as D judges), in the order they were drawn; 1 = every draw is kept.
+
+        Images are generated (and candidates scored) `batch` at a time; all latents are drawn first, so the
+        draws do not depend on `batch`, and a request of at most `batch` images (or candidates) runs as one
+        call. Larger ones give the same images up to the float rounding of batch-size dependent kernels.
+        Raises ConfigError when the output would not fit in half the memory available (check_sample_memory)."""
         check_select(select)
-        ref = next(iter(self.params_g.values()))
-        prob, support = self.system.problem, self.support.to(ref.device, ref.dtype)
+        prob, ref = self.system.problem, next(iter(self.params_g.values()))
+        check_sample_memory(n, select, self.system.shape, prob.z_dim)
+        support = self.support.to(ref.device, ref.dtype)
         m = max(n, round(select * n))
-        z = torch.randn(m, prob.z_dim, generator=generator, dtype=ref.dtype).to(ref.device)
-        x = prob.generate(self.params_g, z, support)
+        z = torch.randn(m, prob.z_dim, generator=generator, dtype=ref.dtype)  # (m, z_dim), on the CPU generator
+        if m <= batch:  # one call: exactly the unbatched computation
+            x = prob.generate(self.params_g, z.to(ref.device), support)
+            if m == n:
+                return x
+            score = prob.discriminate(self.params_d, x, prob.refs(support, m))
+            return x[score.topk(n).indices.sort().values]
         if m == n:
-            return x
-        score = prob.discriminate(self.params_d, x, prob.refs(support, m))
-        return x[score.topk(n).indices.sort().values]
+            out = torch.empty(n, *self.system.shape, dtype=ref.dtype, device=ref.device)
+            for s in range(0, n, batch):
+                out[s:s + batch] = self._generate(z[s:s + batch], s)
+            return out
+        return self._select(z, n, batch)
+
+    def _generate(self, z: Tensor, start: int) -> Tensor:
+        """Images for latents z (B, z_dim) that are draws start..start+B-1: paired models pair draw i with
+        support image i mod K, so the context is rotated to begin at start mod K."""
+        prob, ref = self.system.problem, next(iter(self.params_g.values()))
+        support = self.support.to(ref.device, ref.dtype)
+        context = support.roll(-start, 0) if prob.paired else support
+        return prob.generate(self.params_g, z.to(ref.device), context)
+
+    def _select(self, z: Tensor, n: int, batch: int) -> Tensor:
+        """The n of the candidates z (m, z_dim) that D rates most real, in draw order, keeping n + batch images."""
+        prob, ref = self.system.problem, next(iter(self.params_g.values()))
+        support = self.support.to(ref.device, ref.dtype)
+        keep = torch.empty(n, *self.system.shape, dtype=ref.dtype, device=ref.device)
+        score = torch.empty(n, dtype=ref.dtype, device=ref.device)
+        index = torch.empty(n, dtype=torch.long, device=ref.device)
+        filled = 0
+        for s in range(0, z.shape[0], batch):
+            x = self._generate(z[s:s + batch], s)
+            sc = prob.discriminate(self.params_d, x, prob.refs(support, x.shape[0], s))
+            idx = torch.arange(s, s + x.shape[0], device=ref.device)
+            take = min(n - filled, x.shape[0])  # fill the kept set first
+            keep[filled:filled + take], score[filled:filled + take] = x[:take], sc[:take]
+            index[filled:filled + take] = idx[:take]
+            filled += take
+            x, sc, idx = x[take:], sc[take:], idx[take:]
+            if x.shape[0]:  # then each new candidate in the top n replaces one that dropped out
+                chosen = torch.zeros(n + x.shape[0], dtype=torch.bool, device=ref.device)
+                chosen[torch.cat([score, sc]).topk(n).indices] = True
+                out, new = (~chosen[:n]).nonzero()[:, 0], chosen[n:].nonzero()[:, 0]
+                keep[out], score[out], index[out] = x[new], sc[new], idx[new]
+        return keep[index.argsort()]
 
 
 def adapt_params(system: System, meta: Meta, support: Tensor, steps: int, generator: torch.Generator,
@@ -101,6 +211,8 @@ class MetaGAN:
             steps = self.cfg.train.adapt_steps or self.cfg.meta.inner_steps
         if steps < 0:
             raise ConfigError(f"adaptation steps must be >= 0, got {steps}")
+        if support.ndim:
+            check_support_size(support.shape[0], self.cfg.task.k_shot)  # the hard cap; the CLI prints the warning
         generator = generator or torch.Generator().manual_seed(0)
         ema_g = self.ema.get("g") if use_ema and self.ema else None
         pg, pd = adapt_params(self.system, self.meta, support, steps, generator, ema_g)
@@ -108,10 +220,19 @@ class MetaGAN:
             pg = detach(ema_g if ema_g is not None else self.meta["g"])
         return AdaptedGenerator(self.system, pg, pd, support)
 
-    def read_support(self, paths: list[str | os.PathLike]) -> Tensor:
-        """Image files -> (K, C, H, W) model-space tensor, read as the training data were."""
+    def read_support(self, paths: list[str | os.PathLike], polarity: str = "auto") -> Tensor:
+        """Image files -> (K, C, H, W) model-space tensor, read as the training data were.
+
+        polarity: "auto" reads them in the polarity of the model's training files and refuses images that look
+        inverted; "dark-on-light" or "light-on-dark" says what the files hold (they are converted to the model's
+        ink-bright space either way) and skips that check. Raises DataError for K > MAX_SUPPORT and for images
+        that cannot be a drawing (metagan.data.images.read_support_image)."""
+        if polarity not in POLARITIES:
+            raise ConfigError(f"polarity must be one of {', '.join(POLARITIES)}, got {polarity!r}")
         d = self.cfg.data
-        imgs = [read_image(p, d.image_size, d.channels, files_inverted(d)) for p in paths]
+        check_support_size(len(paths), self.cfg.task.k_shot)
+        invert = files_inverted(d) if polarity == "auto" else polarity == "dark-on-light"
+        imgs = [read_support_image(p, d.image_size, d.channels, invert, polarity == "auto") for p in paths]
         return to_model_space(torch.stack(imgs))
 
 
@@ -132,4 +253,5 @@ def adapt(checkpoint: str | os.PathLike | MetaGAN, support, steps: int | None = 
     return model.adapt(support, steps, torch.Generator().manual_seed(seed), use_ema, keep_generator)
 
 
-__all__ = ["AdaptedGenerator", "MetaGAN", "adapt", "adapt_params", "check_select", "load"]
+__all__ = ["AdaptedGenerator", "MetaGAN", "adapt", "adapt_params", "available_memory", "check_sample_memory",
+           "check_select", "check_support_size", "load"]

@@ -27,14 +27,16 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from .config import Config, config_from_json
 from .errors import CheckpointError, MetaganError
 from .functional import flatten, unflatten
+from .system import build_system, init_meta
 
 FORMAT = "metagan-checkpoint-1"
 FILENAME = "checkpoint.safetensors"
+TMP_MARK = ".tmp-"  # <file>.tmp-<pid>: a write in progress, or one that was killed
 PRETRAINED_PREFIX = "pretrained:"
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 
@@ -73,6 +75,8 @@ def resolve(path: str | os.PathLike) -> Path:
 
 
 def save(path: str | os.PathLike, ck: Checkpoint) -> Path:
+    """Write `ck` to `path` (a run folder or a file) atomically. Raises CheckpointError (the previous file intact)
+    when the disk refuses the write (full, read-only, gone)."""
     path = Path(path)
     if path.is_dir():
         path = path / FILENAME
@@ -100,41 +104,69 @@ def save(path: str | os.PathLike, ck: Checkpoint) -> Path:
         "has_optimizer": json.dumps(ck.optimizer is not None),
     }
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    try:
-        save_file(tensors, str(tmp), metadata=metadata)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    remove_stale_tmp(path.parent)
+    write_atomic(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
     return path
 
 
+def write_atomic(path: Path, write) -> None:
+    """`write(tmp)` writes a temporary file beside `path`, which is fsynced and renamed over `path`: a crash, a
+    kill or Ctrl-C at any point leaves the old `path` whole (a kill may leave the temporary file, which
+    `remove_stale_tmp` removes at the next write). Raises CheckpointError where the disk refuses the write."""
+    tmp = path.with_name(path.name + f"{TMP_MARK}{os.getpid()}")
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        raise CheckpointError(f"could not write {path} ({e.strerror or e}); the previous {path.name} is intact: "
+                              "free disk space (or fix the folder's permissions) and resume") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def remove_stale_tmp(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files of writes into `folder` that were killed part-way (their process is gone);
+    returns them. Writes of live processes (another rank, another run) are left alone."""
+    removed = []
+    for p in Path(folder).glob(f"*{TMP_MARK}*"):
+        pid = p.name.rsplit(TMP_MARK, 1)[1]
+        if pid.isdigit() and not _alive(int(pid)):
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # a write of this process that is not running now: save() is synchronous
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
 def load(path: str | os.PathLike) -> Checkpoint:
+    """Read a checkpoint: its header first (format, config within `config.LIMITS`, and every tensor's name, shape
+    and dtype against the model that config builds, built on the meta device), then the tensors. So a damaged or
+    hostile file is refused with a CheckpointError before anything is allocated for it."""
     p = resolve(path)
     try:
-        tensors = load_file(str(p))
         with safe_open(str(p), framework="pt") as f:
             md = f.metadata() or {}
+            cfg, step, order, groups, extra, has_opt = _read_metadata(p, md)
+            _check_tensors(p, cfg, order, {k: f.get_slice(k) for k in f.keys()})
+            _check_optimizer(p, cfg, order, groups, extra)
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
     except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"{p} is not a readable safetensors checkpoint ({e}); it may be truncated "
+        reason = " ".join(str(e).split())[:200]
+        raise CheckpointError(f"{p} is not a readable safetensors checkpoint ({reason}); it may be truncated "
                               "or not a metagan checkpoint: use another checkpoint or retrain") from None
-    if md.get("format") != FORMAT:
-        raise CheckpointError(f"{p} is not a metagan checkpoint (format {md.get('format')!r}, "
-                              f"expected {FORMAT!r})")
-    try:
-        cfg = config_from_json(md["config"])
-        step = int(md["step"])
-        order = json.loads(md["param_order"])
-        groups = json.loads(md["opt_groups"])
-        extra = json.loads(md["opt_extra"])
-        has_opt = json.loads(md.get("has_optimizer", "true"))
-    except (KeyError, ValueError) as e:
-        raise CheckpointError(f"{p} has damaged metadata ({e}): use another checkpoint") from None
-    except MetaganError as e:
-        raise CheckpointError(f"{p} holds a config this version cannot read: {e}") from None
     meta = unflatten({k[5:]: v for k, v in tensors.items() if k.startswith("meta.")})
     ema = unflatten({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
     optimizer = None
@@ -150,16 +182,108 @@ def load(path: str | os.PathLike) -> Checkpoint:
     return Checkpoint(cfg, step, meta, ema, optimizer, order, tensors.get("rng.tasks"))
 
 
-def export(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+def _read_metadata(p: Path, md: dict) -> tuple:
+    if md.get("format") != FORMAT:
+        raise CheckpointError(f"{p} is not a metagan checkpoint (format {str(md.get('format'))[:40]!r}, "
+                              f"expected {FORMAT!r})")
+    try:
+        cfg = config_from_json(md["config"])
+        step = int(md["step"])
+        order = json.loads(md["param_order"])
+        groups = json.loads(md["opt_groups"])
+        extra = json.loads(md["opt_extra"])
+        has_opt = json.loads(md.get("has_optimizer", "true"))
+    except (KeyError, ValueError, RecursionError) as e:
+        raise CheckpointError(f"{p} has damaged metadata ({type(e).__name__}: {' '.join(str(e).split())[:120]}): "
+                              "use another checkpoint") from None
+    except MetaganError as e:
+        raise CheckpointError(f"{p} holds a config this version refuses: {e}") from None
+    if step < 0 or not isinstance(has_opt, bool) or not isinstance(order, list):
+        raise CheckpointError(f"{p} has damaged metadata (step {step}, has_optimizer {has_opt!r:.20}, "
+                              f"param_order {type(order).__name__}): use another checkpoint")
+    return cfg, step, order, groups, extra, has_opt
+
+
+def expected_shapes(cfg: Config) -> dict[str, tuple[int, ...]]:
+    """`group.name` -> shape of every meta-parameter of the model `cfg` builds, in the optimizer's order; built on
+    the meta device, so it allocates nothing whatever the config's sizes."""
+    with torch.device("meta"):
+        meta = init_meta(build_system(cfg), 0)
+    return {k: tuple(v.shape) for k, v in flatten(meta).items()}
+
+
+_FLOATS = {"F16", "BF16", "F32", "F64"}
+_OPT_STATE = {"exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_buffer"}  # shaped like their parameter
+_RNG = ((5056,), "U8")  # a CPU torch.Generator's state
+
+
+def _check_tensors(p: Path, cfg: Config, order: list, slices: dict) -> None:
+    """Every stored tensor is one the model of `cfg` has, with its shape: else CheckpointError."""
+    want = expected_shapes(cfg)
+    if order != list(want):
+        raise CheckpointError(f"{p} does not match its own config: its parameter order {str(order)[:80]} is not the "
+                              f"model's ({len(want)} parameters): use another checkpoint")
+    for k, s in slices.items():
+        group, _, name = k.partition(".")
+        shape, dtype = tuple(s.get_shape()), s.get_dtype()
+        expect = None
+        if group == "meta" or (group == "ema" and name.startswith("g.")):
+            expect = (want.get(name), _FLOATS)
+        elif group == "opt":
+            i, _, key = name.partition(".")
+            if i.isdigit() and int(i) < len(order) and key in _OPT_STATE | {"step"}:
+                expect = ((), _FLOATS) if key == "step" else (want[order[int(i)]], _FLOATS)
+        elif k == "rng.tasks":
+            expect = (_RNG[0], {_RNG[1]})
+        if expect is None or expect[0] is None:
+            raise CheckpointError(f"{p} holds a tensor {k[:80]!r} that its config's model does not have: it is "
+                                  "damaged or was edited; use another checkpoint")
+        if shape != expect[0] or dtype not in expect[1]:
+            raise CheckpointError(f"{p}: tensor {k} is {dtype} {list(shape)[:8]}, but its config's model needs "
+                                  f"{list(expect[0])} ({'/'.join(sorted(expect[1]))}): use another checkpoint")
+    missing = [k for k in want if f"meta.{k}" not in slices]
+    ema = [k for k in want if k.startswith("g.") and f"ema.{k}" not in slices]
+    if missing or (any(k.startswith("ema.") for k in slices) and ema):
+        raise CheckpointError(f"{p} lacks tensors of its model: {(missing or ema)[:3]}: use another checkpoint")
+
+
+def _check_optimizer(p: Path, cfg: Config, order: list, groups, extra) -> None:
+    """The optimizer's param groups index the parameters in order, and its non-tensor state is per parameter."""
+    flat = [i for g in groups for i in g.get("params", ())] if isinstance(groups, list) and all(
+        isinstance(g, dict) and isinstance(g.get("params"), list) for g in groups) else None
+    ok_groups = groups == [] or flat == list(range(len(order)))
+    ok_extra = isinstance(extra, dict) and all(
+        i.isdigit() and int(i) < len(order) and isinstance(v, dict) for i, v in extra.items())
+    if not (ok_groups and ok_extra):
+        raise CheckpointError(f"{p} has damaged optimizer metadata: use another checkpoint, or `metagan export` "
+                              "it and start a new run from it with train.init_from")
+
+
+def export(src: str | os.PathLike, dst: str | os.PathLike, overwrite: bool = False) -> Path:
     """Write a shippable copy of a checkpoint: meta-parameters, EMA, step and config (data.root and a
     train.init_from that is a local path cleared: they name files on the machine that trained it);
-    no optimizer or RNG state, so it adapts and samples but cannot resume training."""
-    ck = load(src)
+    no optimizer or RNG state, so it adapts and samples but cannot resume training.
+
+    Raises OutputError, before reading anything, when `dst` is a folder, exists and `overwrite` is False, or is
+    `src`'s own file (refused even with `overwrite`: the run would lose what it needs to resume)."""
+    from .errors import OutputError
+
+    source, dst = resolve(src), Path(dst)
+    if dst.is_dir():
+        raise OutputError(f"{dst} is a folder: export writes one file; name it, e.g. {dst / 'model.safetensors'}")
+    if dst.exists() and os.path.samefile(dst, source):
+        raise OutputError(f"{dst} is the checkpoint being exported: the copy has no optimizer or RNG state, so "
+                          "writing it there would leave a run that cannot resume; write the copy to another file")
+    if dst.exists() and not overwrite:
+        raise OutputError(f"{dst} exists; pass --overwrite (overwrite=True) to replace it, or write elsewhere")
+    parent = next(p for p in (dst.absolute().parent, *dst.absolute().parents) if p.exists())
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write {dst}: {parent} is not a writable folder")
+    ck = load(source)
     init = ck.config.train.init_from
     cfg = replace(ck.config, data=replace(ck.config.data, root=None),
                   train=replace(ck.config.train, init_from=init if init and init.startswith(PRETRAINED_PREFIX)
                                 else None))
-    dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
     return save(dst, Checkpoint(cfg, ck.step, ck.meta, ck.ema, None, ck.param_order, None))
 

@@ -11,22 +11,125 @@
     metagan perf throughput|adapt|memory [--quick]         # speed and memory, one JSON line per measurement
     metagan features train --out features.safetensors      # the evaluation's feature network
     metagan --version                                      # metagan X.Y.Z
+
+Every command checks its arguments before it starts: a mistake ends with one `error: ...` line on stderr and exit
+code 2. Outputs never replace files silently: an existing output file, or a non-empty output folder, needs
+--overwrite, and a command never writes over its own input.
 """
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
 from dataclasses import replace
 from pathlib import Path
 
 from . import __version__
-from .errors import MetaganError
+from .errors import ConfigError, MetaganError, OutputError
+
+MAX_NUM = 1_000_000  # adapt --num: one PNG file per image
+MAX_STEPS = 10_000  # adaptation steps: each runs the inner loop over all K images
+MAX_SEED = 2**63 - 1
+GRID_SAMPLES = 256  # adapt's grid.png shows at most this many samples (16 lines of 16)
+ADAPT_OUTPUTS = re.compile(r"sample-\d{4,}\.png|grid\.png")  # what adapt --overwrite may replace
+
+
+class UsageError(Exception):
+    """A command line argparse refuses; main prints it as one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, not argparse's usage block (the subcommands inherit this class)
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def _int_in(lo: int, hi: int, what: str):
+    """argparse type: a whole number in [lo, hi]; the message says what the value counts and why the bounds."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{what}: use {lo} to {hi}, got {value}")
+        return value
+    return parse
+
+
+def _ratio(text: str) -> float:
+    """argparse type of --select: a finite ratio 1 <= R <= MAX_SELECT."""
+    from .adapt import check_select
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    try:
+        check_select(value, "R")
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return value
+
+
+_SEED = _int_in(0, MAX_SEED, "a seed is a 64-bit number")
+_STEPS = _int_in(0, MAX_STEPS, "adaptation steps (each runs the inner loop over all K images; 0 = no adaptation)")
+_SHOTS = _int_in(1, 100, "K, the support images per class (the adaptation cost grows with K)")
+
+
+def _writable(path: Path) -> None:
+    """Raise OutputError unless the nearest existing folder at or above `path` can be written (an existing file
+    at `path` itself is replaced by a write into its folder)."""
+    start = path.absolute().parent if path.is_file() else path.absolute()
+    parent = next(p for p in (start, *start.parents) if p.exists())
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write {path}: {parent} is {'a file' if not parent.is_dir() else 'read-only'}")
+
+
+def _out_file(path: str | None, overwrite: bool, inputs: tuple = ()) -> None:
+    """An output file: not a folder, not one of the command's inputs, not an existing file without --overwrite."""
+    if path is None:
+        return
+    p = Path(path)
+    if p.is_dir():
+        raise OutputError(f"{p} is a folder; give the name of the file to write")
+    for source in inputs:
+        if p.exists() and Path(source).exists() and os.path.samefile(p, source):
+            raise OutputError(f"{p} is an input of this command ({source}); write the output to another file")
+    if p.exists() and not overwrite:
+        raise OutputError(f"{p} exists; pass --overwrite to replace it, or give another file")
+    _writable(p)
+
+
+def _out_dir(path: str | os.PathLike, option: str) -> None:
+    """A parent folder of run folders: not a file, writable."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise OutputError(f"{option} {p} is a file; give a folder (it is created if missing)")
+    _writable(p)
+
+
+def _out_folder(out: Path, overwrite: bool, outputs: re.Pattern, described: str) -> list[Path]:
+    """A command's output folder: missing, empty, or (with --overwrite) any folder. Returns the files there
+    that `outputs` matches (metagan's own earlier outputs, which the caller removes just before writing)."""
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"--out {out} is a file; give a new or empty folder")
+    try:
+        entries = sorted(out.iterdir()) if out.is_dir() else []
+    except OSError as e:
+        raise OutputError(f"cannot read --out {out} ({e.strerror or e})") from None
+    if entries and not overwrite:
+        raise OutputError(f"--out {out} is not empty ({len(entries)} entries, e.g. {entries[0].name}); give a new or "
+                          f"empty folder, or pass --overwrite to replace metagan's outputs there ({described}; "
+                          "other files are kept)")
+    _writable(out)
+    return [p for p in entries if p.is_file() and outputs.fullmatch(p.name)]
 
 
 def _export(args: argparse.Namespace) -> int:
     from . import checkpoint as ckpt
 
-    out = ckpt.export(args.checkpoint, args.out)
+    out = ckpt.export(args.checkpoint, args.out, overwrite=args.overwrite)
     print(f"{out} ({out.stat().st_size / 1e6:.1f} MB); load it with --checkpoint {out}")
     return 0
 
@@ -50,6 +153,7 @@ def _train(args: argparse.Namespace) -> int:
             raise MetaganError("train needs --preset NAME (see `metagan presets`) or --resume RUN")
         cfg = apply_overrides(get_preset(args.preset), overrides)
         name = args.preset
+        _out_dir(args.out_dir or cfg.train.out_dir, "--out-dir")
     if args.dry_run:
         print(cfg.to_json())
         return 0
@@ -63,28 +167,42 @@ def _train(args: argparse.Namespace) -> int:
 def _adapt(args: argparse.Namespace) -> int:
     import torch
 
-    from .adapt import check_select, load
+    from .adapt import check_sample_memory, check_support_size, load
     from .data import files_inverted, from_model_space, save_grid, write_image
 
-    check_select(args.select, "--select")  # before loading and adapting
+    out = Path(args.out)
+    old = _out_folder(out, args.overwrite, ADAPT_OUTPUTS, "sample-NNNN.png and grid.png")
+    for s in args.support:  # --overwrite must not replace an input
+        if any(Path(s).exists() and os.path.samefile(s, p) for p in old):
+            raise OutputError(f"--support {s} is one of the files --overwrite would replace in --out {out}; "
+                              "move it or write elsewhere")
     model = load(args.checkpoint)
-    support = model.read_support(args.support)
+    note = check_support_size(len(args.support), model.cfg.task.k_shot)
+    check_sample_memory(args.num, args.select, model.system.shape, model.system.problem.z_dim, bytes_per_image=5)
+    support = model.read_support(args.support, args.polarity)
+    if note:
+        print(f"warning: {note}", file=sys.stderr)
     adapted = model.adapt(support, args.steps, torch.Generator().manual_seed(args.seed), not args.no_ema,
                           args.keep_generator)
     images = from_model_space(adapted.sample(args.num, torch.Generator().manual_seed(args.seed + 1), args.select))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    invert = files_inverted(model.cfg.data)
-    for i, img in enumerate(images):
-        write_image(out / f"sample-{i:04d}.png", img, invert)
-    save_grid(out / "grid.png", [from_model_space(support), images], invert)
-    print(f"wrote {len(images)} images and grid.png to {out}")
+    for p in old:  # only now, once the new images exist
+        p.unlink()
+    invert, width = files_inverted(model.cfg.data), max(4, len(str(len(images) - 1)))
+    try:
+        for i, img in enumerate(images):
+            write_image(out / f"sample-{i:0{width}d}.png", img, invert)
+        save_grid(out / "grid.png", [from_model_space(support), images[:GRID_SAMPLES]], invert)
+    except OSError as e:
+        raise OutputError(f"cannot write to {out} ({e.strerror or e})") from None
+    shown = f" (the grid shows the first {GRID_SAMPLES})" if len(images) > GRID_SAMPLES else ""
+    print(f"wrote {len(images)} images and grid.png to {out}{shown}")
     return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
+    _out_dir(args.out_dir, "--out-dir")
     report = run_demo(out_dir=args.out_dir, steps=args.steps, progress=not args.no_progress)
     print(report)
     return 0
@@ -97,6 +215,8 @@ def _features(args: argparse.Namespace) -> int:
 
     from .metrics.features import build
 
+    _out_file(args.out, args.overwrite)
+    _out_file(str(Path(args.out).with_suffix(".json")), args.overwrite)
     if args.threads:
         torch.set_num_threads(args.threads)
     card = build(args.data_dir, args.out, steps=args.steps, episodes=args.episodes)
@@ -121,18 +241,27 @@ def _evaluate(args: argparse.Namespace) -> int:
     from .baselines import metagan_generator
     from .config import DataConfig
     from .data import build_datasets
-    from .evaluate import PROTOCOLS, chosen_classes, evaluate, lowdata_accuracy
+    from .evaluate import PROTOCOLS, chosen_classes, evaluate, split_dataset
+    from .lowdata import choose_share, lowdata_accuracy
     from .metrics.features import load_feature_net
 
+    from .checkpoint import resolve
+
+    _out_file(args.json, args.overwrite, (resolve(args.checkpoint),))
     model = load(args.checkpoint)
     _require_omniglot(model, "evaluate")
     d = model.cfg.data
     _, heldout = build_datasets(DataConfig(source="omniglot", image_size=d.image_size, root=args.data_dir or d.root))
     protocol = PROTOCOLS[args.protocol]
     gen = metagan_generator(model, args.steps)  # None: the checkpoint's own adaptation steps
-    low = lowdata_accuracy(gen, heldout, chosen_classes(heldout, protocol), protocol)
+    # low-data: the generated share chosen on validation classes; the real-only arms as the references
+    validation = split_dataset(args.data_dir or d.root, "validation", image_size=d.image_size)
+    share = choose_share(gen, validation, chosen_classes(validation, protocol), protocol)
+    low = lowdata_accuracy(gen, heldout, chosen_classes(heldout, protocol), protocol,
+                           ("generated", "affine + generated", "none", "affine"), share["share"])
     result = {str(k): evaluate(gen, heldout, k, load_feature_net(), protocol, lowdata=low) for k in args.shots}
-    text = json.dumps({"checkpoint": str(args.checkpoint), "step": model.step, "k": result}, indent=2)
+    text = json.dumps({"checkpoint": str(args.checkpoint), "step": model.step, "lowdata_share": share, "k": result},
+                      indent=2)
     if args.json:
         Path(args.json).write_text(text)
     print(text)
@@ -145,15 +274,17 @@ def _rank(args: argparse.Namespace) -> int:
 
     from .adapt import check_select, load
     from .baselines import metagan_generator
-    from .errors import ConfigError
     from .data import build_datasets
     from .evaluate import PROTOCOLS, validation_metrics
     from .metrics.features import load_feature_net
+
+    from .checkpoint import resolve
 
     check_select(args.select, "--select")
     for name in ("classes", "samples", "draws"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise ConfigError(f"--{name} counts what rank measures: use a value >= 1, got {getattr(args, name)}")
+    _out_file(args.json, args.overwrite, tuple(resolve(c) for c in args.checkpoint))
     protocol = PROTOCOLS["small"]
     protocol = replace(protocol, **{field: value for field, value in (
         ("classes", args.classes), ("samples", args.samples), ("support_draws", args.draws)) if value is not None})
@@ -181,13 +312,23 @@ def _benchmark(args: argparse.Namespace) -> int:
     from .benchmark import merge_results, run_benchmark
 
     if args.merge:
+        for d in args.merge:
+            if not (Path(d) / "results.json").is_file():
+                raise ConfigError(f"--merge {d}: {'no such folder' if not Path(d).is_dir() else 'no results.json'}"
+                                  "; give folders written by metagan benchmark --out")
+            if Path(args.out).exists() and os.path.samefile(d, args.out):
+                raise OutputError(f"--out {args.out} is also a --merge folder: merging would replace its own "
+                                  "results; merge into a new folder")
+        _out_dir(args.out, "--out")
         merge_results(args.merge, args.out)
         print((Path(args.out) / "results.md").read_text())
         return 0
+    _out_dir(args.out, "--out")
     checkpoints = dict(item.split("=", 1) for item in (args.checkpoint or []))
     run_benchmark(args.suite, args.budget, args.out, data_root=args.data_dir, checkpoints=checkpoints,
                   methods=args.methods, shots=tuple(args.shots), progress=not args.no_progress,
-                  lowdata_seeds=args.lowdata_seeds, select=args.select, keep_generator=args.keep_generator)
+                  lowdata_seeds=args.lowdata_seeds, select=args.select, keep_generator=args.keep_generator,
+                  split=args.split)
     print((Path(args.out) / "results.md").read_text())
     return 0
 
@@ -197,7 +338,7 @@ def _perf(args: argparse.Namespace) -> int:
 
     run_perf(args.kind, quick=args.quick, device=args.device, threads=args.threads, presets=args.preset,
              meta_batches=args.meta_batch, reps=args.reps, checkpoint=args.checkpoint, data_dir=args.data_dir,
-             train_steps=args.train_steps, overrides=args.set or ())
+             train_steps=args.train_steps, overrides=args.set or (), seconds=args.seconds)
     return 0
 
 
@@ -212,7 +353,7 @@ def _presets(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="metagan", description="Few-shot generation with meta-learned GANs.")
+    p = _Parser(prog="metagan", description="Few-shot generation with meta-learned GANs.")
     p.add_argument("--version", action="version", version=f"metagan {__version__}",
                    help="print the version (metagan X.Y.Z) and exit")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -226,7 +367,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_perf(sub)
     x = sub.add_parser("export", help="write a small shippable copy of a run (no optimizer state)")
     x.add_argument("--checkpoint", required=True, help="run folder or checkpoint file to export (required)")
-    x.add_argument("--out", required=True, help="the .safetensors file to write (required)")
+    x.add_argument("--out", required=True,
+                   help="the .safetensors file to write; never the checkpoint being exported (required)")
+    x.add_argument("--overwrite", action="store_true", help="replace --out if it exists (default: refuse)")
     x.set_defaults(func=_export)
     s = sub.add_parser("presets", help="list the named configurations")
     s.set_defaults(func=_presets)
@@ -258,17 +401,26 @@ def _add_adapt(sub) -> None:
     a.add_argument("--checkpoint", required=True, help=_CHECKPOINT + " (required)")
     a.add_argument("--support", nargs="+", required=True, metavar="IMAGE",
                    help="the K image files of the new class (required)")
-    a.add_argument("--steps", type=int, default=None,
+    a.add_argument("--steps", type=_STEPS, default=None,
                    help="adaptation steps (default: the checkpoint's train.adapt_steps, else its meta.inner_steps)")
-    a.add_argument("--num", type=int, default=16, help="images to generate (default 16)")
-    a.add_argument("--seed", type=int, default=0,
+    a.add_argument("--num", type=_int_in(1, MAX_NUM, "images to generate, one PNG file each"), default=16,
+                   help=f"images to generate, generated 256 at a time; refused up front if they would not fit in "
+                        f"half the memory available (default 16, at most {MAX_NUM})")
+    a.add_argument("--seed", type=_SEED, default=0,
                    help="seed of the adaptation's noise; the samples use seed + 1 (default 0)")
     a.add_argument("--out", required=True,
-                   help="output folder: sample-NNNN.png per image and grid.png (the support row, then the "
-                        "samples, 16 a line) (required)")
+                   help="output folder, new or empty unless --overwrite: sample-NNNN.png per image and grid.png (the "
+                        f"support row, then the first {GRID_SAMPLES} samples, 16 a line) (required)")
+    a.add_argument("--overwrite", action="store_true",
+                   help="write into a non-empty --out: its sample-NNNN.png and grid.png files are deleted first "
+                        "(other files are kept) (default: refuse a non-empty folder)")
+    a.add_argument("--polarity", choices=["auto", "dark-on-light", "light-on-dark"], default="auto",
+                   help="what the --support files hold: auto reads them as the model's training files (Omniglot: "
+                        "dark ink on light paper; digits: light on dark) and refuses images that look inverted; "
+                        "the others say it and skip that check (default auto)")
     a.add_argument("--no-ema", action="store_true",
                    help="adapt the raw meta-generator, not its moving average (default: the average)")
-    a.add_argument("--select", type=float, default=1.0, metavar="R",
+    a.add_argument("--select", type=_ratio, default=1.0, metavar="R",
                    help="draw R x num candidates and keep the num the adapted discriminator rates most real "
                         "(default 1: no selection)")
     a.add_argument("--keep-generator", action="store_true",
@@ -281,7 +433,7 @@ def _add_adapt(sub) -> None:
 def _add_demo(sub) -> None:
     d = sub.add_parser("demo", help="meta-train on digits, adapt to held-out digits, write a grid and report")
     d.add_argument("--out-dir", default="runs", help="parent folder of the run folder (default runs)")
-    d.add_argument("--steps", type=int, default=None,
+    d.add_argument("--steps", type=_int_in(1, 10**7, "meta-training steps"), default=None,
                    help="meta-training steps (default: the digits-demo preset's, 2000)")
     d.add_argument("--no-progress", action="store_true", help="no progress bar (default: show one)")
     d.set_defaults(func=_demo)
@@ -293,25 +445,30 @@ def _add_features(sub) -> None:
     ft = fsub.add_parser("train", help="train it on Omniglot background classes and report its accuracy")
     ft.add_argument("--out", required=True,
                     help="weights file to write (.safetensors; a .json card is written beside it) (required)")
-    ft.add_argument("--steps", type=int, default=1000, help="training steps (default 1000)")
-    ft.add_argument("--episodes", type=int, default=600,
+    ft.add_argument("--overwrite", action="store_true",
+                    help="replace --out and its .json card if they exist (default: refuse)")
+    ft.add_argument("--steps", type=_int_in(1, 10**7, "training steps"), default=1000,
+                    help="training steps (default 1000)")
+    ft.add_argument("--episodes", type=_int_in(1, 10**6, "evaluation episodes"), default=600,
                     help="evaluation episodes per N-way K-shot setting (default 600)")
     ft.add_argument("--data-dir", default=None,
                     help="Omniglot folder (default: $METAGAN_DATA_DIR or the download cache)")
-    ft.add_argument("--threads", type=int, default=0, help="torch intra-op threads (default 0: torch's choice)")
+    ft.add_argument("--threads", type=_int_in(0, 4096, "torch threads"), default=0,
+                    help="torch intra-op threads (default 0: torch's choice)")
     ft.set_defaults(func=_features)
 
 
 def _add_evaluate(sub) -> None:
     e = sub.add_parser("evaluate", help="evaluate one Omniglot model on held-out classes")
     e.add_argument("--checkpoint", required=True, help=_CHECKPOINT + " (required)")
-    e.add_argument("--shots", type=int, nargs="+", default=[1, 5],
+    e.add_argument("--shots", type=_SHOTS, nargs="+", default=[1, 5],
                    help="the K values to evaluate at (default: 1 5)")
     e.add_argument("--json", default=None, help="also write the results to this file (default: print only)")
+    e.add_argument("--overwrite", action="store_true", help="replace --json if it exists (default: refuse)")
     e.add_argument("--protocol", choices=["small", "full"], default="small",
                    help="small: 20 classes, 50 samples each, 2 support draws (minutes); full: the reported "
                         "numbers' 100 / 100 / 5 (default small)")
-    e.add_argument("--steps", type=int, default=None, help="adaptation steps (default: the checkpoint's)")
+    e.add_argument("--steps", type=_STEPS, default=None, help="adaptation steps (default: the checkpoint's)")
     e.add_argument("--data-dir", default=None, help=_DATA_DIR)
     e.set_defaults(func=_evaluate)
 
@@ -323,9 +480,9 @@ def _add_rank(sub) -> None:
     v.add_argument("--by", default="fidelity", choices=["fidelity", "fd", "kid", "precision", "coverage"],
                    help="the metric that picks the best (fd and kid: lowest; the others: highest) "
                         "(default fidelity)")
-    v.add_argument("--shots", type=int, default=5, help="K, the support images per class (default 5)")
-    v.add_argument("--steps", type=int, default=None, help="adaptation steps (default: each checkpoint's)")
-    v.add_argument("--select", type=float, default=1.0, metavar="R",
+    v.add_argument("--shots", type=_SHOTS, default=5, help="K, the support images per class (default 5)")
+    v.add_argument("--steps", type=_STEPS, default=None, help="adaptation steps (default: each checkpoint's)")
+    v.add_argument("--select", type=_ratio, default=1.0, metavar="R",
                    help="as metagan adapt --select: draw R x samples candidates and keep the samples the adapted "
                         "discriminator rates most real (default 1: no selection)")
     v.add_argument("--keep-generator", action="store_true",
@@ -338,6 +495,7 @@ def _add_rank(sub) -> None:
     v.add_argument("--data-dir", default=None, help=_DATA_DIR)
     v.add_argument("--json", default=None,
                    help="also write every row and the best to this file (default: print only)")
+    v.add_argument("--overwrite", action="store_true", help="replace --json if it exists (default: refuse)")
     v.set_defaults(func=_rank)
 
 
@@ -356,10 +514,14 @@ def _add_benchmark(sub) -> None:
                         "budget's shipped models or training)")
     b.add_argument("--methods", nargs="+", default=None, help="measure only these methods (default: all)")
     b.add_argument("--shots", type=int, nargs="+", default=[1, 5], help="the K values (default: 1 5)")
+    b.add_argument("--split", default="evaluation", choices=["evaluation", "confirmation", "validation"],
+                   help="held-out classes: evaluation (the reported table), confirmation (100 evaluation classes no "
+                        "budget evaluates) or validation (5 background alphabets, for design decisions; "
+                        "docs/evaluation.md) (default evaluation; a folder holds one split)")
     b.add_argument("--lowdata-seeds", type=int, default=1, metavar="N",
-                   help="repeat the low-data cell at the smallest n over protocol seeds 0..N-1 and report each "
-                        "method's paired gain over no augmentation with its interval (a kept method gets only the "
-                        "repeats) (default 1: no repeats)")
+                   help="repeat the low-data cell at the smallest n for every arm over protocol seeds 0..N-1 and "
+                        "report each arm's paired gain over no augmentation, and the generated arms' over affine, "
+                        "with intervals (a kept method gets only the repeats) (default 1: no repeats)")
     b.add_argument("--select", type=float, default=1.0, metavar="R",
                    help="every GAN method keeps the samples its adapted discriminator rates most real, 1 of R "
                         "candidates (default 1: no selection; a folder holds one value)")
@@ -375,42 +537,61 @@ def _add_benchmark(sub) -> None:
 
 def _add_perf(sub) -> None:
     r = sub.add_parser("perf", help="speed and memory benchmarks, one JSON line per measurement")
-    r.add_argument("kind", choices=["throughput", "adapt", "memory"],
+    r.add_argument("kind", choices=["throughput", "adapt", "memory", "fuzz"],
                    help="throughput: tasks/s of a meta-step, the engine beside a per-task autograd loop; adapt: "
                         "milliseconds from K images to 64 samples; memory: peak memory of a meta-step")
     r.add_argument("--quick", action="store_true",
                    help="fewer repetitions and smaller sweeps, a few minutes on 2 cores (default: the full run)")
     r.add_argument("--device", default="cpu", help="cpu or cuda; timings synchronise the device (default cpu)")
-    r.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    r.add_argument("--threads", type=_int_in(1, 4096, "torch threads"), default=None,
+                   help="torch intra-op threads (default: torch's)")
     r.add_argument("--preset", nargs="+", default=None,
                    help="presets to measure (default: throughput the four omniglot-<learner> presets, adapt "
                         "omniglot-fomaml, memory omniglot-fomaml and omniglot-maml)")
-    r.add_argument("--meta-batch", type=int, nargs="+", default=None,
+    r.add_argument("--meta-batch", type=_int_in(1, 4096, "tasks per meta-batch"), nargs="+", default=None,
                    help="meta-batch sizes (default: throughput 8 32, with --quick 8; memory 1 2 4 8 16 32, "
                         "with --quick 1 8 32)")
-    r.add_argument("--reps", type=int, default=None,
+    r.add_argument("--reps", type=_int_in(1, 10**5, "timed repetitions"), default=None,
                    help="timed repetitions per variant (default: throughput 3, with --quick 2; adapt 30, with "
                         "--quick 10)")
     r.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="throughput: a config override on every preset; repeat for more (default: none)")
     r.add_argument("--checkpoint", default=None,
                    help="adapt: the model to time (default: the preset's shipped model, else a brief training)")
-    r.add_argument("--train-steps", type=int, default=None,
+    r.add_argument("--train-steps", type=_int_in(1, 10**7, "training steps"), default=None,
                    help="adapt: steps of that brief training (default 300, with --quick 50)")
     r.add_argument("--data-dir", default=None, help="adapt: data folder; sets data.root (default: the preset's)")
+    r.add_argument("--seconds", type=float, default=None,
+                   help="fuzz: seconds per target, image and checkpoint readers (default 300, with --quick 30)")
     r.set_defaults(func=_perf)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
-    except MetaganError as e:
+        args = build_parser().parse_args(argv)
+        code = args.func(args)
+        sys.stdout.flush()  # inside the try: a closed pipe (`| head`) surfaces here, not at interpreter exit
+        return code
+    except (UsageError, MetaganError) as e:
         print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
-        print("interrupted; the last checkpoint is intact", file=sys.stderr)
+        return getattr(e, "exit_code", 2)
+    except BrokenPipeError:  # the reader went away (`metagan ... | head`): stop quietly, as a C tool would
+        _detach_stdout()
+        return 141  # 128 + SIGPIPE, what the shell reports for a tool killed by the closed pipe
+    except KeyboardInterrupt as e:
+        print(f"interrupted; {str(e) or 'the last checkpoint is intact'}", file=sys.stderr)
         return 130
+
+
+def _detach_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's final flush cannot raise BrokenPipeError again."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (e.g. captured by a test)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 if __name__ == "__main__":

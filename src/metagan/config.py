@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field, fields, replace
@@ -22,7 +23,9 @@ from .errors import ConfigError
 class DataConfig:
     source: str = "digits"         # digits | omniglot | folder
     root: str | None = None        # omniglot: data dir (None: $METAGAN_DATA_DIR, ~/.cache/metagan) | folder: <class>/*
-    split: str = "background"      # omniglot: background (background/evaluation) | vinyals (train/test, rotations)
+    # omniglot: background (background/evaluation) | background-val (background less 5 validation alphabets /
+    # those alphabets, for design decisions) | vinyals (train/test, rotations)
+    split: str = "background"
     image_size: int = 16           # images are resized to image_size x image_size
     channels: int = 1              # 1 (grey) or 3 (RGB)
     heldout: tuple[str, ...] = ()  # digits/folder: names of the held-out classes; empty = the source's default
@@ -119,7 +122,7 @@ class Config:
 
 CHOICES = {
     "data.source": ("digits", "omniglot", "folder"),
-    "data.split": ("background", "vinyals"),
+    "data.split": ("background", "background-val", "vinyals"),
     "model.kind": ("conv", "mlp"),
     "model.norm": ("none", "group", "layer"),
     "model.condition": ("none", "image"),
@@ -253,7 +256,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null")):
             if type(None) in args:
                 return None
         inner = [a for a in args if a is not type(None)]
@@ -285,8 +288,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             if not isinstance(value, str):
                 raise ValueError(value)
             return value.strip()
-    except ValueError:
-        raise ConfigError(f"{key}: expected {getattr(tp, '__name__', tp)}, got {value!r}") from None
+    except (ValueError, TypeError):  # TypeError: a stored null, list or mapping where a number belongs
+        raise ConfigError(f"{key}: expected {getattr(tp, '__name__', tp)}, got {value!r:.80}") from None
     raise ConfigError(f"{key}: unsupported type {tp}")  # pragma: no cover - a bug in this module
 
 
@@ -306,6 +309,8 @@ def from_dict(d: dict[str, Any], base: Config | None = None) -> Config:
         sub = getattr(base, section)
         hints = _field_types(type(sub))
         changes = {}
+        if not isinstance(values or {}, dict):
+            raise ConfigError(f"config section {section!r} must be a mapping of keys to values, got {values!r:.80}")
         for key, value in (values or {}).items():
             if f"{section}.{key}" in _REMOVED:
                 raise ConfigError(f"{section}.{key}: this option was removed after metagan {RELEASE_WITH_REMOVED} "
@@ -348,21 +353,56 @@ def vmap_refusal(cfg: Config) -> str | None:
     return None
 
 
+# Upper bounds, checked before anything is built: a config (typed, or stored in a checkpoint or run folder) beyond
+# them would allocate absurd amounts of memory or time. Each is far above any real use; the reason says why.
+LIMITS: dict[str, tuple[int, str]] = {
+    "data.image_size": (1024, "the conv models double their width at each halving: larger images need far more "
+                              "memory than one machine has"),
+    "task.k_shot": (10_000, "few-shot: a support set of more examples than this is plain training"),
+    "task.q_query": (10_000, "query examples per task are held in memory together"),
+    "task.meta_batch": (4096, "every task of a meta-batch is adapted at once"),
+    "model.z_dim": (4096, "a latent wider than this holds no more information in any model here"),
+    "model.g_width": (4096, "generator parameters grow with its square (16M per 4096x4096 layer)"),
+    "model.d_width": (4096, "discriminator parameters grow with its square"),
+    "model.hidden": (16384, "mlp parameters grow with its square (268M per 16384x16384 layer)"),
+    "meta.inner_steps": (10_000, "second order unrolls every inner step in memory"),
+    "meta.n_d": (1000, "discriminator updates per inner step"),
+    "meta.n_g": (1000, "generator updates per inner step"),
+    "train.steps": (100_000_000, "outer steps; years of training beyond it"),
+    "train.adapt_steps": (100_000, "adaptation steps per grid row"),
+    "train.grid_classes": (1000, "rows of one sample grid image"),
+    "train.grid_samples": (1000, "samples per grid row"),
+    "train.threads": (4096, "torch intra-op threads"),
+    "train.seed": (2**63 - 2, "torch generators take 64-bit seeds (and the grids use seed + 1)"),
+}
+
+
 def validate(cfg: Config) -> None:
     """Range and choice checks, with the fix in the message."""
     d = cfg.to_dict()
+    for key, (limit, why) in LIMITS.items():
+        section, sub = key.split(".")
+        if d[section][sub] > limit:
+            raise ConfigError(f"{key}={d[section][sub]} is above its limit {limit} ({why}): a config this large is "
+                              "a typo or a damaged file; set a smaller value")
+    for section, values in d.items():
+        for sub, value in values.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{section}.{sub} must be a finite number, got {value}")
     for key, allowed in CHOICES.items():
         section, sub = key.split(".")
         if d[section][sub] not in allowed:
             raise ConfigError(f"{key}={d[section][sub]!r} is not one of: {', '.join(map(str, allowed))}")
     positive = ["task.k_shot", "task.meta_batch", "meta.inner_steps", "model.z_dim", "model.g_width",
-                "model.d_width", "data.image_size", "train.steps"]
+                "model.d_width", "data.image_size", "train.steps", "train.log_every",
+                "model.hidden"]
     for key in positive:
         section, sub = key.split(".")
         if d[section][sub] < 1:
             raise ConfigError(f"{key} must be at least 1, got {d[section][sub]}")
     for key in ["task.q_query", "meta.n_d", "meta.n_g", "train.adapt_steps", "train.sample_every",
-                "train.ckpt_every", "train.keep_every", "train.threads"]:
+                "train.ckpt_every", "train.keep_every", "train.threads", "train.seed", "train.grid_classes",
+                "train.grid_samples"]:
         section, sub = key.split(".")
         if d[section][sub] < 0:
             raise ConfigError(f"{key} must be non-negative, got {d[section][sub]}")

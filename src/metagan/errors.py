@@ -25,6 +25,11 @@ class CheckpointError(MetaganError):
     """A checkpoint that is missing, corrupt, or belongs to another model."""
 
 
+class OutputError(MetaganError):
+    """An output path a command refuses: a file in the way of a folder, an existing file or a non-empty folder
+    without --overwrite, one of the command's own inputs, or a place that cannot be written."""
+
+
 class TrainingDiverged(MetaganError):
     """A loss or gradient became NaN or inf; nothing was written."""
 

@@ -9,10 +9,13 @@ examples, then generated samples after adaptation) and checkpoint.safetensors.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
 import re
+import signal
+import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -192,10 +195,21 @@ def meta_step(system: System, state: TrainState, tasks: dict,
               dist: distributed.Dist = distributed.Dist()) -> dict[str, float]:
     """One outer step on this rank's tasks; meta-gradients are averaged over ranks. Raises
     TrainingDiverged (before touching any parameter) on NaN or inf."""
-    cfg = system.cfg
+    return apply_step(system, state, *step_gradients(system, state, tasks, dist))
+
+
+def step_gradients(system: System, state: TrainState, tasks: dict,
+                   dist: distributed.Dist = distributed.Dist()) -> tuple[dict, dict[str, float]]:
+    """The meta-gradients of one outer step (averaged over ranks) and its statistics; changes nothing."""
     grads, aux = meta_gradients(system.learner, detach(state.meta), tasks, vectorize_mode(system))
     grads, aux = distributed.all_reduce_mean((grads, aux), dist)
-    stats = {k: float(v) for k, v in aux.items()}
+    return grads, {k: float(v) for k, v in aux.items()}
+
+
+def apply_step(system: System, state: TrainState, grads: dict, stats: dict[str, float]) -> dict[str, float]:
+    """The optimizer step, the clamp of learned rates and the EMA update: the state moves to the next step. Raises
+    TrainingDiverged (before touching any parameter) on NaN or inf."""
+    cfg = system.cfg
     if not all_finite(grads) or not all(math.isfinite(v) for v in stats.values()):
         bad = {k: v for k, v in stats.items() if not math.isfinite(v)} or "gradients"
         raise TrainingDiverged(
@@ -279,6 +293,9 @@ def _train(cfg: Config, out_dir, name: str, resume, progress: bool, dist: distri
                                   "samples but cannot resume exactly; resume the run folder it was exported "
                                   "from, or start a new run with --preset")
         state = restore_state(system, ck, str(ck_path))
+        if dist.is_main:
+            ckpt.remove_stale_tmp(run_dir)
+            trim_log(run_dir / "log.jsonl", ck.step)
     else:
         run_dir = new_run_dir(out_dir or cfg.train.out_dir, name) if dist.is_main else None
         state = init_state(system)
@@ -287,16 +304,39 @@ def _train(cfg: Config, out_dir, name: str, resume, progress: bool, dist: distri
     if not dist.is_main:
         return _follow(system, state, sampler, dist)
     (run_dir / "config.json").write_text(cfg.to_json())
-    dtype = DTYPES[cfg.train.dtype]
     bar = tqdm(total=cfg.train.steps, initial=state.step, disable=not progress, unit="step",
                dynamic_ncols=True, desc=run_dir.name)
-    t_start = time.perf_counter()
     start_step = state.step
+    try:
+        with _Interrupts() as interrupts:
+            _loop(system, state, sampler, heldout, run_dir, bar, interrupts, dist)
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(_save_interrupted(cfg, state, run_dir)) from None
+    finally:
+        bar.close()
+    if state.step == start_step and not (run_dir / ckpt.FILENAME).exists():
+        ckpt.save(run_dir, to_checkpoint(cfg, state))
+    return run_dir
+
+
+def _loop(system: System, state: TrainState, sampler: TaskSampler, heldout, run_dir: Path, bar,
+          interrupts: _Interrupts, dist: distributed.Dist) -> None:
+    """Steps to cfg.train.steps, logging, drawing grids and writing checkpoints on their cadences. Ctrl-C stops
+    it between steps (a step's meta-gradient is dropped, the task generator rewound), never within an update."""
+    cfg, dtype = system.cfg, DTYPES[system.cfg.train.dtype]
+    t_start = time.perf_counter()
     with open(run_dir / "log.jsonl", "a") as log:
         while state.step < cfg.train.steps:
-            t0 = time.perf_counter()
-            tasks = distributed.shard(sample_tasks(system, sampler, state.rng, dtype), dist, cfg.task.meta_batch)
-            stats = meta_step(system, state, tasks, dist)
+            t0, rng_before = time.perf_counter(), state.rng.get_state()
+            try:
+                with interrupts.immediate():
+                    tasks = distributed.shard(sample_tasks(system, sampler, state.rng, dtype), dist,
+                                              cfg.task.meta_batch)
+                    grads, stats = step_gradients(system, state, tasks, dist)
+            except KeyboardInterrupt:
+                state.rng.set_state(rng_before)  # the step did not happen: its tasks are drawn again on resume
+                raise
+            stats = apply_step(system, state, grads, stats)
             dt = time.perf_counter() - t0
             step = state.step
             if step % cfg.train.log_every == 0 or step == cfg.train.steps:
@@ -319,10 +359,77 @@ def _train(cfg: Config, out_dir, name: str, resume, progress: bool, dist: distri
                     ckpt.save(run_dir, ck)
                 if keep:
                     ckpt.save(run_dir / f"checkpoint-{step:06d}.safetensors", ck)
-    bar.close()
-    if state.step == start_step and not (run_dir / ckpt.FILENAME).exists():
-        ckpt.save(run_dir, to_checkpoint(cfg, state))
-    return run_dir
+            interrupts.check()
+
+
+def _save_interrupted(cfg: Config, state: TrainState, run_dir: Path) -> str:
+    """After Ctrl-C: write the checkpoint of the step training stopped on and say where. A second Ctrl-C during
+    the write leaves the previous checkpoint whole."""
+    path = run_dir / ckpt.FILENAME
+    try:
+        ckpt.save(path, to_checkpoint(cfg, state))
+    except KeyboardInterrupt:
+        return f"interrupted again while writing {path}; the previous checkpoint there is intact"
+    return (f"stopped at step {state.step}, checkpoint written to {path}; continue with "
+            f"`metagan train --resume {run_dir}`")
+
+
+class _Interrupts:
+    """Ctrl-C (SIGINT) during training. Inside `immediate()` (drawing tasks and computing a meta-gradient, which
+    change nothing) it raises KeyboardInterrupt at once; elsewhere (updating parameters, logging, writing) it is
+    held until `check()` at the end of the step, so a checkpoint never holds a half-applied or unlogged step.
+    Only in the main thread, and only where nobody else handles SIGINT; otherwise Python's default applies."""
+
+    def __init__(self) -> None:
+        self.pending = self.now = False
+        self.installed = None
+
+    def __enter__(self) -> _Interrupts:
+        if threading.current_thread() is threading.main_thread() and \
+                signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            self.installed = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.installed is not None:
+            signal.signal(signal.SIGINT, self.installed)
+
+    def _handle(self, signum, frame) -> None:
+        if self.now:
+            raise KeyboardInterrupt
+        self.pending = True
+
+    @contextlib.contextmanager
+    def immediate(self):
+        self.check()
+        self.now = True
+        try:
+            yield
+        finally:
+            self.now = False
+
+    def check(self) -> None:
+        if self.pending:
+            self.pending = False
+            raise KeyboardInterrupt
+
+
+def trim_log(path: Path, step: int) -> None:
+    """Drop the lines of log.jsonl after `step`, the step a run resumes from, so that every step is logged once
+    (they were logged after the checkpoint was written, and are run again); a line cut short by a kill goes too."""
+    if not path.exists():
+        return
+    lines = path.read_text().splitlines()
+    keep = []
+    for line in lines:
+        try:
+            logged = json.loads(line)["step"]
+        except (ValueError, KeyError, TypeError):
+            continue
+        if isinstance(logged, int) and logged <= step:
+            keep.append(line + "\n")
+    if len(keep) != len(lines):
+        ckpt.write_atomic(path, lambda tmp: tmp.write_text("".join(keep)))
 
 
 def _follow(system: System, state: TrainState, sampler: TaskSampler, dist: distributed.Dist) -> None:
@@ -346,4 +453,5 @@ def _check_in_sync(state: TrainState, dist: distributed.Dist) -> None:
     distributed.check_in_sync([p for g in state.meta.values() for p in g.values()], dist)
 
 
-__all__ = ["train", "meta_step", "init_state", "restore_state", "new_run_dir"]
+__all__ = ["train", "meta_step", "step_gradients", "apply_step", "init_state", "restore_state", "new_run_dir",
+           "trim_log"]

@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -31,14 +32,20 @@ _WIDE_MODES = {"I;16": 65535.0, "I;16B": 65535.0, "I;16L": 65535.0, "I;16N": 655
                "F": 1.0}
 _GRID_GREY = 128  # separator colour in sample grids: mid-grey, distinct from both ink and paper
 GRID_COLUMNS = 16  # images per line of a sample grid; longer rows wrap
+MAX_PIXELS = 50_000_000  # one image file; inputs are shrunk to a few dozen pixels, so more is a mistake or a bomb
+# read_support_image: what cannot be a drawing of a class
+MIN_SIDE = 4  # pixels a side
+MIN_CONTRAST = 0.1  # of the value range, between the darkest and brightest pixel
+MIN_OPAQUE = 0.01  # share of pixels not fully transparent
+MAX_INK_SHARE = 0.5  # ink on more of the image than this: it looks inverted (Omniglot's ink < 0.2, digits' < 0.4)
 
 
 def read_image(path: str | os.PathLike, size: int, channels: int = 1, invert: bool = False) -> torch.Tensor:
     """Read any image file PIL can decode -> uint8 ``(channels, size, size)``.
 
     Args:
-        path: the file; any size and colour mode (1, L, LA, P, RGB, RGBA, I;16, ...). Animated
-            files give their first frame.
+        path: the file; any size up to ``MAX_PIXELS`` and any colour mode (1, L, LA, P, RGB, RGBA,
+            I;16, ...). Animated files give their first frame.
         size: output height and width (non-square images are stretched, not cropped).
         channels: 1 (grey, ITU-R 601 luma) or 3 (RGB; grey files are replicated).
         invert: True for dark strokes on light paper, so that ink comes out bright.
@@ -47,24 +54,90 @@ def read_image(path: str | os.PathLike, size: int, channels: int = 1, invert: bo
     onto white paper. The result goes through the same ``resize_to_uint8`` as every other loader.
 
     Raises:
-        DataError: the file is missing, not an image, truncated or corrupt (names the file).
+        DataError: the file is missing, not an image, truncated or corrupt, or over ``MAX_PIXELS``
+            (names the file).
     """
+    x, _ = _read_float(path, channels)
+    if invert:
+        x = 1.0 - x
+    return resize_to_uint8(x[None], size)[0]
+
+
+def read_support_image(path: str | os.PathLike, size: int, channels: int = 1, invert: bool = False,
+                       check_polarity: bool = True) -> torch.Tensor:
+    """``read_image`` for the K examples a model adapts to, refusing what cannot be a drawing of a class.
+
+    On top of ``read_image``'s checks it raises DataError, naming the file, for an image smaller than
+    ``MIN_SIDE`` pixels a side, a blank one (pixel values within ``MIN_CONTRAST`` of each other), a fully or
+    nearly fully transparent one (under ``MIN_OPAQUE`` of its pixels opaque), and, with ``check_polarity``,
+    one that looks inverted: once read with ``invert`` (ink bright), more than ``MAX_INK_SHARE`` of its
+    pixels are ink, where Omniglot's and the digits' ink covers under a fifth and under two fifths.
+    """
+    x, opaque = _read_float(path, channels)
+    h, w = x.shape[-2:]
+    if min(h, w) < MIN_SIDE:
+        raise DataError(f"support image {path} is {w}x{h} pixels: too small to show a drawing; use images of "
+                        f"at least {MIN_SIDE}x{MIN_SIDE} (they are resized to {size}x{size})")
+    if opaque < MIN_OPAQUE:
+        raise DataError(f"support image {path} is {'fully' if opaque == 0 else 'nearly fully'} transparent "
+                        f"({opaque:.1%} of its pixels opaque): there is no drawing to read; export it with "
+                        "opaque strokes")
+    contrast = float(x.max() - x.min())
+    if contrast < MIN_CONTRAST:
+        raise DataError(f"support image {path} is blank: all its pixels have about the same value (contrast "
+                        f"{contrast:.0%} of the range, under {MIN_CONTRAST:.0%}); use an image of the drawing")
+    img = resize_to_uint8((1.0 - x if invert else x)[None], size)[0]
+    if check_polarity:
+        share = ink_share(img)
+        if share > MAX_INK_SHARE:
+            seen, other = ("dark ink on light paper", "light ink on a dark background") if invert else \
+                ("light ink on a dark background", "dark ink on light paper")
+            flag = {True: "dark-on-light", False: "light-on-dark"}
+            raise DataError(f"support image {path} seems to have the opposite polarity to the model's training "
+                            f"images: read as {seen}, as the model expects, {share:.0%} of its pixels are ink, "
+                            f"where the training images' ink covers well under half. If it has {other}, pass "
+                            f"--polarity {flag[not invert]} (polarity={flag[not invert]!r}); if it really is "
+                            f"{seen} with ink on most of it, pass --polarity {flag[invert]}")
+    return img
+
+
+def ink_share(image: torch.Tensor) -> float:
+    """Share of the pixels of uint8 ``(C, H, W)`` (ink bright) nearer its brightest value than its darkest."""
+    x = image.float().mean(0)
+    return float((x > (x.min() + x.max()) / 2).float().mean())
+
+
+def _read_float(path: str | os.PathLike, channels: int) -> tuple[torch.Tensor, float]:
+    """The file -> (float ``(channels, H, W)`` in [0, 1] (upright, alpha flattened onto white), share of
+    its pixels that are not fully transparent)."""
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels}")
     path = Path(path)
     if not path.is_file():
         raise DataError(f"image file {path} does not exist; check the path")
     try:
-        with Image.open(path) as img:
-            img.load()  # decode now, so truncated files fail here rather than later
-            x = _to_float(ImageOps.exif_transpose(img), channels)  # upright, as viewers show it
+        with warnings.catch_warnings():
+            # Pillow warns above its own limit (and raises at twice it); both mean "too large" here
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:  # reads the header only: the size is known before decoding
+                w, h = img.size
+                if w * h > MAX_PIXELS:
+                    raise DataError(f"image {path} is {w}x{h} = {w * h / 1e6:.0f} megapixels, over metagan's "
+                                    f"limit of {MAX_PIXELS / 1e6:.0f} megapixels for one image (images are "
+                                    "shrunk to a few dozen pixels a side; one this large is a mistake or a "
+                                    "decompression bomb): downscale it first")
+                img.load()  # decode now, so truncated files fail here rather than later
+                img = ImageOps.exif_transpose(img)  # upright, as viewers show it
+                return _to_float(img, channels), _opaque_share(img)
+    except DataError:
+        raise
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as e:
+        raise DataError(f"image {path} is over metagan's limit of {MAX_PIXELS / 1e6:.0f} megapixels for one "
+                        f"image ({e}): downscale it first") from None
     except Exception as e:  # PIL raises OSError, SyntaxError, ValueError, ... for bad files
         raise DataError(
             f"cannot read image {path} ({type(e).__name__}: {e}): the file is not an image, or it is "
             "truncated or corrupt. Replace it with a valid PNG/JPEG/BMP/GIF/WebP file or delete it.") from e
-    if invert:
-        x = 1.0 - x
-    return resize_to_uint8(x[None], size)[0]
 
 
 def _to_float(img: Image.Image, channels: int) -> torch.Tensor:
@@ -73,12 +146,24 @@ def _to_float(img: Image.Image, channels: int) -> torch.Tensor:
         a = np.asarray(img, dtype=np.float32) / _WIDE_MODES[img.mode]
         x = torch.from_numpy(np.clip(a, 0.0, 1.0))[None]
         return x.expand(channels, -1, -1).contiguous()
-    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info:
+    if _has_alpha(img):
         rgba = img.convert("RGBA")
         img = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
     a = np.asarray(img.convert("L" if channels == 1 else "RGB"), dtype=np.float32) / 255.0
     x = torch.from_numpy(a)
     return x[None] if channels == 1 else x.permute(2, 0, 1).contiguous()
+
+
+
+def _has_alpha(img: Image.Image) -> bool:
+    return img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info
+
+
+def _opaque_share(img: Image.Image) -> float:
+    """Share of the pixels whose alpha is above 0 (1 for images without transparency)."""
+    if img.mode in _WIDE_MODES or not _has_alpha(img):
+        return 1.0
+    return float((np.asarray(img.convert("RGBA").getchannel("A")) > 0).mean())
 
 
 def write_image(path: str | os.PathLike, image: torch.Tensor, invert: bool = False) -> None:

@@ -4,6 +4,7 @@ quality benchmark, `metagan benchmark`, is metagan.benchmark).
     metagan perf throughput [--quick] [--device cuda]   # tasks/s of each meta-learner vs a per-task autograd loop
     metagan perf adapt [--checkpoint RUN]               # K=5 support images -> 64 samples: median ms, split
     metagan perf memory [--quick]                       # peak memory of a meta-step vs meta-batch and inner steps
+    metagan perf fuzz --seconds 60                      # coverage-guided fuzzing of the image and checkpoint readers
 
 Timings are medians of repetitions in which the variants take turns, so ratios come from one run under the
 same load; tests never assert absolute times. Every benchmark runs on `--device cuda` too, synchronising
@@ -15,7 +16,7 @@ from typing import Sequence
 
 from .common import emit, resolve_device, set_threads
 
-KINDS = ("throughput", "adapt", "memory")
+KINDS = ("throughput", "adapt", "memory", "fuzz")
 
 # What --quick changes: fewer repetitions and a smaller sweep, a few minutes on 2 CPU cores in all.
 DEFAULTS = {
@@ -23,20 +24,26 @@ DEFAULTS = {
     "adapt": {"full": {"train_steps": 300, "reps": 30}, "quick": {"train_steps": 50, "reps": 10}},
     "memory": {"full": {"meta_batches": (1, 2, 4, 8, 16, 32), "inner_steps": (1, 2, 5, 10)},
                "quick": {"meta_batches": (1, 8, 32), "inner_steps": (1, 5)}},
+    "fuzz": {"full": {"seconds": 300}, "quick": {"seconds": 30}},  # per target
 }
 
 
 def run_perf(kind: str, quick: bool = False, device: str = "cpu", threads: int | None = None,
              presets: Sequence[str] | None = None, meta_batches: Sequence[int] | None = None,
              reps: int | None = None, checkpoint: str | None = None, data_dir: str | None = None,
-             train_steps: int | None = None, overrides: Sequence[str] = (), out=None) -> list[dict]:
+             train_steps: int | None = None, overrides: Sequence[str] = (), seconds: float | None = None,
+             out=None) -> list[dict]:
     """Run one benchmark, print its JSON lines to `out` (stdout) as they come, and return the records."""
+    from .fuzz import fuzz
     from .latency import adapt_latency
     from .memory import memory
     from .throughput import PRESETS, throughput
 
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if kind == "fuzz":  # no device or threads: the readers run on the CPU
+        seconds = seconds or DEFAULTS["fuzz"]["quick" if quick else "full"]["seconds"]
+        return [emit(r, out) for r in fuzz(seconds=seconds)]
     dev = resolve_device(device)
     set_threads(threads)
     opts = DEFAULTS[kind]["quick" if quick else "full"]
