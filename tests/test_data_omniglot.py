@@ -197,3 +197,14 @@ def test_corrupted_npz_fails_checksum(tmp_path):
     with pytest.raises(DataError, match=r"images_background\.npz: sha256 is [0-9a-f]{64}, expected 8bf84167") as info:
         build_datasets(DataConfig(source="omniglot", root=str(tmp_path), download=False))
     assert "Delete it" in str(info.value)
+
+
+@needs_shared
+def test_background_val_holds_out_five_background_alphabets(background):
+    from metagan.data.omniglot import VALIDATION_ALPHABETS
+    train, held = build_datasets(_cfg(split="background-val"))
+    alphabet = lambda name: name.split("/")[0]  # noqa: E731
+    assert {alphabet(n) for n in held.class_names} == set(VALIDATION_ALPHABETS)
+    assert not {alphabet(n) for n in train.class_names} & set(VALIDATION_ALPHABETS)
+    assert set(train.class_names) | set(held.class_names) == set(background[0].class_names)
+    assert train.num_classes + held.num_classes == 964

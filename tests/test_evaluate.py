@@ -11,7 +11,7 @@ from metagan.evaluate import Protocol, evaluate
 from metagan.metrics.features import load_feature_net
 
 PROTO = Protocol(classes=6, samples=12, support_draws=2, n_way=6, episodes=20, proto_generated=3,
-                 lowdata_n=(5,), lowdata_generated=4, lowdata_epochs=2)
+                 lowdata_n=(5,), lowdata_generated=4, lowdata_updates=2)
 
 
 def strokes(n_classes=8, per_class=12, seed=0):
@@ -147,11 +147,11 @@ def test_evaluate_command_on_an_omniglot_checkpoint(tmp_path, monkeypatch, capsy
     assert picked["best"] == str(run)
     # the protocol's counts and selection by the adapted discriminator, as the model card's diagnostics use them
     assert main(["rank", "--checkpoint", str(run), "--steps", "1", "--classes", "3", "--samples", "4",
-                 "--draws", "1", "--select", "2", "--json", str(sel)]) == 0
+                 "--draws", "1", "--select", "2", "--json", str(sel), "--overwrite"]) == 0
     row = json.loads(sel.read_text())["rows"][0]
     assert row["classes"] == 3 and len(row["fd_draws"]) == 1
     assert main(["rank", "--checkpoint", str(run), "--steps", "1", "--classes", "3", "--samples", "4",
-                 "--draws", "1", "--json", str(sel)]) == 0
+                 "--draws", "1", "--json", str(sel), "--overwrite"]) == 0
     assert json.loads(sel.read_text())["rows"][0]["fd"] != row["fd"]  # --select 2 kept other samples
     capsys.readouterr()
     for bad, message in ((["--select", "0.5"], "ratio of drawn candidates"), (["--draws", "0"], "--draws counts")):
@@ -198,21 +198,22 @@ def test_benchmark_resumes_and_merges_folders(tmp_path, monkeypatch):
                   lowdata_seeds=2, **kw)
     assert sum('"adding": "lowdata_seeds"' in line for line in logged) == 2
     spread = merge_results([tmp_path / "b"], tmp_path / "m3")["methods"]
-    for name in ("no-augmentation", "affine"):
+    for name, arm in (("no-augmentation", "none"), ("affine", "affine")):  # each real-only row: one arm
         sp = spread[name]["lowdata_seeds"]
-        assert sp["n"] == 5 and sp["seeds"] == [0, 1]
-        assert sp["acc"][0] == spread[name]["k"]["1"]["lowdata_acc"]["5"]
+        assert sp["n"] == 5 and sp["seeds"] == [0, 1] and list(sp["acc"]) == [arm]
+        assert sp["acc"][arm][0] == spread[name]["k"]["1"]["lowdata_acc"]["5"]
     from dataclasses import replace
 
     from metagan.cli import main
     from metagan.config import DataConfig
     from metagan.data import build_datasets
     heldout = build_datasets(DataConfig(source="omniglot", image_size=28, root=str(omniglot)))[1]
-    seed1 = ev.lowdata_accuracy(affine_augmenter(), heldout, ev.chosen_classes(heldout, PROTO), replace(PROTO, seed=1))
-    assert spread["affine"]["lowdata_seeds"]["acc"][1] == seed1["5"]
-    acc, base = spread["affine"]["lowdata_seeds"]["acc"], spread["no-augmentation"]["lowdata_seeds"]["acc"]
+    seed1 = ev.lowdata_accuracy(None, heldout, ev.chosen_classes(heldout, PROTO), replace(PROTO, seed=1), ("affine",))
+    assert spread["affine"]["lowdata_seeds"]["acc"]["affine"][1] == seed1["arms"]["affine"]["5"]
+    acc, base = (spread[m]["lowdata_seeds"]["acc"][a] for m, a in (("affine", "affine"), ("no-augmentation", "none")))
     gain = 100 * (acc[0] - base[0] + acc[1] - base[1]) / 2
-    assert f"| affine | 0-1 | {acc[0]:.3f}, {acc[1]:.3f} | {gain:+.1f} ± " in (tmp_path / "m3" / "results.md").read_text()
+    assert (f"| affine | affine | 0-1 | {acc[0]:.3f}, {acc[1]:.3f} | {gain:+.1f} ± "
+            in (tmp_path / "m3" / "results.md").read_text())
     with pytest.raises(ConfigError, match="another benchmark"):
         run_benchmark("omniglot", "full", tmp_path / "b", methods=["no-augmentation"], log=lambda m: None, **kw)
     assert main(["benchmark", "--out", str(tmp_path / "c"), "--lowdata-seeds", "0"]) == 2
@@ -275,7 +276,7 @@ def test_repeats_of_a_kept_row_adapt_the_model_it_was_evaluated_with(tmp_path, m
     benchmark.run_benchmark("omniglot", "small", tmp_path / "b", checkpoints={"metagan-fomaml": str(ck)}, **kw)
     _forbid_training(monkeypatch)
     row = benchmark.run_benchmark("omniglot", "small", tmp_path / "b", lowdata_seeds=2, **kw)["methods"]["metagan-fomaml"]
-    assert row["info"]["checkpoint"] == str(ck) and len(row["lowdata_seeds"]["acc"]) == 2
+    assert row["info"]["checkpoint"] == str(ck) and all(len(a) == 2 for a in row["lowdata_seeds"]["acc"].values())
 
 
 def test_pretrain_only_is_the_finetune_model_without_adaptation(tmp_path, monkeypatch):
@@ -375,3 +376,89 @@ def test_benchmark_report_pairs_each_metagan_method_with_each_baseline():
             if r.get("fd_draws"):
                 r["fd_draws"], r["fidelity_draws"] = r["fd_draws"][1:2], r["fidelity_draws"][1:2]
     assert "| metagan-metasgd | pretrain-only | +0.000 (one draw: no interval) |" in report_markdown(results)
+
+
+def test_reference_rows_copier_and_real(net):
+    """support-copy copies (copy ratio near 0, fidelity high); real is held-out real images of the class (copy
+    ratio near 1, FD far below noise's against the same reference)."""
+    from metagan.baselines import held_out_real, support_copier
+    data = strokes(per_class=16)
+    g = torch.Generator().manual_seed(1)  # no two images alike (the bar patterns repeat exactly)
+    data.images = [(x.int() + torch.randint(0, 60, x.shape, generator=g)).clamp(0, 255).to(torch.uint8)
+                   for x in data.images]
+    copy, real = evaluate(support_copier(), data, 5, net, PROTO), evaluate(held_out_real(), data, 5, net, PROTO)
+    noise = evaluate(lambda s, n, g: torch.rand(n, *s.shape[1:], generator=g) * 2 - 1, data, 5, net, PROTO)
+    assert copy["copy_ratio"] < 0.05 and copy["fidelity"] > 0.9
+    assert 0.5 < real["copy_ratio"] < 2 and real["copy_ratio"] == pytest.approx(real["copy_ratio_real"])
+    assert real["fd"] < noise["fd"] / 5 and real["fidelity"] > 0.9
+    assert copy["lowdata_acc"] is None and real["lowdata_acc"] is None  # references: no classifier
+
+
+def test_draws_references_and_bootstrap_do_not_depend_on_a_methods_randomness(net):
+    """Every method sees the same supports and pools whatever randomness it consumes, and is resampled the same."""
+    from metagan import evaluate as ev
+    from metagan.data import to_model_space
+    data = strokes()
+    seen = {}
+
+    def recorder(name, extra):
+        def gen(s, n, g):
+            seen.setdefault(name, []).append(s.clone())
+            torch.rand(extra, generator=g)  # consume a method-dependent amount of its stream
+            torch.rand(extra)  # and of the global one
+            return s[torch.randint(len(s), (n,), generator=g)]
+        return gen
+    _, draws = ev._draws(data, PROTO, 5)
+    ra, rb = evaluate(recorder("a", 1), data, 5, net, PROTO), evaluate(recorder("b", 1000), data, 5, net, PROTO)
+    assert all(torch.equal(x, y) for x, y in zip(seen["a"], seen["b"]))
+    assert torch.equal(seen["a"][1], to_model_space(draws[0][1][0]))  # class 0, draw 1
+    for per in draws:  # supports, reference and pool partition the class's images
+        for s, r, p in per:
+            assert len(s) + len(r) + len(p) == 12 and len(r) >= len(p) >= 2
+    assert ra["bootstrap"] == rb["bootstrap"] and ra["bootstrap"]["resamples"] == PROTO.bootstrap
+    assert torch.equal(ev.bootstrap_indices(6, PROTO), ev.bootstrap_indices(6, PROTO))
+    diff, (lo, hi) = ev.paired_bootstrap(ra, rb, "fd")
+    assert len(ra["fd_boot"]) == PROTO.bootstrap and lo <= diff <= hi
+
+
+def test_bootstrap_statistics_match_the_metrics_on_the_resampled_classes():
+    from metagan import evaluate as ev
+    from metagan.metrics import frechet_distance, prdc
+    g = torch.Generator().manual_seed(0)
+    ref = [torch.randn(8, 16, generator=g) + i for i in range(6)]
+    gen = [torch.randn(9, 16, generator=g) * 0.8 + i for i in range(6)]
+    sup = [torch.randn(3, 16, generator=g) + i for i in range(6)]
+    st = ev._draw_stats(sup, ref, gen, 7, n_way=6)
+    idx = torch.tensor([[0, 0, 2, 3, 5, 5], [0, 1, 2, 3, 4, 5]])
+    w = torch.zeros(2, 6, dtype=torch.float64).scatter_add_(1, idx, torch.ones(2, 6, dtype=torch.float64))
+    r0, f0 = torch.cat([ref[i] for i in idx[0]]), torch.cat([gen[i][:7] for i in idx[0]])
+    assert float(ev._fd_weighted(st, w)[0]) == pytest.approx(frechet_distance(r0, f0), rel=1e-6)
+    full = prdc(torch.cat(ref), torch.cat([x[:7] for x in gen]))
+    for key, value in full.items():
+        assert float(ev._metric_weighted(st, key, w)[1]) == pytest.approx(value)
+    x, y = r0.double(), f0.double()
+    kxx, kyy, kxy = ((a @ b.T / 16 + 1) ** 3 for a, b in ((x, x), (y, y), (x, y)))
+    m, n = len(x), len(y)
+    mmd = (kxx.sum() - kxx.trace()) / (m * (m - 1)) + (kyy.sum() - kyy.trace()) / (n * (n - 1)) - 2 * kxy.mean()
+    assert float(ev._kid_weighted(st, w)[0]) == pytest.approx(float(mmd))
+
+
+def test_splits_are_disjoint():
+    from metagan import evaluate as ev
+    from metagan.data.omniglot import VALIDATION_ALPHABETS, validation_alphabets
+    conf = ev.confirmation_classes(659)
+    assert len(set(conf)) == 100
+    for budget in ev.PROTOCOLS.values():
+        assert not set(conf) & set(ev.class_order(659, budget.seed)[: budget.classes])
+    assert VALIDATION_ALPHABETS == validation_alphabets()
+    with pytest.raises(ValueError, match="unknown split"):
+        ev.split_dataset(None, "test")
+
+
+def test_header_refuses_another_protocol_version_or_split():
+    from metagan.benchmark import _header_differences
+    from metagan.evaluate import PROTOCOL_VERSION
+    head = {"suite": "omniglot", "protocol_version": PROTOCOL_VERSION, "split": "evaluation"}
+    assert _header_differences({"suite": "omniglot"}, head) == ["protocol_version"]  # an old folder: version 1
+    assert _header_differences({**head, "split": "confirmation"}, head) == ["split"]
+    assert _header_differences(dict(head), head) == []

@@ -24,12 +24,14 @@ import torch
 from . import __version__
 from . import checkpoint as ckpt
 from .adapt import check_select, load
-from .baselines import affine_augmenter, metagan_generator, scratch_model
+from .baselines import affine_augmenter, held_out_real, metagan_generator, scratch_model, support_copier
 from .checkpoint import PRETRAINED_PREFIX, pretrained_names, resolve
 from .config import DataConfig, apply_overrides, get_preset
-from .data import build_datasets, files_inverted, from_model_space, save_grid, to_model_space
+from .data import files_inverted, from_model_space, save_grid, to_model_space
 from .errors import CheckpointError, ConfigError
-from .evaluate import PROTOCOLS, chosen_classes, evaluate, lowdata_accuracy, paired_difference
+from .evaluate import (PROTOCOL_VERSION, PROTOCOLS, SPLITS, chosen_classes, evaluate, paired_bootstrap,
+                       paired_difference, split_dataset)
+from .lowdata import ARMS, choose_share, default_arms, lowdata_accuracy
 from .metrics.features import ASSET, load_feature_net, sha256
 from .plots import plot_results
 from .train import train
@@ -37,6 +39,8 @@ from .train import train
 # method -> (preset to train, or None), in report order. pretrain-only is pretrain-finetune's model used without
 # adaptation (0 steps: the conditional generator transforms the K shots as it is, DAGAN's use)
 METHODS = {
+    "support-copy": None,
+    "real": None,
     "no-augmentation": None,
     "affine": None,
     "gan-from-scratch": None,
@@ -50,6 +54,11 @@ METHODS = {
     "metagan-metasgd": "omniglot-metasgd",
 }
 
+# the low-data arms of the real-only rows (lowdata.py); a method with a generator reports lowdata.default_arms
+REAL_ONLY_ARMS = {"no-augmentation": ("none",), "affine": ("affine",)}
+
+# reference rows, through the same harness: a copier (the K supports cycled) and held-out real images of the class
+REFERENCES = {"support-copy": "reference: copies the supports", "real": "reference: held-out real images"}
 NOT_ADAPTED = {"pretrain-only"}  # methods whose model generates without adaptation (0 steps), whatever the budget
 
 BUDGETS = {
@@ -81,20 +90,28 @@ def _train_method(preset: str, budget: dict, data_root: str | None, out: Path, p
 def run_benchmark(suite: str, budget_name: str, out: str | Path, data_root: str | None = None,
                   checkpoints: dict[str, str] | None = None, methods: list[str] | None = None,
                   shots: tuple[int, ...] = SHOTS, progress: bool = True, log=print, lowdata_seeds: int = 1,
-                  select: float = 1.0, keep_generator: bool = False) -> dict:
+                  select: float = 1.0, keep_generator: bool = False, split: str = "evaluation") -> dict:
     """select > 1: every GAN method samples with selection by its adapted discriminator (the n of select x n
     candidates it rates most real, AdaptedGenerator.sample); part of the protocol, so a folder holds one value.
+    split: the held-out classes (evaluate.split_dataset: evaluation, confirmation or validation); part of the
+    protocol.
     keep_generator: every GAN method adapts as usual and samples from its generator before adaptation (with
     selection: its adapted discriminator chooses among them); part of the protocol too.
-    lowdata_seeds > 1: the low-data cell at the smallest n is repeated with protocol seeds 0..lowdata_seeds-1
-    (each class's split into training and test images, and the classifier's initialisation; the same classes;
-    seed 0 is the table's run) and stored per method as "lowdata_seeds"; the report gives each method's paired
-    gain over no augmentation with its interval. A kept method (resumed folder) gets only the missing repeats."""
+    Low-data (lowdata.py): no-augmentation and affine are the real-only arms "none" and "affine"; a method with a
+    generator has the arms "generated" and "affine + generated", with the generated share of each batch chosen on
+    the validation split's classes (stored as "lowdata_share").
+    lowdata_seeds > 1: the low-data cell at the smallest n is repeated for every arm with protocol seeds
+    0..lowdata_seeds-1 (each class's split into training and test images, the generation seeds and the
+    classifier's streams; the same classes; seed 0 is the table's run) and stored per method as "lowdata_seeds";
+    the report gives each arm's paired gain over "none", and the generated arms' over "affine", with intervals.
+    A kept method (resumed folder) gets only the missing repeats."""
     if lowdata_seeds < 1:
         raise ConfigError(f"--lowdata-seeds must be at least 1 (1 = the single run of the table), got {lowdata_seeds}")
     check_select(select, "--select")
     if suite != "omniglot":
         raise ConfigError(f"unknown suite {suite!r}; suites are: omniglot")
+    if split not in SPLITS:
+        raise ConfigError(f"unknown split {split!r}; splits are: {', '.join(SPLITS)}")
     if budget_name not in BUDGETS:
         raise ConfigError(f"unknown budget {budget_name!r}; budgets are: {', '.join(BUDGETS)}")
     unknown = set(methods or []) - set(METHODS)
@@ -105,18 +122,20 @@ def run_benchmark(suite: str, budget_name: str, out: str | Path, data_root: str 
     out.mkdir(parents=True, exist_ok=True)
     checkpoints = dict(checkpoints or {})
     data_cfg = DataConfig(source="omniglot", image_size=28, root=data_root)
-    _, heldout = build_datasets(data_cfg)
+    heldout = split_dataset(data_root, split)
     net = load_feature_net()
     results: dict = {"suite": suite, "budget": budget_name, "adapt_steps": budget["adapt_steps"], "select": select,
-                     "keep_generator": keep_generator,
+                     "keep_generator": keep_generator, "split": split, "protocol_version": PROTOCOL_VERSION,
                      "protocol": asdict(protocol), "feature_net": {"file": ASSET.name, "sha256": sha256(ASSET)},
                      "metagan_version": __version__, "torch": torch.__version__, "machine": platform.machine(),
-                     "heldout": f"Omniglot evaluation split, {heldout.num_classes} classes", "methods": {}}
+                     "heldout": f"Omniglot {split} split ({heldout.name}), {heldout.num_classes} classes",
+                     "methods": {}}
     previous = _previous_results(out / "results.json", results)
     requested = methods or list(METHODS)
     # the folder's other methods stay in its results.json (same protocol, checked above)
     results["methods"] = {name: m for name, m in previous.items() if name not in requested}
     classes = chosen_classes(heldout, protocol)
+    validation: list = []  # the validation split, read when the first method needs its generated share chosen
     for name in requested:
         done = previous.get(name)
         keep = done and set(map(str, shots)) <= set(done["k"]) and (
@@ -124,7 +143,7 @@ def run_benchmark(suite: str, budget_name: str, out: str | Path, data_root: str 
             _weights_changed(done["info"]))
         if keep and "checkpoint" in done["info"]:  # its repeats, and a later method of the same preset, use it
             checkpoints[name] = done["info"]["checkpoint"]
-        if keep and len(_seed_accs(done, protocol)) >= lowdata_seeds:
+        if keep and min(map(len, _seed_accs(done, protocol).values()), default=lowdata_seeds) >= lowdata_seeds:
             results["methods"][name] = done
             log(json.dumps({"kept": name, "from": str(out / "results.json")}))
             continue
@@ -136,22 +155,27 @@ def run_benchmark(suite: str, budget_name: str, out: str | Path, data_root: str 
             log(json.dumps({"kept": name, "from": str(out / "results.json"), "adding": "lowdata_seeds"}))
         else:
             train_s = time.perf_counter() - t0
-            low = lowdata_accuracy(gen, heldout, classes, protocol)
+            arms, low = _lowdata_arms(name, gen), None
+            if arms:
+                share = _lowdata_share(gen, arms, validation, data_root, protocol)
+                low = lowdata_accuracy(gen, heldout, classes, protocol, arms, share and share["share"])
             per_k = {str(k): evaluate(gen, heldout, k, net, protocol, lowdata=low) for k in shots}
             info.update({"train_seconds": round(train_s, 1),
                          "eval_seconds": round(time.perf_counter() - t0 - train_s, 1)})
             entry = {"info": info, "k": per_k}
+            if arms:
+                entry["lowdata_share"] = share
             if gen is not None:
                 _sample_grid(gen, heldout, protocol, out / f"samples-{name}.png", files_inverted(data_cfg))
             log(json.dumps({"method": name, **info,
                             **{f"k{k}_{m}": _round(per_k[str(k)][m]) for k in shots for m in ("fd", "fidelity")}}))
-        if lowdata_seeds > 1:
+        if lowdata_seeds > 1 and _seed_accs(entry, protocol):
             entry["lowdata_seeds"] = _lowdata_seeds(gen, heldout, classes, protocol, entry, lowdata_seeds)
             log(json.dumps({"method": name, "lowdata_seeds": entry["lowdata_seeds"]}))
         results["methods"][name] = entry
-        (out / "results.json").write_text(json.dumps(results, indent=2))
+        _write(out / "results.json", json.dumps(results, indent=2))
     results["methods"] = _in_report_order(results["methods"])
-    (out / "results.json").write_text(json.dumps(results, indent=2))  # and kept methods after the last evaluated one
+    _write(out / "results.json", json.dumps(results, indent=2))  # and kept methods after the last evaluated one
     (out / "results.md").write_text(report_markdown(results))
     plot_results(results, out / "metrics.png")
     return results
@@ -167,6 +191,10 @@ def _method_generator(name: str, budget: dict, checkpoints: dict, data_root, out
         gen = None
     elif name == "affine":
         gen = affine_augmenter()
+    elif name == "support-copy":
+        gen = support_copier()
+    elif name == "real":
+        gen = held_out_real()
     elif name == "gan-from-scratch":
         gen = metagan_generator(scratch_model(get_preset("omniglot-dawson")), budget["adapt_steps"],
                                 use_ema=False, select=select, keep_generator=keep_generator)
@@ -200,26 +228,53 @@ def _weights_changed(info: dict) -> bool:
         return True
 
 
-def _seed_accs(entry: dict, protocol) -> list[float]:
-    """A row's low-data accuracies at the smallest n per protocol seed so far: its repeats, or the table's run."""
+def _lowdata_arms(name: str, gen) -> tuple[str, ...] | None:
+    """The low-data arms of a method's row; None for a reference row (no classifier: evaluate skips it)."""
+    if getattr(gen, "reference", False):
+        return None
+    return REAL_ONLY_ARMS.get(name) or default_arms(gen)
+
+
+def _lowdata_share(gen, arms: tuple[str, ...], validation: list, data_root, protocol) -> dict | None:
+    """The generated share of a method's batches, chosen on the validation split's classes (never the evaluated
+    ones; `validation` caches that split), with the accuracy per share tried; None for a real-only row."""
+    if not any("generated" in arm for arm in arms):
+        return None
+    if not validation:
+        validation.append(split_dataset(data_root, "validation"))
+    data = validation[0]
+    return {"split": "validation", **choose_share(gen, data, chosen_classes(data, protocol), protocol)}
+
+
+def _seed_accs(entry: dict, protocol) -> dict[str, list[float]]:
+    """A row's low-data accuracies at the smallest n per arm and protocol seed so far: its repeats, or the table's
+    run; empty for a row without a classifier."""
     if "lowdata_seeds" in entry:
-        return list(entry["lowdata_seeds"]["acc"])
-    return [next(iter(entry["k"].values()))["lowdata_acc"][str(min(protocol.lowdata_n))]]
+        return {arm: list(acc) for arm, acc in entry["lowdata_seeds"]["acc"].items()}
+    low = next(iter(entry["k"].values())).get("lowdata")
+    n = str(min(protocol.lowdata_n))
+    return {arm: [acc[n]] for arm, acc in low["arms"].items()} if low else {}
 
 
 def _lowdata_seeds(gen, heldout, classes: list[int], protocol, entry: dict, seeds: int) -> dict:
-    """Low-data accuracy at the smallest n for protocol seeds 0..seeds-1 (seed 0: the table's run, reused)."""
+    """Low-data accuracy at the smallest n per arm for protocol seeds 0..seeds-1 (seed 0: the table's run,
+    reused), with the row's generated share."""
     n = min(protocol.lowdata_n)
     acc = _seed_accs(entry, protocol)
-    for r in range(len(acc), seeds):
+    share = (entry.get("lowdata_share") or {}).get("share")
+    for r in range(min(map(len, acc.values())), seeds):
         p = replace(protocol, seed=protocol.seed + r, lowdata_n=(n,))
-        acc.append(lowdata_accuracy(gen, heldout, classes, p)[str(n)])
-    return {"n": n, "seeds": list(range(protocol.seed, protocol.seed + seeds)), "acc": acc}
+        arms = lowdata_accuracy(gen, heldout, classes, p, tuple(acc), share)["arms"]
+        for arm in acc:
+            acc[arm].append(arms[arm][str(n)])
+    return {"n": n, "seeds": list(range(protocol.seed, protocol.seed + seeds)), "share": share, "acc": acc}
 
 
-_HEADER = ("suite", "budget", "adapt_steps", "select", "keep_generator", "protocol", "feature_net", "heldout")
+_HEADER = ("suite", "budget", "adapt_steps", "select", "keep_generator", "protocol", "feature_net", "heldout", "split",
+           "protocol_version")
 # folders written before a field existed ran without selection and sampled from the adapted generator
-_HEADER_DEFAULTS = {"select": 1.0, "keep_generator": False}
+# and on the evaluation split under protocol version 1 (no reference rows, no bootstrap)
+_HEADER_DEFAULTS = {"select": 1.0, "keep_generator": False, "split": "evaluation", "protocol_version": 1}
 
 
 def _header_differences(a: dict, b: dict) -> list[str]:
@@ -239,6 +294,11 @@ def _previous_results(path: Path, header: dict) -> dict:
         raise ConfigError(f"{path} holds results of another benchmark ({', '.join(differ)} differ); "
                           "choose another --out folder or delete that one")
     return prev.get("methods", {})
+
+
+def _write(path: Path, text: str) -> None:
+    """Replace `path` atomically: a benchmark killed mid-write keeps the results of the methods it finished."""
+    ckpt.write_atomic(path, lambda tmp: tmp.write_text(text))
 
 
 def _in_report_order(methods: dict) -> dict:
@@ -269,7 +329,7 @@ def merge_results(dirs: list[str | Path], out: str | Path) -> dict:
         grid = found[name] / f"samples-{name}.png"
         if grid.exists() and grid.resolve() != (out / grid.name).resolve():
             shutil.copyfile(grid, out / grid.name)
-    (out / "results.json").write_text(json.dumps(merged, indent=2))
+    _write(out / "results.json", json.dumps(merged, indent=2))
     (out / "results.md").write_text(report_markdown(merged))
     plot_results(merged, out / "metrics.png")
     return merged
@@ -280,7 +340,8 @@ def _sample_grid(gen, heldout, protocol, path: Path, invert: bool, rows: int = 6
     lines = []
     for c in chosen_classes(heldout, protocol)[:rows]:
         support = heldout.images[c][:k]
-        fake = gen(to_model_space(support), 10, g)
+        pool = (to_model_space(heldout.images[c][k:]),) if getattr(gen, "needs_pool", False) else ()  # real
+        fake = gen(to_model_space(support), 10, g, *pool)[:10]
         lines.append(torch.cat([support, from_model_space(fake)]))
     save_grid(path, lines, invert=invert, scale=2)
 
@@ -291,7 +352,9 @@ def _round(v, nd: int = 4):
 
 def report_markdown(results: dict) -> str:
     p = results["protocol"]
-    lines = [f"# metagan benchmark: {results['suite']}, budget {results['budget']}", "",
+    split, version = (results.get(key, _HEADER_DEFAULTS[key]) for key in ("split", "protocol_version"))
+    lines = [f"# metagan benchmark: {results['suite']}, budget {results['budget']}, {split} split "
+             f"(protocol version {version})", "",
              f"Held-out: {results['heldout']}; {p['classes']} classes, {p['samples']} generated samples per class, "
              f"adaptation budget {results['adapt_steps']} steps for every method"
              + (f", samples selected by each method's adapted discriminator ({results['select']:g} candidates per "
@@ -310,15 +373,16 @@ def report_markdown(results: dict) -> str:
                 lines.append(f"| {name} | not evaluated at K = {k} |" + " |" * 10)
                 continue
             r = m["k"][k]
-            cells = ["-" if r[x] is None else f"{r[x]:.3f}" + ("" if r.get(x + "_ci95") is None
-                                                              else f" ± {r[x + '_ci95']:.3f}")
-                     for x in METRICS]
-            low = "/".join(f"{r['lowdata_acc'][n]:.3f}" for n in sorted(r["lowdata_acc"], key=int))
+            cells = [_metric_cell(r, x) for x in METRICS]
+            low = "/".join(f"{r['lowdata_acc'][n]:.3f}" for n in sorted(r["lowdata_acc"], key=int)) \
+                if r.get("lowdata_acc") else "-"
             pa = r["protonet_acc"]
-            lines.append(f"| {name} | " + " | ".join(cells) + f" | {low} | {pa['mean']:.3f} ± {pa['ci95']:.3f} |")
+            label = f"{name} ({REFERENCES[name]})" if name in REFERENCES else name
+            lines.append(f"| {label} | " + " | ".join(cells) + f" | {low} | {pa['mean']:.3f} ± {pa['ci95']:.3f} |")
         lines.append("")
+    lines += _reference_lines(results, shots)
     lines += _paired_lines(results, shots)
-    lines += _spread_lines(results)
+    lines += _lowdata_lines(results) + _spread_lines(results)
     notes = []
     for name, m in results["methods"].items():
         if m.get("info", {}).get("adapt_steps") == 0 != results["adapt_steps"]:
@@ -333,17 +397,90 @@ def report_markdown(results: dict) -> str:
     lines += notes + ([""] if notes else [])
     lines += ["FD/KID: lower is better. Diversity 1.0 = as varied as real images. Copy ratio: "
               f"{_real_copy(results, shots)} for held-out real images, near 0 for a generator that returns its support. "
-              "FD and fidelity: mean over the support draws ± the 95% confidence half-width (t). Low-data: accuracy of a small CNN over the evaluated classes trained on 5/10/15 real images per class "
-              "plus the method's generated ones. Proto acc: prototypes from K real supports plus generated samples; "
+              + _interval_note(results) + " Low-data: accuracy of a small CNN over the evaluated classes trained on 5/10/15 real images per class "
+              "(the row's first arm: none, affine or generated; every arm in the low-data section). Proto acc: prototypes from K real supports plus generated samples; "
               "± is the 95% confidence half-width over episodes.", ""]
     return "\n".join(lines)
 
 
-# the per-draw metrics, the sign of "better" (FD lower, fidelity higher), and the decimals shown
+def _metric_cell(r: dict, key: str) -> str:
+    """A metric as the table shows it: the value [95% bootstrap interval over classes], or (folders of protocol
+    version 1) ± the t half-width over draws where one was stored."""
+    v = r.get(key)
+    if v is None:
+        return "-"
+    if r.get(key + "_interval") is not None:
+        lo, hi = r[key + "_interval"]
+        return f"{v:.3f} [{lo:.3f}, {hi:.3f}]"
+    return f"{v:.3f}" + ("" if r.get(key + "_ci95") is None else f" ± {r[key + '_ci95']:.3f}")
+
+
+def _interval_note(results: dict) -> str:
+    rows = [r for m in results["methods"].values() for r in m["k"].values() if r.get("bootstrap")]
+    if rows:
+        b = rows[0]["bootstrap"]
+        return (f"Every generative metric: mean over the support draws [basic 95% bootstrap interval over "
+                f"the evaluated classes, {b['resamples']} resamples, all draws of a class together; the same "
+                "resamples for every method]; FD, KID and PRDC on the first "
+                f"{rows[0].get('distribution_samples')} generated images of each class and draw (the real pool's "
+                "size).")
+    return "FD and fidelity: mean over the support draws ± the 95% confidence half-width (t)."
+
+
+# the reference table's metrics: the sign of "better" where there is one, and the decimals shown
+BESIDE = (("fd", -1, 3), ("fidelity", +1, 3), ("recall", +1, 3), ("coverage", +1, 3), ("copy_ratio", 0, 3))
+
+
+def _reference_lines(results: dict, shots: list[str]) -> list[str]:
+    """Per K: the two reference rows, then every generating method's FD, fidelity, recall, coverage and copy ratio
+    beside `real`'s: value (method - real [95% paired bootstrap interval])."""
+    methods = results["methods"]
+    real = methods.get("real")
+    lines = []
+    for k in shots:
+        base = real and real["k"].get(k)
+        if not base or not base.get("bootstrap"):
+            continue
+        rows = []
+        for name, m in methods.items():
+            r = m["k"].get(k)
+            if not r or r.get("fd") is None:
+                continue
+            if name in REFERENCES:
+                cells = [f"{r[key]:.{nd}f}" for key, _, nd in BESIDE]
+                name = f"{name} ({REFERENCES[name]})"
+            else:
+                cells = [_beside_cell(r, base, key, nd) for key, _, nd in BESIDE]
+            rows.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines += [f"## Against the references, K = {k}", "",
+                  "Each method's value, then its difference from `real` (held-out real images: its fidelity is the "
+                  "ceiling an honest generator can reach, its copy ratio what real drawings score) with the 95% "
+                  "interval of the paired bootstrap over classes. `support-copy` shows what copying scores.", "",
+                  "| method | FD | fidelity | recall | coverage | copy ratio |", "|---|---|---|---|---|---|"]
+        lines += rows + [""]
+    return lines
+
+
+def _beside_cell(r: dict, base: dict, key: str, nd: int) -> str:
+    if r.get(key + "_boot") is None or r.get("bootstrap") != base.get("bootstrap"):
+        return f"{r[key]:.{nd}f}"
+    diff, (lo, hi) = paired_bootstrap(r, base, key)
+    return f"{r[key]:.{nd}f} ({diff:+.{nd}f} [{lo:+.{nd}f}, {hi:+.{nd}f}])"
+
+
+# the paired metrics, the sign of "better" (FD lower, fidelity higher), and the decimals shown
 PAIRED = (("fd", -1, 3), ("fidelity", +1, 4))
 
 
 def _paired_cell(a: dict, b: dict, key: str, better: int, nd: int) -> str:
+    """With bootstrap values on both sides (the same resamples): a - b [basic 95% bootstrap interval of the
+    per-resample differences]; otherwise (version 1 folders) the per-draw mean ± t half-width."""
+    if a.get(key + "_boot") is not None and a.get("bootstrap") == b.get("bootstrap"):
+        diff, (lo, hi) = paired_bootstrap(a, b, key)
+        if diff != diff or lo != lo:
+            return "undefined (non-finite draws)"
+        verdict = "tie" if lo <= 0 <= hi else ("better" if diff * better > 0 else "worse")
+        return f"{diff:+.{nd}f} [{lo:+.{nd}f}, {hi:+.{nd}f}] ({verdict})"
     diff, half = paired_difference(a[key + "_draws"], b[key + "_draws"])
     if diff != diff:
         return "undefined (non-finite draws)"
@@ -362,7 +499,7 @@ def _paired_lines(results: dict, shots: list[str]) -> list[str]:
     others = [n for n in methods if not n.startswith("metagan-")]
     lines = []
     for k in shots:
-        rows, draws = [], 0
+        rows, draws, boot = [], 0, None
         for a in ours:
             for b in others:
                 ra, rb = methods[a]["k"].get(k), methods[b]["k"].get(k)
@@ -370,34 +507,83 @@ def _paired_lines(results: dict, shots: list[str]) -> list[str]:
                     continue  # not evaluated at this K, or a method without generated images
                 cells = [_paired_cell(ra, rb, *spec) for spec in PAIRED]
                 draws = len(ra["fd_draws"])
+                if ra.get("fd_boot") is not None and ra.get("bootstrap") == rb.get("bootstrap"):
+                    boot = ra["bootstrap"]["resamples"]
                 rows.append(f"| {a} | {b} | " + " | ".join(cells) + " |")
         if rows:
+            how = (f"[basic 95% bootstrap interval of the per-resample differences, paired bootstrap over classes, {boot} "
+                   "resamples]" if boot else f"± 95% half-width (t, {draws} draws)")
             lines += [f"## Paired differences, K = {k}", "",
-                      "Method minus baseline over the same classes, support draws and seeds, mean ± 95% half-width "
-                      f"(t, {draws} draws); better/worse where the interval excludes 0.", "",
+                      f"Method minus baseline over the same classes, support draws and seeds, mean {how}; "
+                      "better/worse where the interval excludes 0.", "",
                       "| method | against | FD difference (lower is better) | fidelity difference (higher is better) |",
                       "|---|---|---|---|"] + rows + [""]
     return lines
 
 
+def _lowdata_lines(results: dict) -> list[str]:
+    """Every low-data arm side by side (accuracy at each n), with each row's generated share and the validation
+    accuracy per share it was chosen by."""
+    rows, ns = [], ""
+    for name, m in results["methods"].items():
+        low = next((r["lowdata"] for r in m["k"].values() if r.get("lowdata")), None)
+        if not low:  # a reference row, or a row stored before the arms
+            continue
+        cells = []
+        for arm in ARMS:
+            acc = low["arms"].get(arm)
+            ns = "/".join(sorted(acc, key=int)) if acc else ns
+            cells.append("/".join(f"{acc[n]:.3f}" for n in sorted(acc, key=int)) if acc else "-")
+        chosen = m.get("lowdata_share")
+        share = "-" if low["share"] is None else f"{low['share']:g}" + (
+            " (" + ", ".join(f"{s}: {a:.3f}" for s, a in chosen["acc"].items()) + ")" if chosen else " (default)")
+        rows.append(f"| {name} | {share} | " + " | ".join(cells) + " |")
+    if not rows:
+        return []
+    updates = results["protocol"].get("lowdata_updates")
+    return [f"## Low-data arms (n = {ns} real images per class)", "",
+            f"Every arm trains the same classifier for {updates} updates of 64 images from the same initialisation, "
+            "on the same split of each class. affine: each real image under a fresh random affine transform in "
+            "every batch; generated: that share of each batch drawn from the method's generated images, the share "
+            "chosen on validation classes (accuracy per share tried in brackets).", "",
+            "| method | generated share | " + " | ".join(ARMS) + " |", "|---" * (2 + len(ARMS)) + "|"] + rows + [""]
+
+
+def _spread_arms(name: str, spread: dict) -> dict[str, list[float]]:
+    """A row's repeats per arm; a row stored before the arms holds one list, its only arm."""
+    if isinstance(spread["acc"], dict):
+        return spread["acc"]
+    return {"none" if name == "no-augmentation" else "generated": spread["acc"]}
+
+
+def _gain(acc: list[float], base: list[float] | None) -> str:
+    """Paired gain in points over a reference arm on the seeds both ran: mean ± 95% half-width (t)."""
+    if base is None:
+        return "-"
+    common = min(len(acc), len(base))
+    diff, half = paired_difference(acc[:common], base[:common])
+    return f"{100 * diff:+.1f} ± {100 * half:.1f} ({common} seeds)"
+
+
 def _spread_lines(results: dict) -> list[str]:
-    """The low-data repeats (`--lowdata-seeds`): each method's accuracy per protocol seed and its paired gain over
-    no augmentation (per-seed differences, mean ± 95% half-width, t) on the seeds both ran."""
+    """The low-data repeats (`--lowdata-seeds`): each arm's accuracy per protocol seed, its paired gain over
+    "none" (the no-augmentation row) and, for the generated arms, over "affine" (the affine row)."""
     spread = {name: m["lowdata_seeds"] for name, m in results["methods"].items() if "lowdata_seeds" in m}
     if not spread:
         return []
-    base = spread.get("no-augmentation")
-    n = next(iter(spread.values()))["n"]
-    lines = [f"## Low-data spread (n = {n}, repeated over protocol seeds)", "",
-             "| method | seeds | accuracy per seed | paired gain over no augmentation (points) |", "|---|---|---|---|"]
+    arms = {name: _spread_arms(name, sp) for name, sp in spread.items()}
+    none, affine = arms.get("no-augmentation", {}).get("none"), arms.get("affine", {}).get("affine")
+    lines = [f"## Low-data spread (n = {next(iter(spread.values()))['n']}, repeated over protocol seeds)", "",
+             "Gains in points, paired over the same classes, splits and classifier streams: mean of the per-seed "
+             "differences ± 95% half-width (t).", "",
+             "| method | arm | seeds | accuracy per seed | gain over none | gain over affine |", "|---" * 6 + "|"]
     for name, sp in spread.items():
-        gain = "-"
-        if base is not None and name != "no-augmentation":
-            common = min(len(sp["acc"]), len(base["acc"]))
-            diff, half = paired_difference(sp["acc"][:common], base["acc"][:common])
-            gain = f"{100 * diff:+.1f} ± {100 * half:.1f} ({common} seeds)"
         seeds = f"{sp['seeds'][0]}-{sp['seeds'][-1]}"
-        lines.append(f"| {name} | {seeds} | " + ", ".join(f"{a:.3f}" for a in sp["acc"]) + f" | {gain} |")
+        for arm, acc in arms[name].items():
+            over_none = _gain(acc, none) if arm != "none" else "-"
+            over_affine = _gain(acc, affine) if "generated" in arm else "-"
+            lines.append(f"| {name} | {arm} | {seeds} | " + ", ".join(f"{a:.3f}" for a in acc)
+                         + f" | {over_none} | {over_affine} |")
     return lines + [""]
 
 

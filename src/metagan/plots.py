@@ -33,7 +33,7 @@ def plot_results(results: dict, path: str | Path) -> Path:
                     vals.append(r[key]["mean"])
                     errs.append(r[key]["ci95"])
                 elif key == "lowdata_acc":
-                    vals.append(r[key].get("5", float("nan")))
+                    vals.append((r[key] or {}).get("5", float("nan")))  # reference rows: none
                     errs.append(0.0)
                 else:
                     vals.append(float("nan") if r[key] is None else r[key])

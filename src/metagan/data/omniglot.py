@@ -4,6 +4,10 @@ Splits (``DataConfig.split``):
 
 - ``background``: train = the 964 characters of the 30 background alphabets, held out = the 659
   characters of the 20 evaluation alphabets. Class names ``Alphabet/characterNN``.
+- ``background-val``: for design decisions without the evaluation alphabets. Train = the background
+  characters minus those of 5 validation alphabets (``VALIDATION_ALPHABETS``: the first 5 of
+  ``torch.randperm(30)`` with seed 0 over the background alphabets in ``alphabets.csv`` order), held out =
+  the characters of those 5 alphabets (Greek, Gujarati, Mkhedruli_(Georgian), Sanskrit, Tifinagh).
 - ``vinyals``: the Vinyals et al. (2016) split used by MAML and Prototypical Networks. Each class
   is a character rotated by 0, 90, 180 or 270 degrees: train = ``trainval.txt`` (4,800 classes),
   held out = ``test.txt`` (1,692 classes). Class names ``Alphabet/characterNN/rotDDD``. Rotations
@@ -32,6 +36,8 @@ from .base import ClassDataset, expand_channels, resize_to_uint8
 from .omniglot_files import OmniglotSet, data_dir, load_sets, read_alphabets
 
 VINYALS_SPLITS = ("train", "val", "trainval", "test")
+# background alphabets held out by data.split=background-val: validation_alphabets() chose them once
+VALIDATION_ALPHABETS = ("Greek", "Gujarati", "Mkhedruli_(Georgian)", "Sanskrit", "Tifinagh")
 _LINE = re.compile(r"^([^/\s]+)/character(\d+)/rot(\d{3})$")
 _CHUNK = 256  # characters resized per batch: 256 x 20 x 105 x 105 floats = 226 MB at most
 
@@ -41,8 +47,8 @@ def load_omniglot(cfg: DataConfig) -> tuple[ClassDataset, ClassDataset]:
     if cfg.heldout:
         raise ConfigError(f"data.heldout={','.join(cfg.heldout)!r} does not apply to Omniglot, whose held-out "
                           "classes are fixed by data.split (background or vinyals); leave data.heldout empty")
-    if cfg.split not in ("background", "vinyals"):
-        raise ConfigError(f"data.split={cfg.split!r} is not one of: background, vinyals")
+    if cfg.split not in ("background", "background-val", "vinyals"):
+        raise ConfigError(f"data.split={cfg.split!r} is not one of: background, background-val, vinyals")
     sets = load_sets(data_dir(cfg.root), cfg.download)
     names = character_names()
     if cfg.split == "background":
@@ -50,8 +56,23 @@ def load_omniglot(cfg: DataConfig) -> tuple[ClassDataset, ClassDataset]:
             return [(int(c), 0, names[int(c)]) for c in sets[set_name].char_ids]
         return (_build("omniglot/background", sets, whole("images_background"), cfg),
                 _build("omniglot/evaluation", sets, whole("images_evaluation"), cfg))
+    if cfg.split == "background-val":
+        held = {a.first_id + i for a in read_alphabets() if a.name in VALIDATION_ALPHABETS
+                for i in range(a.last_id - a.first_id + 1)}
+        rows = [(int(c), 0, names[int(c)]) for c in sets["images_background"].char_ids]
+        return (_build("omniglot/background-train", sets, [r for r in rows if r[0] not in held], cfg),
+                _build("omniglot/background-val", sets, [r for r in rows if r[0] in held], cfg))
     train = _build("omniglot/vinyals-trainval", sets, vinyals_split("trainval"), cfg)
     return train, _build("omniglot/vinyals-test", sets, vinyals_split("test"), cfg)
+
+
+def validation_alphabets(seed: int = 0, count: int = 5) -> tuple[str, ...]:
+    """The background alphabets that data.split=background-val holds out: the first `count` of a seeded
+    permutation of the 30 background alphabets (alphabets.csv order), sorted. VALIDATION_ALPHABETS is its
+    value for the defaults, written out so that the split is visible in the code."""
+    background = [a.name for a in read_alphabets() if a.set == "background"]
+    pick = torch.randperm(len(background), generator=torch.Generator().manual_seed(seed))[:count]
+    return tuple(sorted(background[i] for i in pick.tolist()))
 
 
 def character_names() -> dict[int, str]:
