@@ -11,6 +11,14 @@ from metagan.config import apply_overrides, get_preset
 from metagan.errors import ConfigError
 
 
+def _write_supports(folder, images) -> list:
+    """Write `images` (uint8, as the dataset holds them) as s0.png, s1.png, ... in `folder`; their paths."""
+    paths = [folder / f"s{i}.png" for i in range(len(images))]
+    for path, img in zip(paths, images):
+        write_image(path, img)
+    return paths
+
+
 def test_dry_run_prints_resolved_config(capsys):
     assert main(["train", "--preset", "tiny", "--set", "meta.inner_steps=3", "--dry-run"]) == 0
     cfg = json.loads(capsys.readouterr().out)
@@ -66,10 +74,7 @@ def test_long_adapt_output_wraps_in_the_grid(tmp_path):
     """metagan adapt --num 40: grid.png is 16 images wide (a support line, then 3 lines of samples), not 42."""
     assert main(["train", "--preset", "tiny", "--out-dir", str(tmp_path), "--no-progress"]) == 0
     _, heldout = build_datasets(get_preset("tiny").data)
-    paths = []
-    for i, img in enumerate(heldout.images[0][:2]):
-        paths.append(tmp_path / f"s{i}.png")
-        write_image(paths[-1], img)
+    paths = _write_supports(tmp_path, heldout.images[0][:2])
     out = tmp_path / "out"
     assert main(["adapt", "--checkpoint", str(next(tmp_path.glob("00000-tiny"))), "--support", *map(str, paths),
                  "--steps", "1", "--num", "40", "--out", str(out)]) == 0
@@ -81,10 +86,7 @@ def test_train_then_adapt_from_image_files(tmp_path, capsys):
     assert main(["train", "--preset", "tiny", "--out-dir", str(tmp_path), "--no-progress"]) == 0
     run = next(tmp_path.glob("00000-tiny"))
     _, heldout = build_datasets(get_preset("tiny").data)
-    paths = []
-    for i, img in enumerate(heldout.images[0][:3]):
-        paths.append(tmp_path / f"s{i}.png")
-        write_image(paths[-1], img)
+    paths = _write_supports(tmp_path, heldout.images[0][:3])
     out = tmp_path / "out"
     argv = ["adapt", "--checkpoint", str(run), "--support", *map(str, paths), "--steps", "2", "--num", "5",
             "--seed", "0", "--out", str(out)]
@@ -186,10 +188,7 @@ def test_keep_generator_samples_the_starting_generator_chosen_by_the_adapted_dis
     assert all(torch.equal(usual.params_d[k], kept.params_d[k]) for k in kept.params_d)  # D adapted as usual
     assert not all(torch.equal(kept.params_d[k], model.meta["d"][k]) for k in kept.params_d)
     out = tmp_path / "out"
-    paths = []
-    for i, img in enumerate(heldout.images[1][:2]):
-        paths.append(tmp_path / f"s{i}.png")
-        write_image(paths[-1], img)
+    paths = _write_supports(tmp_path, heldout.images[1][:2])
     assert main(["adapt", "--checkpoint", str(run), "--support", *map(str, paths), "--steps", "2", "--num", "3",
                  "--select", "2", "--keep-generator", "--out", str(out)]) == 0
     assert len(list(out.glob("sample-*.png"))) == 3
@@ -263,11 +262,7 @@ def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny")
     assert main(["train", "--preset", "tiny", "--out-dir", str(root), "--no-progress"]) == 0
     _, heldout = build_datasets(get_preset("tiny").data)
-    paths = []
-    for i, img in enumerate(heldout.images[0][:3]):
-        paths.append(str(root / f"s{i}.png"))
-        write_image(paths[-1], img)
-    return next(root.glob("00000-tiny")), paths
+    return next(root.glob("00000-tiny")), list(map(str, _write_supports(root, heldout.images[0][:3])))
 
 
 def _snapshot(folder):
