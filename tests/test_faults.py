@@ -1,8 +1,7 @@
 """Fault injection: a process killed while writing a checkpoint, a full disk, leftovers of killed writes.
 
 Each fault must leave the previous checkpoint loadable, say what happened in one line, and be cleaned up at
-the next start. (Ctrl-C is tested in test_train.py. An interrupted `metagan benchmark` is not tested here: it
-needs Omniglot and the feature network, minutes per method.)
+the next start. (Ctrl-C is tested in test_train.py.) An interrupted benchmark keeps the methods it finished.
 """
 import errno
 import os
@@ -12,6 +11,7 @@ import sys
 import time
 
 import pytest
+from conftest import omniglot_dir
 
 from metagan import checkpoint as ckpt
 from metagan.cli import main
@@ -151,3 +151,53 @@ def test_a_checkpoint_whose_tensors_do_not_fit_its_config_is_refused_before_read
     save_file(fewer, str(tmp_path / "c.safetensors"), metadata=md)
     with pytest.raises(ckpt.CheckpointError, match="lacks tensors"):
         ckpt.load(tmp_path / "c.safetensors")
+
+
+def test_an_interrupted_benchmark_keeps_finished_methods_and_resumes(tmp_path, monkeypatch):
+    """Interrupted between methods, and again while writing results.json: the folder keeps what was finished and
+    the same command completes it."""
+    import json
+
+    from metagan import benchmark
+    from metagan import evaluate as ev
+    from metagan.evaluate import Protocol
+
+    omniglot = omniglot_dir()
+    monkeypatch.setitem(ev.PROTOCOLS, "small", Protocol(classes=6, samples=12, support_draws=2, n_way=6,
+                                                         episodes=20, lowdata_n=(5,), lowdata_generated=4,
+                                                         lowdata_updates=2, bootstrap=10))
+    kw = dict(data_root=str(omniglot), shots=(1,), progress=False, log=lambda m: None)
+    out = tmp_path / "bench"
+    method_generator = benchmark._method_generator
+
+    def killed_at_affine(name, *args, **kwargs):
+        if name == "affine":
+            raise KeyboardInterrupt
+        return method_generator(name, *args, **kwargs)
+
+    monkeypatch.setattr(benchmark, "_method_generator", killed_at_affine)
+    with pytest.raises(KeyboardInterrupt):
+        benchmark.run_benchmark("omniglot", "small", out, methods=["support-copy", "affine"], **kw)
+    finished = json.loads((out / "results.json").read_text())
+    assert list(finished["methods"]) == ["support-copy"]
+
+    replace = os.replace  # killed again, this time while results.json is being replaced
+
+    def killed_while_replacing(src, dst):
+        if str(dst).endswith("results.json"):
+            raise KeyboardInterrupt
+        return replace(src, dst)
+
+    monkeypatch.setattr(benchmark, "_method_generator", method_generator)
+    monkeypatch.setattr(os, "replace", killed_while_replacing)
+    with pytest.raises(KeyboardInterrupt):
+        benchmark.run_benchmark("omniglot", "small", out, methods=["support-copy", "affine"], **kw)
+    assert json.loads((out / "results.json").read_text()) == finished  # the previous file, whole
+
+    monkeypatch.setattr(os, "replace", replace)
+    logged = []
+    done = benchmark.run_benchmark("omniglot", "small", out, methods=["support-copy", "affine"],
+                                   **{**kw, "log": logged.append})
+    assert list(done["methods"]) == ["support-copy", "affine"]
+    assert done["methods"]["support-copy"] == finished["methods"]["support-copy"]
+    assert any('"kept": "support-copy"' in line for line in logged)
