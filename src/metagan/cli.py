@@ -10,6 +10,7 @@
     metagan benchmark --budget small --out DIR             # quality: every method and metric, one report
     metagan perf throughput|adapt|memory [--quick]         # speed and memory, one JSON line per measurement
     metagan features train --out features.safetensors      # the evaluation's feature network
+    metagan serve [--checkpoint RUN] [--port 7860]         # a web page: upload K images, see samples
     metagan --version                                      # metagan X.Y.Z
 
 Every command checks its arguments before it starts: a mistake ends with one `error: ...` line on stderr and exit
@@ -342,6 +343,15 @@ def _perf(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        from .serve.app import serve
+    except ImportError as e:
+        raise ConfigError(f"metagan serve needs the serve extra ({e}): pip install -e \".[serve]\"") from None
+    serve(args.checkpoint, args.host, args.port)
+    return 0
+
+
 def _presets(args: argparse.Namespace) -> int:
     from .config import PRESETS, get_preset
 
@@ -365,6 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_rank(sub)
     _add_benchmark(sub)
     _add_perf(sub)
+    _add_serve(sub)
     x = sub.add_parser("export", help="write a small shippable copy of a run (no optimizer state)")
     x.add_argument("--checkpoint", required=True, help="run folder or checkpoint file to export (required)")
     x.add_argument("--out", required=True,
@@ -533,6 +544,17 @@ def _add_benchmark(sub) -> None:
                         "(default: measure, not merge)")
     b.add_argument("--no-progress", action="store_true", help="no progress bars (default: show them)")
     b.set_defaults(func=_benchmark)
+
+
+def _add_serve(sub) -> None:
+    v = sub.add_parser("serve", help="a web page: upload K images, pick a model, see and download samples")
+    v.add_argument("--checkpoint", default=None,
+                   help=_CHECKPOINT + ", offered first on the page beside the shipped models (default: "
+                                      "pretrained:omniglot-metasgd)")
+    v.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on; 0.0.0.0 serves other machines too (default 127.0.0.1: this one only)")
+    v.add_argument("--port", type=_int_in(1, 65535, "TCP port"), default=7860, help="port (default 7860)")
+    v.set_defaults(func=_serve)
 
 
 def _add_perf(sub) -> None:
