@@ -417,8 +417,10 @@ def test_draws_references_and_bootstrap_do_not_depend_on_a_methods_randomness(ne
             assert len(s) + len(r) + len(p) == 12 and len(r) >= len(p) >= 2
     assert ra["bootstrap"] == rb["bootstrap"] and ra["bootstrap"]["resamples"] == PROTO.bootstrap
     assert torch.equal(ev.bootstrap_indices(6, PROTO), ev.bootstrap_indices(6, PROTO))
-    diff, (lo, hi) = ev.paired_bootstrap(ra, rb, "fd")
-    assert len(ra["fd_boot"]) == PROTO.bootstrap and lo <= diff <= hi
+    diff, (lo, hi) = ev.paired_bootstrap(ra, rb, "coverage")
+    assert len(ra["coverage_boot"]) == PROTO.bootstrap and lo <= diff <= hi
+    # FD and KID are pooled distances: no class bootstrap (repeated classes raise them), the t interval over draws
+    assert "fd_boot" not in ra and ra["fd_interval"] == [ra["fd"] - ra["fd_ci95"], ra["fd"] + ra["fd_ci95"]]
 
 
 def test_bootstrap_statistics_match_the_metrics_on_the_resampled_classes():

@@ -29,7 +29,7 @@ from .checkpoint import PRETRAINED_PREFIX, pretrained_names, resolve
 from .config import DataConfig, apply_overrides, get_preset
 from .data import files_inverted, from_model_space, save_grid, to_model_space
 from .errors import CheckpointError, ConfigError
-from .evaluate import (PROTOCOL_VERSION, PROTOCOLS, SPLITS, chosen_classes, evaluate, paired_bootstrap,
+from .evaluate import (POOLED, PROTOCOL_VERSION, PROTOCOLS, SPLITS, chosen_classes, evaluate, paired_bootstrap,
                        paired_difference, split_dataset)
 from .lowdata import ARMS, choose_share, default_arms, lowdata_accuracy
 from .metrics.features import ASSET, load_feature_net, sha256
@@ -409,6 +409,8 @@ def _metric_cell(r: dict, key: str) -> str:
     v = r.get(key)
     if v is None:
         return "-"
+    if key in POOLED and r.get("bootstrap") and r.get(key + "_ci95") is not None:  # t over draws, as evaluate stores
+        return f"{v:.3f} [{v - r[key + '_ci95']:.3f}, {v + r[key + '_ci95']:.3f}]"
     if r.get(key + "_interval") is not None:
         lo, hi = r[key + "_interval"]
         return f"{v:.3f} [{lo:.3f}, {hi:.3f}]"
@@ -419,11 +421,13 @@ def _interval_note(results: dict) -> str:
     rows = [r for m in results["methods"].values() for r in m["k"].values() if r.get("bootstrap")]
     if rows:
         b = rows[0]["bootstrap"]
-        return (f"Every generative metric: mean over the support draws [basic 95% bootstrap interval over "
-                f"the evaluated classes, {b['resamples']} resamples, all draws of a class together; the same "
-                "resamples for every method]; FD, KID and PRDC on the first "
-                f"{rows[0].get('distribution_samples')} generated images of each class and draw (the real pool's "
-                "size).")
+        sizes = ", ".join(f"{r['distribution_samples']} at K = {r['k']}" for r in
+                          {r["k"]: r for r in rows if r.get("distribution_samples")}.values())
+        return (f"Every generative metric: mean over the support draws [95% interval]: FD and KID the t interval "
+                "over the support draws (resampling classes repeats them, which raises a pooled distance on every "
+                f"resample); the others the basic bootstrap interval over the evaluated classes ({b['resamples']} "
+                "resamples, all draws of a class together, the same resamples for every method). FD, KID and PRDC "
+                f"use as many generated images per class and draw as the real pool holds ({sizes}).")
     return "FD and fidelity: mean over the support draws ± the 95% confidence half-width (t)."
 
 
@@ -454,40 +458,40 @@ def _reference_lines(results: dict, shots: list[str]) -> list[str]:
             rows.append(f"| {name} | " + " | ".join(cells) + " |")
         lines += [f"## Against the references, K = {k}", "",
                   "Each method's value, then its difference from `real` (held-out real images: its fidelity is the "
-                  "ceiling an honest generator can reach, its copy ratio what real drawings score) with the 95% "
-                  "interval of the paired bootstrap over classes. `support-copy` shows what copying scores.", "",
+                  "ceiling an honest generator can reach, its copy ratio what real drawings score) with its 95% "
+                  "interval: FD ± t over the paired support draws, the others [paired bootstrap over classes]. "
+                  "`support-copy` shows what copying scores.", "",
                   "| method | FD | fidelity | recall | coverage | copy ratio |", "|---|---|---|---|---|---|"]
         lines += rows + [""]
     return lines
 
 
 def _beside_cell(r: dict, base: dict, key: str, nd: int) -> str:
-    if r.get(key + "_boot") is None or r.get("bootstrap") != base.get("bootstrap"):
-        return f"{r[key]:.{nd}f}"
-    diff, (lo, hi) = paired_bootstrap(r, base, key)
-    return f"{r[key]:.{nd}f} ({diff:+.{nd}f} [{lo:+.{nd}f}, {hi:+.{nd}f}])"
+    """The value, then its difference from the base row with the interval `_paired_cell` gives."""
+    return f"{r[key]:.{nd}f} ({_paired_cell(r, base, key, 0, nd, verdict=False)})"
 
 
 # the paired metrics, the sign of "better" (FD lower, fidelity higher), and the decimals shown
 PAIRED = (("fd", -1, 3), ("fidelity", +1, 4))
 
 
-def _paired_cell(a: dict, b: dict, key: str, better: int, nd: int) -> str:
-    """With bootstrap values on both sides (the same resamples): a - b [basic 95% bootstrap interval of the
-    per-resample differences]; otherwise (version 1 folders) the per-draw mean ± t half-width."""
-    if a.get(key + "_boot") is not None and a.get("bootstrap") == b.get("bootstrap"):
+def _paired_cell(a: dict, b: dict, key: str, better: int, nd: int, verdict: bool = True) -> str:
+    """a - b. With bootstrap values on both sides (the same resamples) and a metric that is bootstrapped: [basic 95%
+    bootstrap interval of the per-resample differences]; otherwise (FD, KID; version 1 folders) the per-draw mean
+    ± t half-width. The verdict: better/worse where the interval excludes 0, else tie."""
+    if key not in POOLED and a.get(key + "_boot") is not None and a.get("bootstrap") == b.get("bootstrap"):
         diff, (lo, hi) = paired_bootstrap(a, b, key)
         if diff != diff or lo != lo:
             return "undefined (non-finite draws)"
-        verdict = "tie" if lo <= 0 <= hi else ("better" if diff * better > 0 else "worse")
-        return f"{diff:+.{nd}f} [{lo:+.{nd}f}, {hi:+.{nd}f}] ({verdict})"
+        word = "tie" if lo <= 0 <= hi else ("better" if diff * better > 0 else "worse")
+        return f"{diff:+.{nd}f} [{lo:+.{nd}f}, {hi:+.{nd}f}]" + (f" ({word})" if verdict else "")
     diff, half = paired_difference(a[key + "_draws"], b[key + "_draws"])
     if diff != diff:
         return "undefined (non-finite draws)"
     if len(a[key + "_draws"]) < 2:
         return f"{diff:+.{nd}f} (one draw: no interval)"
-    verdict = "tie" if abs(diff) <= half else ("better" if diff * better > 0 else "worse")
-    return f"{diff:+.{nd}f} ± {half:.{nd}f} ({verdict})"
+    word = "tie" if abs(diff) <= half else ("better" if diff * better > 0 else "worse")
+    return f"{diff:+.{nd}f} ± {half:.{nd}f}" + (f" ({word})" if verdict else "")
 
 
 def _paired_lines(results: dict, shots: list[str]) -> list[str]:
@@ -511,8 +515,9 @@ def _paired_lines(results: dict, shots: list[str]) -> list[str]:
                     boot = ra["bootstrap"]["resamples"]
                 rows.append(f"| {a} | {b} | " + " | ".join(cells) + " |")
         if rows:
-            how = (f"[basic 95% bootstrap interval of the per-resample differences, paired bootstrap over classes, {boot} "
-                   "resamples]" if boot else f"± 95% half-width (t, {draws} draws)")
+            how = (f"FD ± 95% half-width (t over the {draws} draws); fidelity [basic 95% interval of the per-resample "
+                   f"differences, paired bootstrap over classes, {boot} resamples]" if boot else
+                   f"± 95% half-width (t, {draws} draws)")
             lines += [f"## Paired differences, K = {k}", "",
                       f"Method minus baseline over the same classes, support draws and seeds, mean {how}; "
                       "better/worse where the interval excludes 0.", "",
