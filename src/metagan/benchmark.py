@@ -500,7 +500,7 @@ def _paired_lines(results: dict, shots: list[str]) -> list[str]:
     half-width (t). "better"/"worse" where the interval excludes 0, else "tie"."""
     methods = results["methods"]
     ours = [n for n in methods if n.startswith("metagan-")]
-    others = [n for n in methods if not n.startswith("metagan-")]
+    others = [n for n in methods if not n.startswith("metagan-") and n not in REFERENCES]  # those: their own section
     lines = []
     for k in shots:
         rows, draws, boot = [], 0, None
@@ -511,7 +511,7 @@ def _paired_lines(results: dict, shots: list[str]) -> list[str]:
                     continue  # not evaluated at this K, or a method without generated images
                 cells = [_paired_cell(ra, rb, *spec) for spec in PAIRED]
                 draws = len(ra["fd_draws"])
-                if ra.get("fd_boot") is not None and ra.get("bootstrap") == rb.get("bootstrap"):
+                if ra.get("fidelity_boot") is not None and ra.get("bootstrap") == rb.get("bootstrap"):
                     boot = ra["bootstrap"]["resamples"]
                 rows.append(f"| {a} | {b} | " + " | ".join(cells) + " |")
         if rows:
