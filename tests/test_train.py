@@ -123,17 +123,21 @@ def test_nan_stops_training_and_keeps_the_checkpoint(tmp_path):
     assert ckpt.load(run).step == 2
 
 
-def test_crash_while_saving_leaves_previous_checkpoint(tmp_path, monkeypatch):
+@pytest.mark.parametrize("fault, expected, message", [
+    (OSError("disk full"), CheckpointError, "could not write .* the previous checkpoint.safetensors is intact"),
+    (KeyboardInterrupt(), KeyboardInterrupt, "interrupted again while writing"),  # Ctrl-C during the final write
+])
+def test_a_failed_checkpoint_write_leaves_the_previous_one(tmp_path, monkeypatch, fault, expected, message):
     run = train(tiny("train.steps=2"), out_dir=tmp_path, progress=False)
     before = (run / ckpt.FILENAME).read_bytes()
 
     def broken_save(tensors, filename, metadata=None):
         with open(filename, "wb") as f:
             f.write(b"partial")
-        raise OSError("disk full")
+        raise fault
 
     monkeypatch.setattr(ckpt, "save_file", broken_save)
-    with pytest.raises(CheckpointError, match="could not write .* the previous checkpoint.safetensors is intact"):
+    with pytest.raises(expected, match=message):
         train(tiny("train.steps=4"), resume=run, progress=False)
     assert (run / ckpt.FILENAME).read_bytes() == before
     assert [p.name for p in run.iterdir() if ".tmp" in p.name] == []
@@ -330,22 +334,6 @@ def test_ctrl_c_writes_a_checkpoint_at_the_step_it_stopped_on_and_resumes_exactl
     for k in a:
         assert torch.equal(a[k], b[k]), k
     assert _logged_steps(resumed) == list(range(1, step + 3))
-
-
-def test_ctrl_c_while_writing_the_checkpoint_leaves_the_previous_one(tmp_path, monkeypatch):
-    run = train(tiny("train.steps=2"), out_dir=tmp_path, progress=False)
-    before = (run / ckpt.FILENAME).read_bytes()
-
-    def interrupted_save(tensors, filename, metadata=None):
-        with open(filename, "wb") as f:
-            f.write(b"partial")
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(ckpt, "save_file", interrupted_save)
-    with pytest.raises(KeyboardInterrupt, match="interrupted again while writing"):
-        train(tiny("train.steps=4"), resume=run, progress=False)
-    assert (run / ckpt.FILENAME).read_bytes() == before
-    assert [p.name for p in run.iterdir() if ".tmp-" in p.name] == []
 
 
 def test_resuming_drops_the_log_lines_after_the_checkpoint(tmp_path):
