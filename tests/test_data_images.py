@@ -48,7 +48,7 @@ def test_class_dataset_properties_subset_and_validation():
     with pytest.raises(DataError, match="names"):
         ClassDataset("toy", images, ["a", "b"])
     with pytest.raises(DataError, match="uint8"):
-        ClassDataset("toy", [torch.zeros(2, 1, 4, 4)], ["a"])
+        ClassDataset("toy", [torch.zeros(2, 1, 4, 4, dtype=torch.int64)], ["a"])
     with pytest.raises(DataError, match="shape"):
         ClassDataset("toy", [images[0], torch.zeros(2, 1, 5, 5, dtype=torch.uint8)], ["a", "b"])
     with pytest.raises(IndexError):

@@ -15,16 +15,16 @@ K, Q, B = 2, 3, 3
 
 
 def make_problem(kind="ns", r1=0.0, model="conv", condition="none", mismatch=0.0, diversity=0.0, g_affine=0.0,
-                 outer_mmd=0.0, outer_adv=1.0):
+                 outer_mmd=0.0, outer_adv=1.0, register=0.0):
     cfg = dataclasses.replace(get_preset("tiny").model, kind=model, hidden=8, condition=condition, g_affine=g_affine)
     torch.manual_seed(0)
     gen, disc = build_models(cfg, SHAPE)
     gen, disc = gen.double(), disc.double()
     loss = LossConfig(kind=kind, r1_gamma=r1, mismatch=mismatch, diversity=diversity, diversity_tau=0.5,
-                      outer_mmd=outer_mmd, outer_adv=outer_adv)
+                      outer_mmd=outer_mmd, outer_adv=outer_adv, register=register)
     pg = params_of(gen)
     with torch.no_grad():  # leave the warp's zero initialisation, where the field ignores z and the reference
-        for k in ("flow.weight", "affine.weight"):
+        for k in ("flow.weight", "affine.weight", "reg_flow.weight"):
             if k in pg:
                 pg[k].normal_(0, 0.3)
     return GanProblem(gen, disc, loss), pg, params_of(disc)
@@ -127,7 +127,7 @@ class Quadratic(GanProblem):
 
     def __init__(self, a, b, c, e):
         self.a, self.b, self.c, self.e, self.z_dim = a, b, c, e, 1
-        self.loss = LossConfig()
+        self.loss, self.paired = LossConfig(), False
 
     def generate(self, pg, z, context):
         return z
@@ -303,6 +303,17 @@ def test_warp_generator_meta_gradients_reach_its_encoder_and_vmap_equals_loop(na
     assert not torch.allclose(prob.generate(pg, z, tasks["support"][0]), prob.generate(pg, z, tasks["support"][1]))
 
 
+@pytest.mark.parametrize("name", ["maml", "fomaml", "metasgd", "reptile", "joint"])
+def test_morph_generator_meta_gradients_reach_its_registration_and_vmap_equals_loop(name):
+    """The morph generator (model.condition=morph) under every learner: vmap = loop where vmap runs, and the
+    meta-gradient reaches the registration network (through the samples and loss.register) and the encoder."""
+    prob, pg, pd = make_problem("ns", condition="morph", g_affine=0.25, register=1.0)
+    tasks = make_tasks(SCHED, prob.z_dim, seed=11)
+    learner = _learners(prob)[name]
+    g_loop, _ = loop_checked_by_vmap(learner, learner.init_meta(pg, pd), tasks)
+    assert all(float(g_loop["g"][k].abs().max()) > 0 for k in ("reg1.weight", "reg_flow.weight", "enc1.weight"))
+
+
 def test_warp_generator_second_order_runs_the_loop():
     from metagan.config import ConfigError, apply_overrides, validate
     from metagan.system import build_system
@@ -383,3 +394,19 @@ def test_outer_mmd_and_outer_adv_are_checked():
                        (["loss.outer_mmd=-1"], "non-negative")):
         with pytest.raises(ConfigError, match=match):
             validate(apply_overrides(cfg, bad))
+
+
+@pytest.mark.parametrize("condition", ["image", "morph", "none"])
+def test_one_support_image_never_teaches_d_that_a_copy_is_real(condition):
+    """With K = 1 a paired model's real pair would be the image beside itself: its D is left as it is while G
+    adapts. Unpaired models (and paired ones with K = 2) adapt D as usual."""
+    prob, pg, pd = make_problem("ns", condition=condition)
+    for k in (1, 2):
+        support = torch.rand(k, *SHAPE, dtype=torch.float64) * 2 - 1
+        noise = sample_noise(1, SCHED, k, 1, prob.z_dim, torch.Generator().manual_seed(0), torch.float64)
+        noise = {key: v[0] for key, v in noise.items()}
+        qg, qd, _ = prob.inner_loop(pg, pd, dict.fromkeys(pg, 0.1), dict.fromkeys(pd, 0.1), support, noise, SCHED,
+                                    first_order=True)
+        d_moved = max_diff({"d": qd}, {"d": pd}, ("d",))
+        assert (d_moved == 0) == (k == 1 and condition != "none"), (condition, k, d_moved)
+        assert max_diff({"g": qg}, {"g": pg}, ("g",)) > 0

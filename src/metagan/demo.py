@@ -22,6 +22,7 @@ from sklearn.linear_model import LogisticRegression
 from .adapt import load
 from .config import apply_overrides, get_preset
 from .data import TaskSampler, build_datasets, from_model_space, save_grid
+from .threads import chosen_threads, model_threads
 from .train import train
 
 SAMPLES = 100  # generated samples per held-out class for the fidelity figure
@@ -53,7 +54,10 @@ def _spread(images_uint8: torch.Tensor) -> float:
 
 
 def run_demo(out_dir: str = "runs", steps: int | None = None, progress: bool = True) -> str:
-    """Meta-train the digits-demo preset, then adapt and report. Returns the report (markdown)."""
+    """Meta-train the digits-demo preset, then adapt and report. Returns the report (markdown).
+
+    Training and report each run on the threads metagan.threads chooses (one for this small model, unless
+    $OMP_NUM_THREADS says otherwise) and restore the caller's thread count afterwards."""
     cfg = get_preset("digits-demo")
     if steps is not None:
         cfg = apply_overrides(cfg, [f"train.steps={steps}"])
@@ -66,6 +70,12 @@ def report(run_dir: str | Path, train_seconds: float | None = None) -> str:
     """Adapt a digits run to each held-out digit; write demo.png, report.json and report.md."""
     run_dir = Path(run_dir)
     model = load(run_dir)
+    cfg = model.cfg
+    with model_threads(cfg) as threads:
+        return _report(run_dir, model, threads, train_seconds)
+
+
+def _report(run_dir: Path, model, threads: int, train_seconds: float | None) -> str:
     cfg = model.cfg
     t0 = time.perf_counter()
     _, heldout = build_datasets(cfg.data)
@@ -96,7 +106,8 @@ def report(run_dir: str | Path, train_seconds: float | None = None) -> str:
     adapt_steps = cfg.train.adapt_steps or cfg.meta.inner_steps
     result = {"run_dir": str(run_dir), "steps": model.step, "train_seconds": round(train_s, 1),
               "eval_seconds": round(time.perf_counter() - t0, 1), "k_shot": cfg.task.k_shot,
-              "adapt_steps": adapt_steps, "samples_per_class": SAMPLES, "per_class": per_class, "mean": mean}
+              "adapt_steps": adapt_steps, "samples_per_class": SAMPLES, "threads": threads,
+              "threads_chosen_by": chosen_threads(cfg)[1], "per_class": per_class, "mean": mean}
     (run_dir / "report.json").write_text(json.dumps(result, indent=2))
     lines = [f"# metagan demo: {run_dir}", "",
              f"Meta-trained `{cfg.meta.learner}` ({cfg.loss.kind} loss, {cfg.model.kind} models, "

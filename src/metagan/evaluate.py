@@ -17,19 +17,23 @@ model space ([-1, 1], ink bright), or None for "no augmentation". Protocol (docs
 5. lowdata: a small CNN over the chosen classes trained on n real images per class, with online affine
    augmentation and/or generated images (adapted from those n), for the same number of updates in every arm,
    tested on the class's other images (lowdata.py); lowdata_acc is the method's first arm.
+
+Other domains use the same protocol: a class's examples may be float tensors already in model space (series
+(n_i, C, L)), read through data.as_model_space, and a suite adds its own per-draw metrics (`DrawMetrics`), which
+get the same draws, bootstrap resamples and intervals as the metrics above.
 """
 from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Callable, Optional
 
 import torch
 from scipy.stats import t as student_t
 from torch import Tensor, nn
 
-from .data import ClassDataset, to_model_space
+from .data import ClassDataset, as_model_space
 from .lowdata import lowdata_accuracy
 from .metrics import copy_ratio, diversity
 from .metrics.fewshot import distances
@@ -172,9 +176,9 @@ def generate_all(gen: FewShotGenerator, draws, n: int, seed: int) -> list[list[T
         row = []
         for di, (support, _, pool) in enumerate(per):
             g = torch.Generator().manual_seed(_stream(seed, ci, di))
-            extra = (to_model_space(pool),) if needs_pool else ()
+            extra = (as_model_space(pool),) if needs_pool else ()
             with torch.no_grad():
-                row.append(gen(to_model_space(support), n, g, *extra).float())
+                row.append(gen(as_model_space(support), n, g, *extra).float())
         out.append(row)
     return out
 
@@ -301,6 +305,19 @@ def _kid_weighted(st: dict, w: Tensor) -> Tensor:
     return (quad(bxx) - w @ dxx) / (m * (m - 1)) + (quad(byy) - w @ dyy) / (n * (n - 1)) - 2 * quad(bxy) / (m * n)
 
 
+@dataclass(frozen=True)
+class DrawMetrics:
+    """Metrics a suite adds to every support draw, bootstrapped over classes like fidelity.
+
+    stats(draws, fakes) -> one dict per draw {key: (numerator (C,), denominator (C,))}, float64 per evaluated
+    class (draws as _draws makes them, fakes as generate_all returns them); the value on classes weighted by
+    w (B, C) is transforms[key](w @ num / w @ den), or the ratio itself for a key without a transform.
+    """
+    keys: tuple[str, ...]
+    stats: Callable[[list, list], list[dict]]
+    transforms: dict[str, Callable[[Tensor], Tensor]] = field(default_factory=dict)
+
+
 def _metric_weighted(st: dict, key: str, w: Tensor) -> Tensor:
     if key == "fd":
         return _fd_weighted(st, w)
@@ -308,17 +325,18 @@ def _metric_weighted(st: dict, key: str, w: Tensor) -> Tensor:
         return _kid_weighted(st, w)
     if key not in st:  # PRDC of a draw with non-finite samples
         return torch.full((len(w),), float("nan"), dtype=torch.float64)
-    num, den = st[key]
-    return (w @ num) / (w @ den)
+    num, den, *transform = st[key]
+    value = (w @ num) / (w @ den)
+    return transform[0](value) if transform else value
 
 
-def generative_metrics(net, draws, fakes, protocol: Protocol) -> dict:
-    """Every generative metric (BOOTSTRAPPED) on every support draw, reported as the mean over draws, with
-    `<key>_draws` (per draw), `<key>_ci95` (t half-width over draws), `<key>_interval` (basic 95% bootstrap interval
-    over classes: all draws of a resampled class go together) and `<key>_boot` (the value on
+def generative_metrics(net, draws, fakes, protocol: Protocol, extra: DrawMetrics | None = None) -> dict:
+    """Every generative metric (BOOTSTRAPPED, then extra.keys) on every support draw, reported as the mean over
+    draws, with `<key>_draws` (per draw), `<key>_ci95` (t half-width over draws), `<key>_interval` (basic 95%
+    bootstrap interval over classes: all draws of a resampled class go together) and `<key>_boot` (the value on
     each resample of `bootstrap_indices`, the same for every method)."""
     n_draws, c = len(draws[0]), len(draws)
-    emb = [[[embed(net, to_model_space(per[d][i])) for per in draws] for d in range(n_draws)] for i in range(3)]
+    emb = [[[embed(net, as_model_space(per[d][i])) for per in draws] for d in range(n_draws)] for i in range(3)]
     sups, refs, pools = emb
     gens = [[embed(net, row[d]) for row in fakes] for d in range(n_draws)]
     m = min(len(p) for d in range(n_draws) for p in pools[d])  # generated images per class in FD, KID, PRDC
@@ -328,7 +346,11 @@ def generative_metrics(net, draws, fakes, protocol: Protocol) -> dict:
     ones = torch.ones(1, c, dtype=torch.float64)
     out: dict = {"bootstrap": {"resamples": len(idx), "over": "classes", "indices_sha256": _fingerprint(idx)},
                  "distribution_samples": m}
-    for key in BOOTSTRAPPED:
+    if extra is not None:  # the suite's own per-class sums, each with its transform
+        for st, more in zip(stats, extra.stats(draws, fakes), strict=True):
+            for key in extra.keys:
+                st[key] = (*more[key], extra.transforms[key]) if key in extra.transforms else more[key]
+    for key in BOOTSTRAPPED + (extra.keys if extra else ()):
         per_draw = [float(_metric_weighted(st, key, ones)[0]) for st in stats]
         out.update(_over_draws(key, per_draw))
         if key in POOLED:
@@ -376,7 +398,7 @@ def _over_draws(key: str, values: list[float]) -> dict:
 def protonet_accuracy(net, draws, fakes, protocol: Protocol, queries: int = 5) -> dict:
     """N-way accuracy with prototypes from real supports (+ generated samples when fakes is given)."""
     g = torch.Generator().manual_seed(protocol.seed + 1)
-    feats = [[(embed(net, to_model_space(s)), embed(net, to_model_space(r))) for s, r, _ in per] for per in draws]
+    feats = [[(embed(net, as_model_space(s)), embed(net, as_model_space(r))) for s, r, _ in per] for per in draws]
     gfeats = [[embed(net, f[:protocol.proto_generated]) for f in row] for row in fakes] if fakes else None
     n_way = min(protocol.n_way, len(draws))
     accs = []
@@ -406,18 +428,19 @@ def validation_metrics(gen: FewShotGenerator, train: ClassDataset, k: int, net: 
 
 
 def evaluate(gen: FewShotGenerator, heldout: ClassDataset, k: int, net: nn.Module, protocol: Protocol,
-             lowdata: dict | None = None) -> dict:
-    """Every metric of one method at one K. Generative metrics are None for gen=None. The low-data
-    protocol does not depend on K (it adapts on the n training images): pass `lowdata` to reuse it."""
+             lowdata: dict | None = None, extra: DrawMetrics | None = None) -> dict:
+    """Every metric of one method at one K (and a suite's `extra` ones). Generative metrics are None for gen=None.
+    The low-data protocol does not depend on K (it adapts on the n training images): pass `lowdata` to reuse it."""
     if heldout.min_class_size < k + 4:
         raise ValueError(f"held-out classes need at least K+4={k + 4} images (two reference and two pool images "
                          f"besides the supports), the smallest has {heldout.min_class_size}")
     classes, draws = _draws(heldout, protocol, k)
     fakes = generate_all(gen, draws, protocol.samples, protocol.seed) if gen is not None else None
     result: dict = {"k": k, "protocol": asdict(protocol)}
-    keys = [f"{m}{suffix}" for m in BOOTSTRAPPED for suffix in ("", "_draws", "_ci95", "_interval", "_boot")]
+    keys = [f"{m}{suffix}" for m in BOOTSTRAPPED + (extra.keys if extra else ())
+            for suffix in ("", "_draws", "_ci95", "_interval", "_boot")]
     keys += ["bootstrap", "nonfinite_sets", "sets", "copy_ratio_real"]
-    result.update(generative_metrics(net, draws, fakes, protocol) if fakes else dict.fromkeys(keys))
+    result.update(generative_metrics(net, draws, fakes, protocol, extra) if fakes else dict.fromkeys(keys))
     result["protonet_acc"] = protonet_accuracy(net, draws, fakes, protocol)
     if getattr(gen, "reference", False):  # a reference row (a copier, held-out real images): no classifier
         result["lowdata"] = result["lowdata_acc"] = None

@@ -22,6 +22,10 @@ Random streams, each seeded from its own key and nothing else, so that methods a
 
 The generated share is chosen on validation classes (`choose_share`), never on the evaluated ones.
 
+A domain brings its classifier and its classic augmentation as a `Classifier` kit (`IMAGES`: SmallCNN and
+random_affine, whose arm is "affine"; the time-series suite: a 1-D CNN and jitter, scaling, warping and window
+slicing); arms, streams and update counts are the same for every domain.
+
 Example:
     >>> result = lowdata_accuracy(gen, heldout, classes, protocol, arms=("generated",), share=0.5)
     >>> result["arms"]["generated"]["5"]  # test accuracy with 5 real images per class
@@ -29,7 +33,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Callable, Optional
 
 import torch
@@ -37,7 +41,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .baselines import random_affine
-from .data import ClassDataset, to_model_space
+from .data import ClassDataset, as_model_space
 
 FewShotGenerator = Optional[Callable[[Tensor, int, torch.Generator], Tensor]]
 
@@ -45,9 +49,10 @@ ARMS = ("none", "affine", "generated", "affine + generated")
 BATCH = 64
 
 
-def default_arms(gen: FewShotGenerator) -> tuple[str, ...]:
-    """The arms of a method: its two uses of generated images, or the two real-only references without one."""
-    return ("none", "affine") if gen is None else ("generated", "affine + generated")
+def default_arms(gen: FewShotGenerator, augment_arm: str = "affine") -> tuple[str, ...]:
+    """The arms of a method: its two uses of generated images, or the two real-only references without one
+    (augment_arm: the name of the domain's classic-augmentation arm, `Classifier.augment_arm`)."""
+    return ("none", augment_arm) if gen is None else ("generated", f"{augment_arm} + generated")
 
 
 def _seed(*key) -> int:
@@ -65,6 +70,27 @@ def class_split(images: Tensor, n: int, seed: int, c: int) -> tuple[Tensor, Tens
     return images[idx[:n]], images[idx[n:]]
 
 
+@dataclass(frozen=True)
+class Classifier:
+    """What the low-data protocol takes from a domain.
+
+    make_net(n_classes, example (1, *shape)) -> a fresh nn.Module mapping (N, *shape) to (N, n_classes) logits
+    (built under the classifier's seed); augment(x (N, *shape), generator) -> the real examples of a batch under
+    fresh random transforms (the augmentation arm); augment_arm: that arm's name.
+    """
+    make_net: Callable[[int, Tensor], nn.Module]
+    augment: Callable[[Tensor, torch.Generator], Tensor]
+    augment_arm: str = "affine"
+
+    @property
+    def arms(self) -> tuple[str, ...]:
+        return ("none", self.augment_arm, "generated", f"{self.augment_arm} + generated")
+
+
+# images; the names are looked up at call time, so a test can wrap random_affine or SmallCNN
+IMAGES = Classifier(lambda n_classes, x: SmallCNN(n_classes), lambda x, g: random_affine(x, g), "affine")
+
+
 @dataclass
 class _Cell:
     """One (classes, n) cell: real training images and labels, test images and labels, the generated pool."""
@@ -74,14 +100,16 @@ class _Cell:
     test_y: Tensor
     gen_x: Tensor | None  # (classes * lowdata_generated, C, H, W), None without a generator
     gen_y: Tensor | None
+    kit: Classifier = field(default=IMAGES)  # the domain's classifier and classic augmentation
 
 
-def _cell(gen: FewShotGenerator, dataset: ClassDataset, classes: list[int], n: int, protocol) -> _Cell:
+def _cell(gen: FewShotGenerator, dataset: ClassDataset, classes: list[int], n: int, protocol,
+          kit: Classifier = IMAGES) -> _Cell:
     xs, xts, gs = [], [], []
     for c in classes:
         train, test = class_split(dataset.images[c], n, protocol.seed, c)
-        xs.append(to_model_space(train))
-        xts.append(to_model_space(test))
+        xs.append(as_model_space(train))
+        xts.append(as_model_space(test))
         if gen is not None:
             with torch.no_grad():
                 gs.append(gen(xs[-1], protocol.lowdata_generated, _stream("generate", protocol.seed, n, c)).float())
@@ -89,7 +117,7 @@ def _cell(gen: FewShotGenerator, dataset: ClassDataset, classes: list[int], n: i
     def labels(parts):
         return torch.cat([torch.full((len(p),), i) for i, p in enumerate(parts)])
     return _Cell(torch.cat(xs), labels(xs), torch.cat(xts), labels(xts),
-                 torch.cat(gs) if gs else None, labels(gs) if gs else None)
+                 torch.cat(gs) if gs else None, labels(gs) if gs else None, kit)
 
 
 def _cycle(count: int, total: int, generator: torch.Generator) -> Tensor:
@@ -114,11 +142,14 @@ class SmallCNN(nn.Module):
 
 
 def train_classifier(x: Tensor, y: Tensor, n_classes: int, updates: int, seed: int, affine: bool = False,
-                     gen_x: Tensor | None = None, gen_y: Tensor | None = None, share: float = 0.0) -> nn.Module:
-    """A SmallCNN after `updates` Adam (2e-3) updates on batches of BATCH images; x (N, C, H, W) model space.
+                     gen_x: Tensor | None = None, gen_y: Tensor | None = None, share: float = 0.0,
+                     kit: Classifier = IMAGES) -> nn.Module:
+    """The kit's classifier (IMAGES: a SmallCNN) after `updates` Adam (2e-3) updates on batches of BATCH examples;
+    x (N, *shape) model space.
 
-    With gen_x, each batch holds round(share x BATCH) generated images (gen_x, gen_y) and real ones for the rest;
-    affine: each real image of a batch under a fresh random affine transform. `seed` seeds the classifier's streams.
+    With gen_x, each batch holds round(share x BATCH) generated examples (gen_x, gen_y) and real ones for the rest;
+    affine: each real example of a batch under a fresh random transform of the kit (`kit.augment`; random_affine for
+    images). `seed` seeds the classifier's streams.
     """
     n_gen = round(share * BATCH) if gen_x is not None else 0
     if gen_x is not None and not 0 < n_gen < BATCH:
@@ -129,14 +160,14 @@ def train_classifier(x: Tensor, y: Tensor, n_classes: int, updates: int, seed: i
     g_affine = _stream("affine", seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        net = SmallCNN(n_classes)
-        net(x[:1])  # materialise the lazy head
+        net = kit.make_net(n_classes, x[:1])
+        net(x[:1])  # materialise a lazy head
     opt = torch.optim.Adam(net.parameters(), lr=2e-3)
     for step in range(updates):
         idx = order[step * n_real:(step + 1) * n_real]
         xb, yb = x[idx], y[idx]
         if affine:
-            xb = random_affine(xb, g_affine)
+            xb = kit.augment(xb, g_affine)
         if n_gen:
             gi = picks[step * n_gen:(step + 1) * n_gen]
             xb, yb = torch.cat([xb, gen_x[gi]]), torch.cat([yb, gen_y[gi]])
@@ -154,26 +185,28 @@ def _accuracy(net: nn.Module, x: Tensor, y: Tensor, batch: int = 512) -> float:
 
 
 def _arm_accuracy(cell: _Cell, arm: str, share: float, n_classes: int, updates: int, seed: int) -> float:
-    generated = "generated" in arm
+    generated, aug = "generated" in arm, cell.kit.augment_arm
     if generated and cell.gen_x is None:
-        raise ValueError(f"the {arm!r} arm needs a generator; a method without one has the arms 'none' and 'affine'")
-    net = train_classifier(cell.x, cell.y, n_classes, updates, seed, affine="affine" in arm,
+        raise ValueError(f"the {arm!r} arm needs a generator; a method without one has the arms 'none' and {aug!r}")
+    net = train_classifier(cell.x, cell.y, n_classes, updates, seed, affine=aug in arm,
                            gen_x=cell.gen_x if generated else None, gen_y=cell.gen_y if generated else None,
-                           share=share)
+                           share=share, kit=cell.kit)
     return _accuracy(net, cell.test_x, cell.test_y)
 
 
 def lowdata_accuracy(gen: FewShotGenerator, dataset: ClassDataset, classes: list[int], protocol,
-                     arms: tuple[str, ...] | None = None, share: float | None = None) -> dict:
+                     arms: tuple[str, ...] | None = None, share: float | None = None,
+                     kit: Classifier = IMAGES) -> dict:
     """Test accuracy per arm and n of a classifier over `classes`, trained on n real images per class (and the
-    method's generated ones, share `share` of each batch; default `protocol.lowdata_share`).
+    method's generated ones, share `share` of each batch; default `protocol.lowdata_share`). kit: the domain's
+    classifier and augmentation (its arms: kit.arms).
 
     Returns {"share": share or None without a generated arm, "updates": ..., "arms": {arm: {str(n): accuracy}}}.
     """
-    arms = default_arms(gen) if arms is None else tuple(arms)
-    unknown = set(arms) - set(ARMS)
+    arms = default_arms(gen, kit.augment_arm) if arms is None else tuple(arms)
+    unknown = set(arms) - set(kit.arms)
     if unknown:
-        raise ValueError(f"unknown low-data arms {sorted(unknown)}; arms are: {', '.join(ARMS)}")
+        raise ValueError(f"unknown low-data arms {sorted(unknown)}; arms are: {', '.join(kit.arms)}")
     if dataset.min_class_size <= max(protocol.lowdata_n):
         raise ValueError(f"low-data classes need more than n={max(protocol.lowdata_n)} images (some for testing), "
                          f"the smallest has {dataset.min_class_size}")
@@ -181,7 +214,7 @@ def lowdata_accuracy(gen: FewShotGenerator, dataset: ClassDataset, classes: list
     share = (protocol.lowdata_share if share is None else share) if generated else None
     out: dict = {"share": share, "updates": protocol.lowdata_updates, "arms": {a: {} for a in arms}}
     for n in protocol.lowdata_n:
-        cell = _cell(gen if generated else None, dataset, classes, n, protocol)
+        cell = _cell(gen if generated else None, dataset, classes, n, protocol, kit)
         for arm in arms:
             out["arms"][arm][str(n)] = _arm_accuracy(cell, arm, share, len(classes), protocol.lowdata_updates,
                                                      _seed("classifier", protocol.seed, n))
@@ -189,7 +222,7 @@ def lowdata_accuracy(gen: FewShotGenerator, dataset: ClassDataset, classes: list
 
 
 def choose_share(gen: FewShotGenerator, dataset: ClassDataset, classes: list[int], protocol,
-                 shares: tuple[float, ...] | None = None) -> dict:
+                 shares: tuple[float, ...] | None = None, kit: Classifier = IMAGES) -> dict:
     """The generated share with the best "generated" accuracy at the smallest n on `classes` of `dataset` (pass
     validation classes, never the evaluated ones); ties go to the smaller share. The generated pool is drawn once.
 
@@ -199,7 +232,7 @@ def choose_share(gen: FewShotGenerator, dataset: ClassDataset, classes: list[int
     if gen is None or not shares:
         raise ValueError("choose_share needs a generator and at least one share")
     n = min(protocol.lowdata_n)
-    cell = _cell(gen, dataset, classes, n, replace(protocol, lowdata_n=(n,)))
+    cell = _cell(gen, dataset, classes, n, replace(protocol, lowdata_n=(n,)), kit)
     seed = _seed("classifier", protocol.seed, n)
     acc = {str(s): _arm_accuracy(cell, "generated", s, len(classes), protocol.lowdata_updates, seed) for s in shares}
     best = max(shares, key=lambda s: (acc[str(s)], -s))

@@ -11,7 +11,8 @@ PANELS = (("fd", "Fréchet distance (lower is better), 95% CI"), ("fidelity", "c
           ("protonet_acc", "20-way proto accuracy, 95% CI"), ("lowdata_acc", "low-data accuracy, 5 real/class"))
 
 
-def plot_results(results: dict, path: str | Path) -> Path:
+def plot_results(results: dict, path: str | Path, panels: tuple = PANELS) -> Path:
+    """panels: (metric key, title) per column; a suite passes its own."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -19,9 +20,9 @@ def plot_results(results: dict, path: str | Path) -> Path:
 
     methods = list(results["methods"])
     shots = sorted({k for m in results["methods"].values() for k in m["k"]}, key=int)
-    fig, axes = plt.subplots(len(shots), len(PANELS), figsize=(4 * len(PANELS), 3.2 * len(shots)), squeeze=False)
+    fig, axes = plt.subplots(len(shots), len(panels), figsize=(4 * len(panels), 3.2 * len(shots)), squeeze=False)
     for row, k in enumerate(shots):
-        for col, (key, title) in enumerate(PANELS):
+        for col, (key, title) in enumerate(panels):
             ax = axes[row][col]
             vals, errs = [], []
             for m in methods:
@@ -33,7 +34,8 @@ def plot_results(results: dict, path: str | Path) -> Path:
                     vals.append(r[key]["mean"])
                     errs.append(r[key]["ci95"])
                 elif key == "lowdata_acc":
-                    vals.append((r[key] or {}).get("5", float("nan")))  # reference rows: none
+                    acc = r[key] or {}  # reference rows: none; else the smallest n (5 for Omniglot)
+                    vals.append(acc[min(acc, key=int)] if acc else float("nan"))
                     errs.append(0.0)
                 else:
                     vals.append(float("nan") if r[key] is None else r[key])

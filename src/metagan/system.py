@@ -25,8 +25,10 @@ class System:
 
 
 def sample_shape(cfg: Config) -> tuple[int, ...]:
-    s = cfg.data.image_size
-    return (cfg.data.channels, s, s)
+    """One example's shape: images (C, S, S), series (C, L)."""
+    from .data import sample_shape as data_shape
+
+    return data_shape(cfg.data)
 
 
 def build_system(cfg: Config) -> System:

@@ -28,13 +28,14 @@ from . import checkpoint as ckpt
 from . import distributed
 from .adapt import adapt_params
 from .config import Config, ModelConfig, vmap_refusal
-from .data import TaskSampler, build_datasets, files_inverted, from_model_space, save_grid
+from .data import TaskSampler, build_datasets, files_inverted, fit_config, from_model_space, save_grid
 from .errors import CheckpointError, ConfigError, TrainingDiverged
 from .functional import Meta, all_finite, detach, global_norm
 from .meta import meta_gradients, sample_noise
 from .meta.problem import other_classes
 from .models import build_models
 from .system import System, build_system, init_meta
+from .threads import model_threads
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -101,9 +102,12 @@ def _copy_in(state: TrainState, ck: ckpt.Checkpoint, groups) -> None:
     with torch.no_grad():
         for group in groups:
             for k, v in state.meta[group].items():
-                v.copy_(ck.meta[group][k])
+                if k in ck.meta[group]:  # a warm start leaves parts the source lacks at their initial values
+                    v.copy_(ck.meta[group][k])
+        source_g = ck.ema["g"] if ck.ema else ck.meta["g"]
         for k, v in state.ema.get("g", {}).items():
-            v.copy_(ck.ema["g"][k] if ck.ema else ck.meta["g"][k])
+            if k in source_g:
+                v.copy_(source_g[k])
 
 
 def restore_state(system: System, ck: ckpt.Checkpoint, source: str) -> TrainState:
@@ -121,14 +125,15 @@ def restore_state(system: System, ck: ckpt.Checkpoint, source: str) -> TrainStat
 def warm_start(state: TrainState, source: str) -> None:
     """Start from checkpoint `source` (train.init_from): its discriminator, and its EMA generator (the
     generator it adapts and samples with; its raw one where it has no EMA) as both the generator and the EMA.
-    Whatever else the learner meta-learns (Meta-SGD's rates) keeps its initial value.
+    Whatever else the learner meta-learns (Meta-SGD's rates), and any part of the model the source lacks (the
+    morph generator's registration network, from a warp generator), keeps its initial value.
 
     Not the raw generator: the EMA's decay warms up again from step 0 of the new run, so within ~20 steps the
     EMA would be the raw generator's, and a GAN's raw weights are the worse model (a joint run at step 1000, class
     fidelity on training classes: EMA 0.97, raw 0.79)."""
     ck, players = ckpt.load(ckpt.resolve(source)), ("g", "d")
     ckpt.check_compatible({g: ck.meta[g] for g in players if g in ck.meta}, {g: state.meta[g] for g in players},
-                          f"train.init_from={source}")
+                          f"train.init_from={source}", allow_missing=True)
     if ck.ema:
         ck = replace(ck, meta={**ck.meta, "g": ck.ema["g"]})
     _copy_in(state, ck, players)
@@ -262,24 +267,34 @@ def write_grid(system: System, state: TrainState, heldout, path: Path) -> None:
         z = torch.randn(cfg.train.grid_samples, system.problem.z_dim, generator=rng, dtype=dtype)
         with torch.no_grad():
             fake = system.problem.generate(pg, z.to(dev), support.to(dev)).cpu()
-        rows.append(torch.cat([from_model_space(support), from_model_space(fake)]))
+        rows.append((support, fake) if not heldout.is_image else
+                    torch.cat([from_model_space(support), from_model_space(fake)]))
+    if not heldout.is_image:  # series: a plot, supports beside samples, in the data's units
+        from .data.series import to_units
+        from .data.series_plot import save_series_plot
+
+        save_series_plot(path, [(to_units(s, cfg.data), to_units(f, cfg.data)) for s, f in rows],
+                         [heldout.class_names[c] for c in classes])
+        return
     save_grid(path, rows, invert=files_inverted(cfg.data),
               scale=max(1, 64 // cfg.data.image_size))
 
 
 def train(cfg: Config, out_dir: str | Path | None = None, name: str = "run", resume: str | Path | None = None,
           progress: bool = True) -> Path:
-    """Meta-train to cfg.train.steps (continuing from `resume`, a run folder or checkpoint, if given)."""
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
+    """Meta-train to cfg.train.steps (continuing from `resume`, a run folder or checkpoint, if given). Runs on
+    train.threads intra-op threads, else $OMP_NUM_THREADS, else as many as the model's size pays for
+    (metagan.threads); the caller's thread count is restored afterwards."""
     dist = distributed.init_from_env(device=cfg.train.device)
     try:
-        return _train(cfg, out_dir, name, resume, progress, dist)
+        with model_threads(cfg):
+            return _train(cfg, out_dir, name, resume, progress, dist)
     finally:
         distributed.close(dist)
 
 
 def _train(cfg: Config, out_dir, name: str, resume, progress: bool, dist: distributed.Dist) -> Path | None:
+    cfg = replace(cfg, data=fit_config(cfg.data))  # series: the normalisation, fitted on training classes, stored
     system = build_system(cfg)
     train_ds, heldout = build_datasets(cfg.data)
     sampler = TaskSampler(train_ds, cfg.task.k_shot, cfg.task.q_query, cfg.task.meta_batch)

@@ -1,16 +1,25 @@
-"""Class-indexed image datasets and the one resize used on every path.
+"""Class-indexed datasets and the one resize used on every image path.
 
-A ``ClassDataset`` holds one uint8 tensor per class, ink (foreground) bright: 0 = background,
-255 = ink. Every loader (Omniglot npz, Omniglot PNG zips, digits, image folders) goes through
-``resize_to_uint8``, so the same pixels reach the model whichever file form they came from.
+A ``ClassDataset`` holds one tensor per class, of either kind:
+
+- images: uint8 ``(n_i, C, H, W)``, H == W, ink (foreground) bright: 0 = background, 255 = ink; models see
+  ``to_model_space(x)`` in [-1, 1]. Every image loader (Omniglot npz, Omniglot PNG zips, digits, image folders)
+  goes through ``resize_to_uint8``, so the same pixels reach the model whichever file form they came from.
+- examples: floating ``(n_i, *shape)`` (series ``(n_i, C, L)``, vectors ``(n_i, 1, D)``), already in model
+  space: the loader applied its stated normalisation (``metagan.data.series``).
+
+``as_model_space`` turns either kind into model-space floats, so the task sampler serves both.
 
 Example:
     >>> import torch
     >>> ds = ClassDataset("toy", [torch.zeros(3, 1, 8, 8, dtype=torch.uint8)], ["a"])
-    >>> ds.num_classes, ds.image_size, ds.channels, ds.min_class_size
-    (1, 8, 1, 3)
+    >>> ds.num_classes, ds.image_size, ds.channels, ds.min_class_size, ds.shape
+    (1, 8, 1, 3, (1, 8, 8))
     >>> to_model_space(ds.images[0]).min().item()
     -1.0
+    >>> series = ClassDataset("toy", [torch.zeros(4, 2, 16)], ["a"])
+    >>> series.is_image, series.shape, as_model_space(series.images[0]).shape
+    (False, (2, 16), torch.Size([4, 2, 16]))
 """
 from __future__ import annotations
 
@@ -28,12 +37,13 @@ _RESIZE_CHUNK = 4096
 
 @dataclass
 class ClassDataset:
-    """Images grouped by class.
+    """Examples grouped by class: images, or float examples already in model space.
 
     Attributes:
-        name: what this is, e.g. ``"omniglot/evaluation"`` or ``"digits/heldout"``.
-        images: one uint8 tensor ``(n_i, C, H, W)`` per class, values 0..255, 255 = ink.
-            All classes share C, H and W (H == W); n_i may differ.
+        name: what this is, e.g. ``"omniglot/evaluation"``, ``"digits/heldout"`` or ``"ucr-PigCVP/train"``.
+        images: one tensor per class, all of one kind: uint8 images ``(n_i, C, H, W)`` (values 0..255,
+            255 = ink; H == W), or float32/float64 examples ``(n_i, *shape)`` in model space (series
+            ``(n_i, C, L)``). All classes share the shape after n_i; n_i may differ.
         class_names: one globally unique name per class, e.g. ``"Gurmukhi/character42/rot090"``.
     """
 
@@ -51,23 +61,36 @@ class ClassDataset:
             seen: set[str] = set()
             dup = next(n for n in self.class_names if n in seen or seen.add(n))
             raise DataError(f"{self.name}: class name {dup!r} appears twice; class names must be unique")
-        shape = self.images[0].shape[1:]
+        shape, dtype = self.images[0].shape[1:], self.images[0].dtype
         for name, x in zip(self.class_names, self.images, strict=True):
-            if x.dtype != torch.uint8 or x.dim() != 4:
+            image = x.dtype == torch.uint8 and x.dim() == 4
+            if not (image or (x.dtype in (torch.float32, torch.float64) and x.dim() >= 2)) or x.dtype != dtype:
                 raise DataError(f"{self.name}: class {name!r} is {x.dtype} with shape {tuple(x.shape)}; "
-                                "expected uint8 (n, C, H, W)")
-            if x.shape[1:] != shape or x.shape[2] != x.shape[3]:
-                raise DataError(f"{self.name}: class {name!r} has images of shape {tuple(x.shape[1:])}, "
-                                f"others {tuple(shape)}; resize every class to the same square size")
+                                f"expected uint8 images (n, C, H, W) or float32/float64 examples (n, *shape), "
+                                f"the same kind as the first class ({dtype})")
+            if x.shape[1:] != shape or (image and x.shape[2] != x.shape[3]):
+                raise DataError(f"{self.name}: class {name!r} has examples of shape {tuple(x.shape[1:])}, "
+                                f"others {tuple(shape)}; resize every class to the same (square, for images) size")
             if x.shape[0] == 0:
-                raise DataError(f"{self.name}: class {name!r} has no images")
+                raise DataError(f"{self.name}: class {name!r} has no examples")
 
     @property
     def num_classes(self) -> int:
         return len(self.images)
 
     @property
+    def is_image(self) -> bool:
+        """uint8 images (to_model_space applies), rather than float examples already in model space."""
+        return self.images[0].dtype == torch.uint8
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The shape of one example: (C, H, W) for images, (C, L) for series."""
+        return tuple(int(d) for d in self.images[0].shape[1:])
+
+    @property
     def image_size(self) -> int:
+        """The side of an image (for series: the length L)."""
         return int(self.images[0].shape[-1])
 
     @property
@@ -92,7 +115,7 @@ class ClassDataset:
 
     def __repr__(self) -> str:
         return (f"ClassDataset({self.name!r}, classes={self.num_classes}, "
-                f"images={sum(self.class_sizes)}, shape=({self.channels}, {self.image_size}, {self.image_size}))")
+                f"{'images' if self.is_image else 'examples'}={sum(self.class_sizes)}, shape={self.shape})")
 
 
 def to_model_space(x: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -100,6 +123,12 @@ def to_model_space(x: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch
     if x.dtype != torch.uint8:
         raise TypeError(f"to_model_space expects uint8 images, got {x.dtype}")
     return x.to(dtype) / 127.5 - 1.0
+
+
+def as_model_space(x: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """A dataset's examples in model space: uint8 images through ``to_model_space``; float examples (already
+    in model space) cast to ``dtype``. Any shape."""
+    return to_model_space(x, dtype) if x.dtype == torch.uint8 else x.to(dtype)
 
 
 def from_model_space(x: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Few-shot generation tasks: a task is one class, K support images and Q query images from it.
+"""Few-shot generation tasks: a task is one class, K support and Q query examples from it (images or series).
 
 The sampler only sees the dataset it is given: build it on the train split, and held-out classes
 cannot leak into meta-training. All randomness comes from the ``torch.Generator`` passed in.
@@ -19,15 +19,15 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import ConfigError, DataError
-from .base import ClassDataset, to_model_space
+from .base import ClassDataset, as_model_space
 
 
 @dataclass
 class TaskBatch:
-    """A meta-batch of B tasks, images in model space (float in [-1, 1], ink = +1)."""
+    """A meta-batch of B tasks in model space (images: float in [-1, 1], ink = +1; series: normalised floats)."""
 
-    support: torch.Tensor  # (B, K, C, H, W)
-    query: torch.Tensor  # (B, Q, C, H, W); Q may be 0
+    support: torch.Tensor  # (B, K, *shape): images (B, K, C, H, W), series (B, K, C, L)
+    query: torch.Tensor  # (B, Q, *shape); Q may be 0
     classes: torch.Tensor  # (B,) int64 class indices into the sampler's dataset
 
 
@@ -67,11 +67,11 @@ class TaskSampler:
         pairs = [self._draw(int(c), self.k_shot, self.q_query, generator) for c in classes]
         support = torch.stack([s for s, _ in pairs])
         query = torch.stack([q for _, q in pairs])
-        return TaskBatch(to_model_space(support, dtype), to_model_space(query, dtype), classes.to(torch.int64))
+        return TaskBatch(as_model_space(support, dtype), as_model_space(query, dtype), classes.to(torch.int64))
 
     def sample_class(self, class_index: int, generator: torch.Generator, k: int, q: int = 0,
                      dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
-        """K support and Q query images of one class (for evaluation) -> ``(K, C, H, W)``, ``(Q, C, H, W)``."""
+        """K support and Q query examples of one class (for evaluation) -> ``(K, *shape)``, ``(Q, *shape)``."""
         if not 0 <= class_index < self.dataset.num_classes:
             raise IndexError(f"class index {class_index} out of range 0..{self.dataset.num_classes - 1}")
         if k < 1 or q < 0:
@@ -81,10 +81,10 @@ class TaskSampler:
             raise DataError(f"{self.dataset.name}: class {self.dataset.class_names[class_index]!r} has {size} "
                             f"images, fewer than k + q = {k + q}; ask for fewer")
         support, query = self._draw(class_index, k, q, generator)
-        return to_model_space(support, dtype), to_model_space(query, dtype)
+        return as_model_space(support, dtype), as_model_space(query, dtype)
 
     def _draw(self, c: int, k: int, q: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """k + q distinct uint8 images of class c, split into (k, C, H, W) and (q, C, H, W)."""
+        """k + q distinct examples of class c (as stored), split into (k, *shape) and (q, *shape)."""
         images = self.dataset.images[c]
         picks = images[torch.randperm(images.shape[0], generator=generator)[:k + q]]
         return picks[:k], picks[k:]

@@ -16,12 +16,28 @@ from torch.func import vjp, vmap
 from torch.utils._pytree import tree_map
 
 from ..functional import Meta, Params, constant_rates, index
-from .problem import GanProblem, InnerSchedule
+from .problem import InnerSchedule
+
+
+class Problem(Protocol):
+    """What the learners call on a task's objective: GanProblem (images, series) and its siblings for other task
+    families (metagan.ratings.problem: a user's ratings) implement it. first_order detaches the inner gradients."""
+
+    z_dim: int
+
+    def inner_loop(self, pg: Params, pd: Params, lr_g, lr_d, support: Tensor, noise: dict[str, Tensor],
+                   sched: InnerSchedule, first_order: bool) -> tuple[Params, Params, dict[str, Tensor]]: ...
+
+    def outer_losses(self, pg: Params, pd: Params, support: Tensor, query: Tensor, noise: dict[str, Tensor],
+                     real_shift: int = 0, d_feat: Params | None = None): ...
+
+    def own_losses_sum(self, p: Meta, support: Tensor, query: Tensor, noise: dict[str, Tensor],
+                       d_feat: Params | None = None): ...
 
 
 class MetaLearner(Protocol):
     name: str
-    problem: GanProblem
+    problem: Problem
     sched: InnerSchedule
 
     def init_meta(self, pg: Params, pd: Params) -> Meta: ...
@@ -37,7 +53,7 @@ class FixedRates:
 
     second_order = False
 
-    def __init__(self, problem: GanProblem, sched: InnerSchedule, lr_g: float, lr_d: float):
+    def __init__(self, problem: Problem, sched: InnerSchedule, lr_g: float, lr_d: float):
         self.problem, self.sched = problem, sched
         self.lr_g, self.lr_d = lr_g, lr_d
 

@@ -44,6 +44,7 @@ class GanProblem:
         self.gen, self.disc, self.loss = gen, disc, loss
         self.z_dim = gen.z_dim
         self.paired = getattr(gen, "paired", False)
+        self.reads_set = getattr(gen, "reads_set", False)
         self._d_main = losses.D_LOSSES[loss.kind]
         self._g_main = losses.G_LOSSES[loss.kind]
 
@@ -64,7 +65,7 @@ class GanProblem:
     def generate(self, pg: Params, z: Tensor, context: Tensor) -> Tensor:
         """z (B, z_dim), context = the task's support set (K, *shape) -> (B, *shape).
         Unconditional models ignore the context."""
-        return functional_call(self.gen, pg, (z, self.refs(context, z.shape[0])))
+        return functional_call(self.gen, pg, (z, context if self.reads_set else self.refs(context, z.shape[0])))
 
     def discriminate(self, pd: Params, x: Tensor, context: Tensor) -> Tensor:  # (B, *shape) -> (B,)
         return functional_call(self.disc, pd, (x, context))
@@ -104,11 +105,15 @@ class GanProblem:
     def g_extra(self, pg: Params, fake: Tensor, z: Tensor, context: Tensor) -> Tensor | float:
         """The generator's regulariser beside its adversarial loss: the diversity-sensitive term with z' = -z
         (another draw of the same Gaussian, never equal to z, so K = 1 works too) and the same references;
-        0 when off. Costs one more generator forward."""
+        0 when off. Costs one more generator forward. The morph generator adds its registration loss
+        (loss.register) on the support set."""
+        extra = 0.0
+        if self.loss.register > 0:
+            extra = self.loss.register * functional_call(self.gen, pg, (None, context), {"registration": True})
         if self.loss.diversity <= 0:
-            return 0.0
+            return extra
         fake2 = self.generate(pg, -z, context)
-        return self.loss.diversity * losses.diversity_term(fake, fake2, z, -z, self.loss.diversity_tau)
+        return extra + self.loss.diversity * losses.diversity_term(fake, fake2, z, -z, self.loss.diversity_tau)
 
     def features(self, pd: Params, x: Tensor, context: Tensor) -> Tensor:
         """The discriminator's hidden features of a batch (B, *shape) -> (B, F), the layer its logit reads."""
@@ -160,7 +165,10 @@ class GanProblem:
         """SGD on the task's support set: per step n_d discriminator then n_g generator updates.
 
         lr_g / lr_d map parameter names to floats (MAML) or tensors (Meta-SGD). With first_order the
-        inner gradients are detached, so no outer transform differentiates through them."""
+        inner gradients are detached, so no outer transform differentiates through them.
+
+        Paired models with one support image do not update D: its real pair would be the image beside itself,
+        which teaches D that a copy of the reference is real (and so G to copy)."""
         def d_obj(pd_, fake, eps):
             loss, _ = self.d_loss(pd_, support, fake, eps, support, real_shift=1, other=noise.get("other"))
             return loss, loss
@@ -171,7 +179,7 @@ class GanProblem:
 
         stats = {}
         for t in range(sched.steps):
-            for j in range(sched.n_d):
+            for j in range(0 if self.paired and support.shape[0] == 1 else sched.n_d):
                 fake = self.generate(pg, noise["z_d"][t, j], support)
                 g, stats["inner_d"] = grad(d_obj, has_aux=True)(pd, fake, noise["eps_d"][t, j])
                 pd = sgd_update(pd, detach(g) if first_order else g, lr_d)

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from ..data.base import as_model_space
 from ..errors import CheckpointError
 
 SIZE = 28
@@ -74,12 +75,13 @@ def load_feature_net(path: str | Path | None = None) -> Conv4:
 
 
 def _episode(images: list[torch.Tensor], n_way: int, k: int, q: int, g: torch.Generator):
-    """images: per-class uint8 (n_i, 1, 28, 28) -> support (N, K, 1, 28, 28), query (N, Q, ...) in [-1, 1]."""
+    """images: per-class uint8 (n_i, 1, 28, 28) -> support (N, K, 1, 28, 28), query (N, Q, ...) in [-1, 1]
+    (float examples, such as series (n_i, C, L), are in model space already and pass as they are)."""
     classes = torch.randperm(len(images), generator=g)[:n_way]
     sup, qry = [], []
     for c in classes.tolist():
         idx = torch.randperm(images[c].shape[0], generator=g)[: k + q]
-        x = images[c][idx].float() / 127.5 - 1.0
+        x = as_model_space(images[c][idx])
         sup.append(x[:k])
         qry.append(x[k:])
     return torch.stack(sup), torch.stack(qry)

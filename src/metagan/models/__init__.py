@@ -11,24 +11,40 @@ from torch import nn
 from ..config import ModelConfig
 from ..errors import ConfigError
 from .conv import ConvDiscriminator, ConvGenerator, PairGenerator
+from .conv1d import Conv1dDiscriminator, Conv1dGenerator, PairSeriesGenerator
+from .morph import MorphGenerator
 from .mlp import MLPDiscriminator, MLPGenerator
 
-__all__ = ["build_models", "ConvGenerator", "PairGenerator", "ConvDiscriminator", "MLPGenerator", "MLPDiscriminator"]
+__all__ = ["build_models", "ConvGenerator", "PairGenerator", "MorphGenerator", "ConvDiscriminator", "MLPGenerator", "MLPDiscriminator",
+           "Conv1dGenerator", "Conv1dDiscriminator", "PairSeriesGenerator"]
 
 
 def build_models(cfg: ModelConfig, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
-    """Generator and discriminator for samples of `shape`: (C, H, W) images or (D,) vectors."""
+    """Generator and discriminator for samples of `shape`: (C, H, W) images, (C, L) series or (D,) vectors."""
     if cfg.kind == "conv":
         if len(shape) != 3 or shape[1] != shape[2]:
             raise ConfigError(f"model.kind=conv needs square (C, H, W) images, got shape {shape}; "
                               "use model.kind=mlp for vectors")
         c, s, _ = shape
+        if cfg.condition == "morph":
+            return (MorphGenerator(cfg.z_dim, c, s, cfg.g_width, cfg.norm, cfg.g_affine),
+                    ConvDiscriminator(c, s, cfg.d_width, paired=True))
         if cfg.condition == "image":
             return (PairGenerator(cfg.z_dim, c, s, cfg.g_width, cfg.norm, cfg.g_affine),
                     ConvDiscriminator(c, s, cfg.d_width, paired=True))
         return ConvGenerator(cfg.z_dim, c, s, cfg.g_width, cfg.norm), ConvDiscriminator(c, s, cfg.d_width)
+    if cfg.kind == "conv1d":
+        if len(shape) != 2 or shape[1] % 4:
+            raise ConfigError(f"model.kind=conv1d needs series (C, L) with L a multiple of 4, got shape {shape}")
+        c, n = shape
+        if cfg.condition == "series":
+            return (PairSeriesGenerator(cfg.z_dim, c, n, cfg.g_width, cfg.norm),
+                    Conv1dDiscriminator(c, n, cfg.d_width, paired=True))
+        if cfg.condition != "none":
+            raise ConfigError(f"model.condition={cfg.condition} is for images; series take none or series")
+        return Conv1dGenerator(cfg.z_dim, c, n, cfg.g_width, cfg.norm), Conv1dDiscriminator(c, n, cfg.d_width)
     if cfg.kind == "mlp":
         if cfg.condition != "none":
             raise ConfigError(f"model.condition={cfg.condition} needs model.kind=conv")
         return MLPGenerator(cfg.z_dim, shape, cfg.hidden), MLPDiscriminator(shape, cfg.hidden)
-    raise ConfigError(f"model.kind={cfg.kind!r} is not one of: conv, mlp")
+    raise ConfigError(f"model.kind={cfg.kind!r} is not one of: conv, mlp, conv1d")
