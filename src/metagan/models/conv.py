@@ -118,14 +118,18 @@ class PairGenerator(nn.Module):
         self.act = nn.LeakyReLU(0.2)
 
     def forward(self, z: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        e1 = self.act(self.enc1(context))  # (B, w, s/2, s/2)
+        return self._resample(context, *self.fields(z, context))
+
+    def fields(self, z: torch.Tensor, ref: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The displacement field (B, 2, s/2, s/2) and affine map (B, 6) or None that z gives the references."""
+        e1 = self.act(self.enc1(ref))  # (B, w, s/2, s/2)
         e2 = self.act(self.enc2(e1))  # (B, 2w, s/4, s/4)
         h = self.act(self.fc(z)).view(z.shape[0], -1, self.s0, self.s0)
         h = self.act(self.norm1(upsample_conv(torch.cat([h, e2], 1), self.conv1)))  # (B, w, s/2, s/2)
         theta = None
         if self.affine is not None:
             theta = torch.tanh(self.affine(torch.cat([z, e2.mean((2, 3))], 1))) * self.affine_bound  # (B, 6)
-        return self._resample(context, torch.tanh(self.flow(h)) * self.MAX_DISP, theta)
+        return torch.tanh(self.flow(h)) * self.MAX_DISP, theta
 
     def _resample(self, x: torch.Tensor, flow: torch.Tensor, theta: torch.Tensor | None = None) -> torch.Tensor:
         """x (B, C, s, s) at the pixel centres + flow (B, 2 = (dx, dy), s/2, s/2) upsampled to s [+ the affine

@@ -82,14 +82,7 @@ class MorphGenerator(PairGenerator):
         if registration:
             return self.registration_loss(context)
         ref = context[torch.arange(z.shape[0], device=z.device) % context.shape[0]]  # (B, C, s, s)
-        e1 = self.act(self.enc1(ref))  # (B, w, s/2, s/2)
-        e2 = self.act(self.enc2(e1))  # (B, 2w, s/4, s/4)
-        h = self.act(self.fc(z)).view(z.shape[0], -1, self.s0, self.s0)
-        h = self.act(self.norm1(upsample_conv(torch.cat([h, e2], 1), self.conv1)))  # (B, w, s/2, s/2)
-        theta = None
-        if self.affine is not None:
-            theta = torch.tanh(self.affine(torch.cat([z, e2.mean((2, 3))], 1))) * self.affine_bound  # (B, 6)
-        flow = torch.tanh(self.flow(h)) * self.MAX_DISP
+        flow, theta = self.fields(z, ref)
         morph = self.morph_field(z, context)
         return self._resample(ref, flow if morph is None else flow + morph, theta)
 
