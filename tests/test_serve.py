@@ -204,8 +204,9 @@ def test_page_adapts_a_shipped_model_in_a_browser_offline(drawings, tmp_path):
             expect(page.locator("#supports img")).to_have_count(5)
             expect(page.locator("#figures")).to_contain_text("Diversity")
             expect(page.locator("#download")).to_contain_text(".zip")
-            assert page.evaluate("() => [...document.querySelectorAll('#samples img')].every("
-                                 "i => i.complete && i.naturalWidth === 112)")
+            # every sample image decodes at 112 px (4x 28); waits for the browser to finish loading them
+            page.wait_for_function("() => [...document.querySelectorAll('#samples img')].every("
+                                   "i => i.complete && i.naturalWidth === 112)", timeout=20_000)
             shot = Path(os.environ.get("METAGAN_SCREENSHOT") or tmp_path / "serve.png")
             page.screenshot(path=str(shot), full_page=True)
             browser.close()
