@@ -433,12 +433,7 @@ def report_markdown(results: dict) -> str:
                 lines.append(f"| {name} | not evaluated at K = {k} |" + " |" * 10)
                 continue
             r = m["k"][k]
-            cells = [_metric_cell(r, x) for x in METRICS]
-            low = "/".join(f"{r['lowdata_acc'][n]:.3f}" for n in sorted(r["lowdata_acc"], key=int)) \
-                if r.get("lowdata_acc") else "-"
-            pa = r["protonet_acc"]
-            label = f"{name} ({REFERENCES[name]})" if name in REFERENCES else name
-            lines.append(f"| {label} | " + " | ".join(cells) + f" | {low} | {pa['mean']:.3f} ± {pa['ci95']:.3f} |")
+            lines.append(method_row(name, r, METRICS, REFERENCES))
         lines.append("")
     lines += _reference_lines(results, shots)
     lines += _paired_lines(results, shots)
@@ -461,6 +456,16 @@ def report_markdown(results: dict) -> str:
               "(the row's first arm: none, affine or generated; every arm in the low-data section). Proto acc: prototypes from K real supports plus generated samples; "
               "± is the 95% confidence half-width over episodes.", ""]
     return "\n".join(lines)
+
+
+def method_row(name: str, r: dict, metrics, references: dict) -> str:
+    """One method's row of a K table: its metric cells, low-data accuracies and prototypical-network accuracy."""
+    cells = [_metric_cell(r, x) for x in metrics]
+    low = "/".join(f"{r['lowdata_acc'][n]:.3f}" for n in sorted(r["lowdata_acc"], key=int)) \
+        if r.get("lowdata_acc") else "-"
+    pa = r["protonet_acc"]
+    label = f"{name} ({references[name]})" if name in references else name
+    return f"| {label} | " + " | ".join(cells) + f" | {low} | {pa['mean']:.3f} ± {pa['ci95']:.3f} |"
 
 
 def _metric_cell(r: dict, key: str) -> str:

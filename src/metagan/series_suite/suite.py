@@ -153,12 +153,7 @@ def report(results: dict) -> str:
             if r is None:
                 lines.append(f"| {name} | not evaluated at K = {k} |" + " |" * 13)
                 continue
-            cells = [bench._metric_cell(r, x) for x in METRICS]
-            low = "/".join(f"{r['lowdata_acc'][n]:.3f}" for n in sorted(r["lowdata_acc"], key=int)) \
-                if r.get("lowdata_acc") else "-"
-            pa = r["protonet_acc"]
-            label = f"{name} ({REFERENCES[name]})" if name in REFERENCES else name
-            lines.append(f"| {label} | " + " | ".join(cells) + f" | {low} | {pa['mean']:.3f} ± {pa['ci95']:.3f} |")
+            lines.append(bench.method_row(name, r, METRICS, REFERENCES))
         lines.append("")
     lines += bench._reference_lines(results, shots, REFERENCES, BESIDE)
     lines += bench._paired_lines(results, shots, REFERENCES, PAIRED)
