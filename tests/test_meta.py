@@ -97,6 +97,35 @@ def test_metasgd_per_tensor_rates_get_the_summed_meta_gradient_of_equal_element_
     assert max(float(g_t["lr_g"][k].abs()) for k in g_t["lr_g"]) > 1e-6  # the rates really get a gradient
 
 
+@pytest.mark.parametrize("first_order", [False, True])
+def test_metasgd_per_step_rates_sum_to_the_per_tensor_gradient_and_each_step_uses_its_own(first_order):
+    """meta.rates=step (MAML++'s per-step rates): a (T,) rate per tensor. Starting from equal values, the players'
+    meta-gradients equal the per-tensor learner's and the step rates' gradients sum to the tensor rate's; inner step
+    t reads entry t, so with the rates of every step after the first set to 0 the inner loop stops after one step."""
+    prob, pg, pd = make_problem("ns")
+    tasks = make_tasks(SCHED, prob.z_dim)
+    tens, step = (MetaSGD(prob, SCHED, 0.07, 0.03, first_order, per_tensor=True, per_step=s) for s in (False, True))
+    meta_s = step.init_meta(pg, pd)
+    assert all(v.shape == (SCHED.steps,) for grp in ("lr_g", "lr_d") for v in meta_s[grp].values())
+    g_t, _ = meta_gradients(tens, tens.init_meta(pg, pd), tasks, "loop")
+    g_s, _ = meta_gradients(step, meta_s, tasks, "loop")
+    g_v, _ = meta_gradients(step, meta_s, tasks, "vmap")
+    assert max_diff(g_s, g_t) < 1e-12 and max_diff(g_v, g_s, ("g", "d", "lr_g", "lr_d")) < 1e-12
+    for grp in ("lr_g", "lr_d"):
+        for k, v in g_t[grp].items():
+            torch.testing.assert_close(g_s[grp][k].sum(), v, rtol=1e-10, atol=1e-14)
+    assert any(float(g_s["lr_g"][k][1].abs()) > 1e-6 for k in g_s["lr_g"])  # the second step's rates get one
+    first_only = {**meta_s, **{grp: {k: v * torch.tensor([1.0, 0.0], dtype=v.dtype) for k, v in meta_s[grp].items()}
+                               for grp in ("lr_g", "lr_d")}}
+    one = InnerSchedule(1, SCHED.n_d, SCHED.n_g)
+    task = {k: (v[0] if k != "noise" else {n: t[0] for n, t in v.items()}) for k, v in tasks.items()}
+    a = prob.inner_loop(pg, pd, *step.rates(first_only), task["support"], task["noise"], SCHED, True)
+    b = prob.inner_loop(pg, pd, *tens.rates(tens.init_meta(pg, pd)), task["support"], task["noise"], one, True)
+    assert max_diff({"g": a[0], "d": a[1]}, {"g": b[0], "d": b[1]}) < 1e-12
+    c = prob.inner_loop(pg, pd, *step.rates(meta_s), task["support"], task["noise"], SCHED, True)
+    assert max_diff({"g": a[0], "d": a[1]}, {"g": c[0], "d": c[1]}) > 1e-6
+
+
 def test_maml_meta_gradient_matches_finite_differences():
     """Second-order MAML: d L_D(query) / d theta_D through the whole unrolled adversarial inner loop."""
     prob, pg, pd = make_problem("wgan-gp", model="mlp")

@@ -211,7 +211,7 @@ def adapt_params(system: System, meta: Meta, support: Tensor, steps: int, genera
         pg, pd, _ = system.problem.inner_loop(pg, pd, lr_g, lr_d, support, noise, sched, first_order=True)
     else:
         for t in range(steps):
-            pg, pd = step_fn(pg, pd, lr_g, lr_d, support, {key: noise[key][t:t + 1] for key in ("z_d", "eps_d", "z_g")})
+            pg, pd = step_fn(pg, pd, rate_at(lr_g, t), rate_at(lr_d, t), support, {key: noise[key][t:t + 1] for key in ("z_d", "eps_d", "z_g")})
     return detach(pg), detach(pd)
 
 

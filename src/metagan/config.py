@@ -44,6 +44,8 @@ class DataConfig:
 @dataclass(frozen=True)
 class TaskConfig:
     k_shot: int = 5                # support examples per task (the K of K-shot)
+    k_min: int = 0                 # > 0: each meta-batch draws its K uniformly from k_min..k_shot, so one model
+                                   # serves every K up to k_shot (0: always k_shot)
     q_query: int = 10              # query examples per task (the outer loss of MAML-style learners)
     meta_batch: int = 8            # tasks per outer step
 
@@ -92,7 +94,8 @@ class MetaConfig:
     first_order: bool = False      # metasgd: first-order approximation of the meta-gradient
     vectorize: str = "auto"        # vmap | loop | auto (vmap; the loop for second order on large models on the CPU)
     clamp_rates: bool = False      # metasgd: keep the learned rates >= 0 (a negative one ascends its inner loss)
-    rates: str = "element"         # metasgd: one learned rate per scalar (element) or per weight/bias tensor (tensor)
+    rates: str = "element"         # metasgd: one learned rate per scalar (element), per weight/bias tensor (tensor)
+                                   # or per tensor and inner step (step: MAML++'s per-layer per-step rates)
 
 
 @dataclass(frozen=True)
@@ -140,7 +143,7 @@ CHOICES = {
     "meta.learner": ("maml", "fomaml", "reptile", "metasgd", "joint"),
     "meta.outer_optimizer": ("adam", "sgd"),
     "meta.vectorize": ("vmap", "loop", "auto"),
-    "meta.rates": ("element", "tensor"),
+    "meta.rates": ("element", "tensor", "step"),
     "train.dtype": ("float32", "float64"),
 }
 
@@ -441,6 +444,9 @@ def validate(cfg: Config) -> None:
         section, sub = key.split(".")
         if d[section][sub] < 0:
             raise ConfigError(f"{key} must be non-negative, got {d[section][sub]}")
+    if cfg.task.k_min < 0 or cfg.task.k_min > cfg.task.k_shot:
+        raise ConfigError(f"task.k_min={cfg.task.k_min} must be 0 (K fixed at task.k_shot) or between 1 and "
+                          f"task.k_shot={cfg.task.k_shot}")
     if cfg.meta.n_d + cfg.meta.n_g == 0:
         raise ConfigError("meta.n_d and meta.n_g are both 0: the inner loop would do nothing")
     if cfg.meta.learner in ("maml", "fomaml", "metasgd", "joint") and cfg.task.q_query < 1:

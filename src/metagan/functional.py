@@ -28,6 +28,12 @@ def sgd_update(params: Params, grads: Params, lr: Mapping[str, Tensor | float]) 
     return {k: params[k] - lr[k] * grads[k] for k in params}
 
 
+def rate_at(lr, t: int):
+    """The rates of inner step t: lr itself (one map for every step), or entry t of a per-step list of maps
+    (Meta-SGD with meta.rates=step; steps beyond the list use its last map)."""
+    return lr[min(t, len(lr) - 1)] if isinstance(lr, (list, tuple)) else lr
+
+
 def constant_rates(params: Params, lr: float) -> dict[str, float]:
     return {k: lr for k in params}
 

@@ -25,7 +25,7 @@ def build_learner(cfg: Config, problem: GanProblem) -> MetaLearner:
         return Reptile(problem, sched, m.inner_lr_g, m.inner_lr_d)
     if m.learner == "metasgd":
         return MetaSGD(problem, sched, m.inner_lr_g, m.inner_lr_d, first_order=m.first_order,
-                       per_tensor=m.rates == "tensor")
+                       per_tensor=m.rates == "tensor", per_step=m.rates == "step")
     if m.learner == "joint":
         if m.n_d < 1:
             raise ConfigError("meta.learner=joint draws its fake batch from the discriminator noise: set meta.n_d >= 1")

@@ -5,6 +5,9 @@ With first_order the inner gradients are constants, but the rates still receive 
 
 per_tensor (meta.rates=tensor): one rate per weight or bias tensor (a 0-dim tensor that broadcasts over its
 parameter) instead of one per scalar parameter; its meta-gradient is the sum of the element-wise ones.
+
+per_step (meta.rates=step, MAML++'s learned per-layer per-step rates, Antoniou et al. 2019): one rate per tensor
+and per inner step, a (T,) tensor; step t of the inner loop uses entry t (an adaptation longer than T keeps the last).
 """
 from __future__ import annotations
 
@@ -19,11 +22,13 @@ class MetaSGD(MAML):
     name = "metasgd"
 
     def __init__(self, problem: GanProblem, sched: InnerSchedule, lr_g: float, lr_d: float,
-                 first_order: bool = False, per_tensor: bool = False):
+                 first_order: bool = False, per_tensor: bool = False, per_step: bool = False):
         super().__init__(problem, sched, lr_g, lr_d, detach_inner=first_order)
-        self.per_tensor = per_tensor
+        self.per_tensor, self.per_step = per_tensor, per_step
 
     def _rates_like(self, params: Params, lr: float) -> Params:
+        if self.per_step:
+            return {k: torch.full((self.sched.steps,), lr, dtype=v.dtype, device=v.device) for k, v in params.items()}
         if self.per_tensor:
             return {k: torch.tensor(lr, dtype=v.dtype, device=v.device) for k, v in params.items()}
         return {k: torch.full_like(v, lr) for k, v in params.items()}
@@ -32,4 +37,8 @@ class MetaSGD(MAML):
         return {"g": pg, "d": pd, "lr_g": self._rates_like(pg, self.lr_g), "lr_d": self._rates_like(pd, self.lr_d)}
 
     def rates(self, meta: Meta):
+        """(lr_g, lr_d): name -> rate maps, or with per_step a list of T such maps (one per inner step)."""
+        if self.per_step:
+            return tuple([{k: v[t] for k, v in meta[group].items()} for t in range(self.sched.steps)]
+                         for group in ("lr_g", "lr_d"))
         return meta["lr_g"], meta["lr_d"]

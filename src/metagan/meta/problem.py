@@ -29,7 +29,7 @@ from torch.func import functional_call, grad
 
 from .. import losses
 from ..config import LossConfig
-from ..functional import Params, detach, sgd_update
+from ..functional import Params, detach, rate_at, sgd_update
 
 
 @dataclass(frozen=True)
@@ -164,7 +164,8 @@ class GanProblem:
                    sched: InnerSchedule, first_order: bool) -> tuple[Params, Params, dict[str, Tensor]]:
         """SGD on the task's support set: per step n_d discriminator then n_g generator updates.
 
-        lr_g / lr_d map parameter names to floats (MAML) or tensors (Meta-SGD). With first_order the
+        lr_g / lr_d map parameter names to floats (MAML) or tensors (Meta-SGD), or are lists of such maps, one per
+        step (Meta-SGD with per-step rates; `rate_at`). With first_order the
         inner gradients are detached, so no outer transform differentiates through them.
 
         Paired models with one support image do not update D: its real pair would be the image beside itself,
@@ -182,10 +183,10 @@ class GanProblem:
             for j in range(0 if self.paired and support.shape[0] == 1 else sched.n_d):
                 fake = self.generate(pg, noise["z_d"][t, j], support)
                 g, stats["inner_d"] = grad(d_obj, has_aux=True)(pd, fake, noise["eps_d"][t, j])
-                pd = sgd_update(pd, detach(g) if first_order else g, lr_d)
+                pd = sgd_update(pd, detach(g) if first_order else g, rate_at(lr_d, t))
             for j in range(sched.n_g):
                 g, stats["inner_g"] = grad(g_obj, has_aux=True)(pg, pd, noise["z_g"][t, j])
-                pg = sgd_update(pg, detach(g) if first_order else g, lr_g)
+                pg = sgd_update(pg, detach(g) if first_order else g, rate_at(lr_g, t))
         return pg, pd, {k: v.detach() for k, v in stats.items()}
 
 
