@@ -63,25 +63,31 @@ def test_every_arm_gets_the_same_number_of_updates_of_full_batches(recorded):
         assert [len(b) for b in recorded["batches"]] == [BATCH] * recorded["steps"], arm
 
 
-def test_online_affine_only_when_asked_and_affine_plus_generated_uses_both(recorded):
+def test_online_affine_only_when_asked_and_affine_plus_generated_transforms_every_image(recorded):
     data = strokes(n_classes=4, per_class=12)
     n_gen = round(PROTO.lowdata_share * BATCH)
-    expected = {"none": (0, 0), "affine": (BATCH, 0), "generated": (0, n_gen),
-                "affine + generated": (BATCH - n_gen, n_gen)}  # arm: (images transformed, generated) per batch
-    for arm, (transformed, generated) in expected.items():
+    # arm: (real images transformed, generated images transformed, generated images) per batch
+    expected = {"none": (0, 0, 0), "affine": (BATCH, 0, 0), "generated": (0, 0, n_gen),
+                "affine + generated": (BATCH - n_gen, n_gen, n_gen)}
+    for arm, (real_t, gen_t, generated) in expected.items():
         recorded.update(batches=[], affine=[], affine_out=[])
         lowdata_accuracy(marker, data, [0, 1, 2, 3], replace(PROTO, lowdata_n=(5,)), arms=(arm,))
         assert len(recorded["batches"]) == PROTO.lowdata_updates
-        # the affine transform: once per batch, on its real images only (never on the generated ones)
-        assert [len(x) for x in recorded["affine"]] == [transformed] * (PROTO.lowdata_updates if transformed else 0)
-        assert all((x != MARK).any(dim=(1, 2, 3)).all() for x in recorded["affine"])
-        for batch in recorded["batches"]:
-            is_generated = (batch == MARK).flatten(1).all(1)
-            assert int(is_generated.sum()) == generated, arm
-        if transformed:  # the real images of a batch are the transformed ones, not the stored images
-            real = [b[~(b == MARK).flatten(1).all(1)] for b in recorded["batches"]]
-            assert all(torch.equal(r, out) for r, out in zip(real, recorded["affine_out"]))
-            assert not any(torch.equal(r, x) for r, x in zip(real, recorded["affine"]))
+        per_batch = [n for n in (real_t, gen_t) if n]  # the transform's calls in each batch: real, then generated
+        assert [len(x) for x in recorded["affine"]] == per_batch * PROTO.lowdata_updates, arm
+        calls = len(per_batch)
+        real_in = recorded["affine"][0::calls] if real_t else []
+        gen_in = recorded["affine"][1::calls] if gen_t else []
+        assert all((x != MARK).any(dim=(1, 2, 3)).all() for x in real_in)  # real images are never the marker
+        assert all((x == MARK).all() for x in gen_in)  # the second call transforms the generated images
+        for i, batch in enumerate(recorded["batches"]):
+            if gen_t:  # the batch is [transformed real, transformed generated], not the stored images
+                outs = recorded["affine_out"][calls * i:calls * (i + 1)]
+                assert torch.equal(batch, torch.cat(outs)) and not (batch[-n_gen:] == MARK).flatten(1).all(1).any()
+            else:
+                assert int((batch == MARK).flatten(1).all(1).sum()) == generated, arm
+            if real_t and not gen_t:
+                assert torch.equal(batch, recorded["affine_out"][i])
 
 
 def test_splits_and_real_only_arms_do_not_depend_on_the_method():
@@ -193,3 +199,18 @@ def test_benchmark_rows_arms_share_from_validation_and_paired_report(tmp_path, m
     line = next(x for x in md.splitlines() if x.startswith("| metagan-fomaml | affine + generated |"))
     assert f"| {over_none:+.1f} ± " in line and f"| {over_affine:+.1f} ± " in line
     json.dumps(res)
+
+
+def test_version_2_results_keep_only_the_rows_version_3_did_not_change():
+    from metagan.benchmark import upgrade_results
+    from metagan.evaluate import PROTOCOL_VERSION
+
+    def row(*arms):
+        return {"k": {"1": {"lowdata": {"arms": {a: {"5": 0.5} for a in arms}} if arms else None}}}
+    old = {"protocol_version": 2, "methods": {"real": row(), "no-augmentation": row("none"), "affine": row("affine"),
+                                              "metagan-metasgd": row("generated", "affine + generated")}}
+    new = upgrade_results(old)
+    assert PROTOCOL_VERSION == 3 and new["protocol_version"] == 3 and new["upgraded_from"] == 2
+    assert list(new["methods"]) == ["real", "no-augmentation", "affine"]
+    assert old["methods"]["metagan-metasgd"] and upgrade_results(new) == new  # the input untouched; idempotent
+    assert upgrade_results({**old, "protocol_version": 1}) == {**old, "protocol_version": 1}

@@ -45,14 +45,13 @@ SCHED = InnerSchedule(2, 1, 2)
 
 
 def loop_checked_by_vmap(learner, meta, tasks):
-    """Meta-gradients and aux by the per-task loop, checked equal to vmap's where vmap runs: not second order
-    through the warp generator (grid_sample's double backward is in-place; config.vmap_refusal sends it to the loop)."""
+    """Meta-gradients and aux by the per-task loop, checked equal to vmap's (every learner and model; second order
+    through the warp and morph generators resamples by gathering under vmap, metagan.models.resample)."""
     g_loop, a_loop = meta_gradients(learner, meta, tasks, "loop")
-    if not (learner.second_order and learner.problem.paired):
-        g_vmap, a_vmap = meta_gradients(learner, meta, tasks, "vmap")
-        assert max_diff(g_loop, g_vmap, tuple(meta)) < 1e-10
-        for k in a_loop:
-            torch.testing.assert_close(a_loop[k], a_vmap[k])
+    g_vmap, a_vmap = meta_gradients(learner, meta, tasks, "vmap")
+    assert max_diff(g_loop, g_vmap, tuple(meta)) < 1e-10
+    for k in a_loop:
+        torch.testing.assert_close(a_loop[k], a_vmap[k])
     return g_loop, a_loop
 
 
@@ -320,9 +319,9 @@ def test_diversity_term_is_added_to_every_generator_loss_and_raises_the_noise_re
 @pytest.mark.parametrize("g_affine", [0.0, 0.25])
 @pytest.mark.parametrize("name", ["maml", "fomaml", "metasgd", "metasgd-fo", "reptile", "joint"])
 def test_warp_generator_meta_gradients_reach_its_encoder_and_vmap_equals_loop(name, g_affine):
-    """The warp generator (model.condition=image, grid_sample): vmap = loop for the first-order learners (second
-    order runs the loop); the meta-gradient reaches the encoder of the reference and the layer that reads z; the
-    same latents give other images for another support set."""
+    """The warp generator (model.condition=image): vmap = loop for every learner, second order included; the
+    meta-gradient reaches the encoder of the reference and the layer that reads z; the same latents give other
+    images for another support set."""
     prob, pg, pd = make_problem("ns", condition="image", g_affine=g_affine)
     tasks = make_tasks(SCHED, prob.z_dim, seed=10)
     learner = _learners(prob)[name]
@@ -334,8 +333,8 @@ def test_warp_generator_meta_gradients_reach_its_encoder_and_vmap_equals_loop(na
 
 @pytest.mark.parametrize("name", ["maml", "fomaml", "metasgd", "reptile", "joint"])
 def test_morph_generator_meta_gradients_reach_its_registration_and_vmap_equals_loop(name):
-    """The morph generator (model.condition=morph) under every learner: vmap = loop where vmap runs, and the
-    meta-gradient reaches the registration network (through the samples and loss.register) and the encoder."""
+    """The morph generator (model.condition=morph) under every learner: vmap = loop, and the meta-gradient reaches
+    the registration network (through the samples and loss.register) and the encoder."""
     prob, pg, pd = make_problem("ns", condition="morph", g_affine=0.25, register=1.0)
     tasks = make_tasks(SCHED, prob.z_dim, seed=11)
     learner = _learners(prob)[name]
@@ -343,18 +342,15 @@ def test_morph_generator_meta_gradients_reach_its_registration_and_vmap_equals_l
     assert all(float(g_loop["g"][k].abs().max()) > 0 for k in ("reg1.weight", "reg_flow.weight", "enc1.weight"))
 
 
-def test_warp_generator_second_order_runs_the_loop():
-    from metagan.config import ConfigError, apply_overrides, validate
-    from metagan.system import build_system
-    from metagan.train import vectorize_mode
-    base = ["model.condition=image", "meta.learner=maml", "task.meta_batch=2"]
-    cfg = apply_overrides(get_preset("tiny"), base)
-    assert vectorize_mode(build_system(cfg)) == "loop"
-    assert vectorize_mode(build_system(apply_overrides(cfg, ["model.g_affine=0.25"]))) == "loop"
-    with pytest.raises(ConfigError, match="meta.vectorize=loop or auto"):
-        validate(apply_overrides(cfg, ["meta.vectorize=vmap"]))
-    prob, pg, pd = make_problem("ns", condition="image", g_affine=0.25)
-    g, _ = meta_gradients(MAML(prob, SCHED, 0.1, 0.1), {"g": pg, "d": pd}, make_tasks(SCHED, prob.z_dim), "loop")
+def test_warp_generator_second_order_runs_under_vmap():
+    """Second order through the warp generator: meta.vectorize=vmap is a valid config, and vmap's meta-gradient
+    equals the loop's with a gradient penalty too (third derivatives through the resampler)."""
+    from metagan.config import apply_overrides, validate
+    cfg = apply_overrides(get_preset("tiny"), ["model.condition=image", "meta.learner=maml", "task.meta_batch=2",
+                                               "meta.vectorize=vmap"])
+    validate(cfg)
+    prob, pg, pd = make_problem("wgan-gp", condition="image", g_affine=0.25)
+    g, _ = loop_checked_by_vmap(MAML(prob, SCHED, 0.1, 0.1), {"g": pg, "d": pd}, make_tasks(SCHED, prob.z_dim))
     assert all(torch.isfinite(v).all() for v in g["g"].values())
 
 

@@ -343,11 +343,26 @@ def _header_differences(a: dict, b: dict) -> list[str]:
     return [key for key in _HEADER if a[key] != b[key]]
 
 
+def _has_generated_arm(entry: dict) -> bool:
+    return any("generated" in arm for k in entry["k"].values() for arm in ((k.get("lowdata") or {}).get("arms") or {}))
+
+
+def upgrade_results(results: dict) -> dict:
+    """Results of protocol version 2 as version 3 where the numbers are the same: version 3 changed only the
+    low-data arm "affine + generated", so the rows without a generated arm (reference and real-only rows) carry
+    over and the others are dropped (to be measured again). Other versions are returned as they are."""
+    if results.get("protocol_version") != 2 or PROTOCOL_VERSION != 3:
+        return results
+    kept = {name: m for name, m in results.get("methods", {}).items() if not _has_generated_arm(m)}
+    return {**results, "protocol_version": 3, "upgraded_from": 2, "methods": kept}
+
+
 def _previous_results(path: Path, header: dict) -> dict:
-    """Methods of an earlier run in the same folder under the same protocol; another protocol is an error."""
+    """Methods of an earlier run in the same folder under the same protocol (upgrade_results applied); another
+    protocol is an error."""
     if not path.exists():
         return {}
-    prev = json.loads(path.read_text())
+    prev = upgrade_results(json.loads(path.read_text()))
     differ = _header_differences(prev, header)
     if differ:
         raise ConfigError(f"{path} holds results of another benchmark ({', '.join(differ)} differ); "
@@ -368,7 +383,7 @@ def _in_report_order(methods: dict, known: dict = METHODS) -> dict:
 def merge_results(dirs: list[str | Path], out: str | Path) -> dict:
     """One report from benchmark folders that ran different methods under the same protocol."""
     out = Path(out)
-    parts = [(Path(d), json.loads((Path(d) / "results.json").read_text())) for d in dirs]
+    parts = [(Path(d), upgrade_results(json.loads((Path(d) / "results.json").read_text()))) for d in dirs]
     merged = {**parts[0][1], "merged_from": [str(d) for d, _ in parts]}
     found: dict[str, Path] = {}
     methods: dict = {}

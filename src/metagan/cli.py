@@ -4,6 +4,7 @@
     metagan train --preset digits-demo [--set meta.inner_steps=3 ...] [--dry-run] [--resume RUN]
     metagan adapt --checkpoint RUN --support a.png b.png ... --steps 10 --num 64 --seed 0 --out DIR
     metagan presets                                        # list the presets
+    metagan reply --checkpoint RUN --conversations F --prompt TEXT   # a dialogue model adapted to a topic
     metagan export --checkpoint RUN --out model.safetensors   # a small shippable copy of a run
     metagan evaluate --checkpoint RUN [--shots 1 5]        # one Omniglot model on held-out classes
     metagan rank --checkpoint RUN/checkpoint-*.safetensors    # rank a run's snapshots on training classes
@@ -144,6 +145,8 @@ def _train(args: argparse.Namespace) -> int:
 
     if args.preset in RATINGS_PRESETS:
         return _train_ratings(args)
+    if (args.preset or "").startswith("dialogue-") or (args.resume and _is_dialogue_run(args.resume)):
+        return _train_dialogue(args)
     overrides = list(args.set or [])
     if args.data_dir:
         overrides.append(f"data.root={args.data_dir}")
@@ -184,6 +187,56 @@ def _train_ratings(args: argparse.Namespace) -> int:
     _out_dir(args.out_dir or cfg.train.out_dir, "--out-dir")
     run = train(cfg, out_dir=args.out_dir, name=args.preset, log=None if args.no_progress else print)
     print(f"run folder: {run}")
+    return 0
+
+
+def _is_dialogue_run(path: str) -> bool:
+    import json
+
+    cfg = Path(path) / "config.json"
+    try:
+        return cfg.is_file() and json.loads(cfg.read_text()).get("domain") == "dialogue"
+    except (OSError, ValueError):
+        return False
+
+
+def _train_dialogue(args: argparse.Namespace) -> int:
+    """train --preset dialogue-... or --resume of such a run: the dialogue domain (metagan.dialogue); --data-dir
+    sets its data.source (a folder of language folders of YAML topic files)."""
+    from .dialogue.config import apply_overrides, config_from_json, get_preset
+    from .dialogue.train import train
+
+    overrides = list(args.set or []) + ([f"data.source={args.data_dir}"] if args.data_dir else [])
+    if args.resume:
+        if args.preset:
+            raise MetaganError("--resume continues a run with its own config: drop --preset "
+                               "(use --set train.steps=N to train longer)")
+        cfg = apply_overrides(config_from_json((Path(args.resume) / "config.json").read_text()), overrides)
+    else:
+        cfg = apply_overrides(get_preset(args.preset), overrides)
+    if args.dry_run:
+        print(cfg.to_json())
+        return 0
+    _out_dir(args.out_dir or cfg.train.out_dir, "--out-dir")
+    run = train(cfg, out_dir=args.out_dir, name=args.preset or "dialogue", resume=args.resume,
+                log=None if args.no_progress else print)
+    print(f"run folder: {run}")
+    return 0
+
+
+def _reply(args: argparse.Namespace) -> int:
+    import json
+
+    from .dialogue.reply import Replier
+
+    bot = Replier.load(args.checkpoint)
+    support = bot.read_support(args.conversations)
+    if args.repeat:
+        print(json.dumps(bot.latency(support, reps=args.repeat, steps=args.steps)))
+        return 0
+    adapted = bot.adapt(support, args.steps, args.seed)
+    for prompt, reply in zip(args.prompt, adapted.reply(args.prompt, seed=args.seed + 1)):
+        print(f"{prompt}\t{reply}")
     return 0
 
 
@@ -352,6 +405,13 @@ def _rank(args: argparse.Namespace) -> int:
 def _benchmark(args: argparse.Namespace) -> int:
     from .benchmark import merge_results, run_benchmark
 
+    if args.suite == "dialogue":
+        from .dialogue.suite import run_suite as run_dialogue
+
+        _out_dir(args.out, "--out")
+        run_dialogue(args.out, args.budget, source=args.data_dir or "chatterbot", methods=args.methods)
+        print((Path(args.out) / "results.md").read_text())
+        return 0
     if args.suite == "movielens-100k":
         from .ratings.suite import run_suite
 
@@ -415,6 +475,12 @@ def _presets(args: argparse.Namespace) -> int:
         c = ratings_preset(name)
         print(f"{name:18s} data={c.data.source} model={c.model.kind} learner={c.meta.learner} "
               f"inner_steps={c.meta.inner_steps} steps={c.train.steps}")
+    from .dialogue.config import PRESETS as DIALOGUE_PRESETS, get_preset as dialogue_preset
+
+    for name in sorted(DIALOGUE_PRESETS):
+        c = dialogue_preset(name)
+        print(f"{name:18s} data={c.data.source} learner={c.meta.learner} inner_adv={c.loss.inner_adv} "
+              f"K={c.task.k_shot} inner_steps={c.meta.inner_steps} steps={c.train.steps}")
     return 0
 
 
@@ -433,6 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_perf(sub)
     _add_serve(sub)
     _add_recommend(sub)
+    _add_reply(sub)
     x = sub.add_parser("export", help="write a small shippable copy of a run (no optimizer state)")
     x.add_argument("--checkpoint", required=True, help="run folder or checkpoint file to export (required)")
     x.add_argument("--out", required=True,
@@ -446,6 +513,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 _CHECKPOINT = "run folder, checkpoint file or pretrained:NAME (the shipped models, docs/models.md)"
 _DATA_DIR = "Omniglot folder (default: the checkpoint's data.root, else $METAGAN_DATA_DIR or the download cache)"
+
+
+def _add_reply(sub) -> None:
+    r = sub.add_parser("reply", help="adapt a dialogue model to a few exchanges of a topic and answer prompts")
+    r.add_argument("--checkpoint", required=True,
+                   help="run folder or checkpoint of `metagan train --preset dialogue-...` (required)")
+    r.add_argument("--conversations", required=True,
+                   help="the topic's exchanges: a chatterbot YAML file, a JSON lines file of {\"prompt\", \"reply\"} "
+                        "objects, or a folder of them (required)")
+    r.add_argument("--prompt", action="append", default=[], metavar="TEXT",
+                   help="a prompt to answer; repeat for more; prints prompt, tab, reply per line (default: none)")
+    r.add_argument("--steps", type=_STEPS, default=None, help="adaptation steps (default: the model's inner steps)")
+    r.add_argument("--seed", type=_SEED, default=0,
+                   help="seed of the adaptation's noise; the replies use seed + 1 (default 0)")
+    r.add_argument("--repeat", type=_int_in(1, 100_000, "timed repetitions"), default=0,
+                   help="instead of replying, time the adaptation N times and print one JSON line (median and "
+                        "90th percentile ms) (default 0: reply)")
+    r.set_defaults(func=_reply)
 
 
 def _add_recommend(sub) -> None:
@@ -586,10 +671,11 @@ def _add_rank(sub) -> None:
 
 def _add_benchmark(sub) -> None:
     b = sub.add_parser("benchmark", help="quality: baselines and presets in one harness; writes results.json/.md")
-    b.add_argument("--suite", default="omniglot", choices=["omniglot", "pigcvp", "movielens-100k"],
+    b.add_argument("--suite", default="omniglot", choices=["omniglot", "pigcvp", "movielens-100k", "dialogue"],
                    help="the task family: omniglot (images), pigcvp (series; needs the timeseries extra) or "
                         "movielens-100k (cold-start users; needs the rec extra, or --data-dir with the GroupLens "
-                        "zip; docs/recommendation.md) (default omniglot)")
+                        "zip; docs/recommendation.md) or dialogue (held-out topics of the chatterbot corpus; needs "
+                        "the dialogue extra; docs/dialogue.md) (default omniglot)")
     b.add_argument("--budget", default="small", choices=["small", "full"],
                    help="small: a smoke run, minutes of training per method; full: the reported protocol "
                         "(default small)")

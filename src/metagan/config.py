@@ -376,17 +376,6 @@ def get_preset(name: str) -> Config:
 PAIRED = ("image", "morph")  # model.condition values whose generator warps a support image, D judging pairs
 
 
-def vmap_refusal(cfg: Config) -> str | None:
-    """Why the meta-gradient of this config cannot run under vmap, or None where it can: second order through
-    the warp generator (grid_sample's double backward is an in-place operation vmap refuses)."""
-    second_order = cfg.meta.learner == "maml" or (cfg.meta.learner == "metasgd" and not cfg.meta.first_order)
-    if second_order and cfg.model.condition in PAIRED:
-        return (f"second-order meta-gradients through the warp generator (model.condition={cfg.model.condition}) "
-                "cannot run under "
-                "vmap (grid_sample's double backward is in-place)")
-    return None
-
-
 # Upper bounds, checked before anything is built: a config (typed, or stored in a checkpoint or run folder) beyond
 # them would allocate absurd amounts of memory or time. Each is far above any real use; the reason says why.
 LIMITS: dict[str, tuple[int, str]] = {
@@ -465,8 +454,6 @@ def validate(cfg: Config) -> None:
     if cfg.model.condition != "none" and cfg.model.kind != ("conv1d" if cfg.model.condition == "series" else "conv"):
         raise ConfigError(f"model.condition={cfg.model.condition} needs model.kind="
                           f"{'conv1d' if cfg.model.condition == 'series' else 'conv'}")
-    if cfg.meta.vectorize == "vmap" and vmap_refusal(cfg):
-        raise ConfigError(f"{vmap_refusal(cfg)}: set meta.vectorize=loop or auto")
     for name in ("mismatch", "diversity", "diversity_tau", "outer_adv", "outer_mmd", "register"):
         if getattr(cfg.loss, name) < 0:
             raise ConfigError(f"loss.{name} must be non-negative, got {getattr(cfg.loss, name)}")

@@ -9,16 +9,18 @@ Arms (ARMS), each trained for `protocol.lowdata_updates` Adam updates on batches
 - "generated": round(share x BATCH) images of each batch drawn from the method's generated pool
   (`protocol.lowdata_generated` per class, the generator adapted on the class's n real images), real images for
   the rest.
-- "affine + generated": both; the transform is applied to the real images only.
+- "affine + generated": both; every image of a batch, real or generated, under a fresh random transform (how a
+  user combines the two: the classic augmentation applies to the whole training set); the generated images' transforms
+  come from a stream of their own.
 
 Random streams, each seeded from its own key and nothing else, so that methods and arms are paired:
 
 - split: class c's n training and 20 - n test images, from (protocol seed, n, c): the same for every method and arm.
 - generate: the method's sampling for class c, from (protocol seed, n, c): a method that draws more randomness moves
   nothing else.
-- classifier: initialisation, the order of the real images, the picks from the generated pool and the affine
-  transforms, each its own stream from (protocol seed, n): every arm starts from the same network and sees the
-  real images in the same order.
+- classifier: initialisation, the order of the real images, the picks from the generated pool, the affine
+  transforms of the real images and those of the generated ones, each its own stream from (protocol seed, n):
+  every arm starts from the same network and sees the real images in the same order.
 
 The generated share is chosen on validation classes (`choose_share`), never on the evaluated ones.
 
@@ -148,8 +150,9 @@ def train_classifier(x: Tensor, y: Tensor, n_classes: int, updates: int, seed: i
     x (N, *shape) model space.
 
     With gen_x, each batch holds round(share x BATCH) generated examples (gen_x, gen_y) and real ones for the rest;
-    affine: each real example of a batch under a fresh random transform of the kit (`kit.augment`; random_affine for
-    images). `seed` seeds the classifier's streams.
+    affine: each example of a batch under a fresh random transform of the kit (`kit.augment`; random_affine for
+    images), the real ones from one stream and the generated ones from another. `seed` seeds the classifier's
+    streams.
     """
     n_gen = round(share * BATCH) if gen_x is not None else 0
     if gen_x is not None and not 0 < n_gen < BATCH:
@@ -157,7 +160,7 @@ def train_classifier(x: Tensor, y: Tensor, n_classes: int, updates: int, seed: i
     n_real = BATCH - n_gen
     order = _cycle(len(x), updates * n_real, _stream("order", seed))
     picks = _cycle(len(gen_x), updates * n_gen, _stream("mix", seed)) if n_gen else None
-    g_affine = _stream("affine", seed)
+    g_affine, g_affine_gen = _stream("affine", seed), _stream("affine-generated", seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = kit.make_net(n_classes, x[:1])
@@ -170,7 +173,8 @@ def train_classifier(x: Tensor, y: Tensor, n_classes: int, updates: int, seed: i
             xb = kit.augment(xb, g_affine)
         if n_gen:
             gi = picks[step * n_gen:(step + 1) * n_gen]
-            xb, yb = torch.cat([xb, gen_x[gi]]), torch.cat([yb, gen_y[gi]])
+            xg = kit.augment(gen_x[gi], g_affine_gen) if affine else gen_x[gi]
+            xb, yb = torch.cat([xb, xg]), torch.cat([yb, gen_y[gi]])
         loss = F.cross_entropy(net(xb), yb)
         opt.zero_grad()
         loss.backward()

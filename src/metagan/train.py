@@ -27,7 +27,7 @@ from tqdm import tqdm
 from . import checkpoint as ckpt
 from . import distributed
 from .adapt import adapt_params
-from .config import Config, ModelConfig, vmap_refusal
+from .config import Config, ModelConfig
 from .data import TaskSampler, build_datasets, files_inverted, fit_config, from_model_space, save_grid
 from .errors import CheckpointError, ConfigError, TrainingDiverged
 from .functional import Meta, all_finite, detach, global_norm
@@ -193,8 +193,6 @@ def vectorize_mode(system: System) -> str:
         return cfg.meta.vectorize
     if not getattr(system.learner, "second_order", False):
         return "vmap"
-    if vmap_refusal(cfg):
-        return "loop"
     if torch.device(cfg.train.device).type != "cpu":
         return "vmap"
     return "vmap" if sample_flops(cfg.model, system.shape) < VMAP_MAX_SAMPLE_FLOPS else "loop"

@@ -16,6 +16,7 @@ from torch.func import vjp, vmap
 from torch.utils._pytree import tree_map
 
 from ..functional import Meta, Params, constant_rates, index
+from ..models.resample import any_order_resampling
 from .problem import InnerSchedule
 
 
@@ -79,7 +80,9 @@ def player_grads(fn, primals: Meta) -> tuple[Meta, dict[str, Tensor]]:
 def meta_gradients(learner: MetaLearner, meta: Meta, tasks: dict, mode: str = "vmap"):
     """Mean meta-gradient over a meta-batch (tasks carry a leading B dim). mode: vmap | loop."""
     if mode == "vmap":
-        grads, aux = vmap(learner.task_grads, in_dims=(None, 0))(meta, tasks)
+        # grid_sample's double backward cannot run under vmap: second order resamples by gathering instead
+        with any_order_resampling(getattr(learner, "second_order", False)):
+            grads, aux = vmap(learner.task_grads, in_dims=(None, 0))(meta, tasks)
         return tree_map(lambda g: g.mean(0), grads), tree_map(lambda a: a.mean(0), aux)
     if mode != "loop":
         raise ValueError(f"mode must be vmap or loop, got {mode!r}")

@@ -28,6 +28,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .resample import bilinear
+
 
 def _norm(kind: str, ch: int) -> nn.Module:
     if kind == "none":
@@ -134,7 +136,8 @@ class PairGenerator(nn.Module):
     def _resample(self, x: torch.Tensor, flow: torch.Tensor, theta: torch.Tensor | None = None) -> torch.Tensor:
         """x (B, C, s, s) at the pixel centres + flow (B, 2 = (dx, dy), s/2, s/2) upsampled to s [+ the affine
         displacement theta (B, 6) = (a, b, c, d, tx, ty): (a x + b y + tx, c x + d y + ty)] -> (B, C, s, s).
-        Background is -1 in model space: shifted so that grid_sample's zero padding is background."""
+        Background is -1 in model space: shifted so that the zero padding is background. grid_sample, or
+        its any-order form under vmap (metagan.models.resample)."""
         s = self.size
         flow = nn.functional.interpolate(flow, size=(s, s), mode="bilinear", align_corners=False)
         c = torch.linspace(-1 + 1 / s, 1 - 1 / s, s, dtype=x.dtype, device=x.device)  # pixel centres
@@ -143,7 +146,7 @@ class PairGenerator(nn.Module):
         if theta is not None:
             lin, shift = theta[:, :4].view(-1, 1, 2, 2), theta[:, 4:].view(-1, 1, 1, 2)
             grid = grid + (lin @ ident.view(1, -1, 2, 1)).view(-1, s, s, 2) + shift
-        return nn.functional.grid_sample(x + 1, grid, mode="bilinear", padding_mode="zeros", align_corners=False) - 1
+        return bilinear(x + 1, grid) - 1
 
 
 class ConvDiscriminator(nn.Module):

@@ -91,7 +91,7 @@ def memory(presets: Sequence[str], meta_batches: Sequence[int], inner_steps: Seq
            threads: int | None = None, batch_for_steps: int = 8) -> Iterator[dict]:
     """Per preset and variant: a meta-batch sweep at the preset's inner steps, an inner-step sweep at
     meta-batch `batch_for_steps`, then a `memory-growth` record with the fitted MB per task and per step."""
-    from ..config import get_preset, vmap_refusal
+    from ..config import get_preset
 
     for preset in presets:
         cfg = get_preset(preset)
@@ -101,9 +101,6 @@ def memory(presets: Sequence[str], meta_batches: Sequence[int], inner_steps: Seq
             yield {"bench": "memory-skipped", "preset": preset, "meta_batch": b,
                    "why": "loss.mismatch > 0 needs at least 2 tasks per meta-batch"}
         for variant in variants:
-            if variant == "vmap" and vmap_refusal(cfg):
-                yield {"bench": "memory-skipped", "preset": preset, "variant": variant, "why": vmap_refusal(cfg)}
-                continue
             spec = {"preset": preset, "variant": variant, "device": str(device), "threads": threads}
             by_batch, by_steps = [], []
             for b in (b for b in meta_batches if b >= smallest):

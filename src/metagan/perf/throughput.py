@@ -16,7 +16,7 @@ from typing import Iterator, Sequence
 import torch
 from torch.utils._pytree import tree_map
 
-from ..config import apply_overrides, get_preset, vmap_refusal
+from ..config import apply_overrides, get_preset
 from ..meta import meta_gradients
 from ..system import build_system, init_meta
 from ..train import vectorize_mode
@@ -52,10 +52,6 @@ def throughput(presets: Sequence[str], meta_batches: Sequence[int], device: torc
             fns = {"autograd-loop": lambda: autograd_meta_gradients(learner, meta, tasks),
                    "loop": lambda: meta_gradients(learner, meta, tasks, "loop")[0],
                    "vmap": lambda: meta_gradients(learner, meta, tasks, "vmap")[0]}
-            if vmap_refusal(cfg):
-                del fns["vmap"]
-                yield {"bench": "throughput", "preset": preset, "learner": learner.name, "meta_batch": batch,
-                       "variant": "vmap", "skipped": vmap_refusal(cfg)}
             # One untimed call each, which also warms up: the FLOPs (counted on the ungrouped baseline:
             # every variant does the same arithmetic) and each variant's result against the baseline's.
             grads = {}
