@@ -439,7 +439,7 @@ def test_a_request_that_would_not_fit_in_memory_is_refused_up_front(tiny, tmp_pa
         check_sample_memory(10, 1.0, (1, 8, 8), 4, available=2 * (10 * 64 * 4 + 10 * 5 * 4) // 2)
 
 
-@pytest.mark.parametrize("condition", ["none", "image", "morph"])
+@pytest.mark.parametrize("condition", ["none", "image"])
 def test_batched_sampling_equals_one_call(tmp_path, condition):
     """sample() in batches gives the images of one call: the same latents, paired models the same references."""
     from metagan.adapt import adapt

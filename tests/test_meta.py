@@ -15,16 +15,16 @@ K, Q, B = 2, 3, 3
 
 
 def make_problem(kind="ns", r1=0.0, model="conv", condition="none", mismatch=0.0, diversity=0.0, g_affine=0.0,
-                 outer_mmd=0.0, outer_adv=1.0, register=0.0):
+                 outer_mmd=0.0, outer_adv=1.0):
     cfg = dataclasses.replace(get_preset("tiny").model, kind=model, hidden=8, condition=condition, g_affine=g_affine)
     torch.manual_seed(0)
     gen, disc = build_models(cfg, SHAPE)
     gen, disc = gen.double(), disc.double()
     loss = LossConfig(kind=kind, r1_gamma=r1, mismatch=mismatch, diversity=diversity, diversity_tau=0.5,
-                      outer_mmd=outer_mmd, outer_adv=outer_adv, register=register)
+                      outer_mmd=outer_mmd, outer_adv=outer_adv)
     pg = params_of(gen)
     with torch.no_grad():  # leave the warp's zero initialisation, where the field ignores z and the reference
-        for k in ("flow.weight", "affine.weight", "reg_flow.weight"):
+        for k in ("flow.weight", "affine.weight"):
             if k in pg:
                 pg[k].normal_(0, 0.3)
     return GanProblem(gen, disc, loss), pg, params_of(disc)
@@ -46,7 +46,7 @@ SCHED = InnerSchedule(2, 1, 2)
 
 def loop_checked_by_vmap(learner, meta, tasks):
     """Meta-gradients and aux by the per-task loop, checked equal to vmap's (every learner and model; second order
-    through the warp and morph generators resamples by gathering under vmap, metagan.models.resample)."""
+    through the warp generator resamples by gathering under vmap, metagan.models.resample)."""
     g_loop, a_loop = meta_gradients(learner, meta, tasks, "loop")
     g_vmap, a_vmap = meta_gradients(learner, meta, tasks, "vmap")
     assert max_diff(g_loop, g_vmap, tuple(meta)) < 1e-10
@@ -331,17 +331,6 @@ def test_warp_generator_meta_gradients_reach_its_encoder_and_vmap_equals_loop(na
     assert not torch.allclose(prob.generate(pg, z, tasks["support"][0]), prob.generate(pg, z, tasks["support"][1]))
 
 
-@pytest.mark.parametrize("name", ["maml", "fomaml", "metasgd", "reptile", "joint"])
-def test_morph_generator_meta_gradients_reach_its_registration_and_vmap_equals_loop(name):
-    """The morph generator (model.condition=morph) under every learner: vmap = loop, and the meta-gradient reaches
-    the registration network (through the samples and loss.register) and the encoder."""
-    prob, pg, pd = make_problem("ns", condition="morph", g_affine=0.25, register=1.0)
-    tasks = make_tasks(SCHED, prob.z_dim, seed=11)
-    learner = _learners(prob)[name]
-    g_loop, _ = loop_checked_by_vmap(learner, learner.init_meta(pg, pd), tasks)
-    assert all(float(g_loop["g"][k].abs().max()) > 0 for k in ("reg1.weight", "reg_flow.weight", "enc1.weight"))
-
-
 def test_warp_generator_second_order_runs_under_vmap():
     """Second order through the warp generator: meta.vectorize=vmap is a valid config, and vmap's meta-gradient
     equals the loop's with a gradient penalty too (third derivatives through the resampler)."""
@@ -421,7 +410,7 @@ def test_outer_mmd_and_outer_adv_are_checked():
             validate(apply_overrides(cfg, bad))
 
 
-@pytest.mark.parametrize("condition", ["image", "morph", "none"])
+@pytest.mark.parametrize("condition", ["image", "none"])
 def test_one_support_image_never_teaches_d_that_a_copy_is_real(condition):
     """With K = 1 a paired model's real pair would be the image beside itself: its D is left as it is while G
     adapts. Unpaired models (and paired ones with K = 2) adapt D as usual."""

@@ -45,7 +45,7 @@ def test_bad_model_configs():
 
 
 def test_model_choices_are_checked():
-    with pytest.raises(ConfigError, match="model.condition='support' is not one of: none, image, morph"):
+    with pytest.raises(ConfigError, match="model.condition='support' is not one of: none, image, series"):
         validate(apply_overrides(get_preset("omniglot-figr"), ["model.condition=support"]))
     for removed in ("model.g_out=warp", "model.g_skip=half", "model.d_depth=2", "model.e_dim=32"):
         with pytest.raises(ConfigError, match=f"{removed.split('=')[0]}: this option was removed after metagan 0.1.0"):

@@ -97,7 +97,7 @@ def test_init_from_starts_the_generator_from_the_sources_ema_generator(tmp_path)
 
 @pytest.mark.parametrize("learner", ["fomaml", "metasgd", "reptile", "metasgd meta.rates=tensor",
                                      "metasgd meta.rates=step meta.inner_steps=2 train.adapt_steps=3",
-                                     "maml task.k_min=1 task.k_shot=3 model.condition=morph"])
+                                     "maml task.k_min=1 task.k_shot=3 model.condition=image"])
 def test_resume_continues_bit_for_bit(tmp_path, learner):
     learner, *extra = learner.split()  # metasgd with one learned rate per tensor: see the next test too
     cfg = tiny(f"meta.learner={learner}", *extra, "train.steps=4", "train.ckpt_every=0", "train.sample_every=0")

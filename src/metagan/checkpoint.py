@@ -288,13 +288,12 @@ def export(src: str | os.PathLike, dst: str | os.PathLike, overwrite: bool = Fal
     return save(dst, Checkpoint(cfg, ck.step, ck.meta, ck.ema, None, ck.param_order, None))
 
 
-def check_compatible(meta: dict, expected: dict, source: str, allow_missing: bool = False) -> None:
+def check_compatible(meta: dict, expected: dict, source: str) -> None:
     """Raise if a checkpoint's meta-parameters `meta` do not match `expected` (both nested, tensors) by
-    name/shape. allow_missing: `expected` may also have parameters that `meta` lacks (a warm start into a
-    model that adds parts, which keep their initial values)."""
+    name/shape."""
     got = {k: tuple(v.shape) for k, v in flatten(meta).items()}
     want = {k: tuple(v.shape) for k, v in flatten(expected).items()}
-    if got == want or (allow_missing and all(want.get(k) == v for k, v in got.items())):
+    if got == want:
         return
     missing = sorted(set(want) - set(got))[:3]
     unexpected = sorted(set(got) - set(want))[:3]

@@ -59,9 +59,8 @@ class ModelConfig:
     norm: str = "none"             # generator normalisation: none | group | layer (never running statistics)
     hidden: int = 256              # mlp: hidden width
     condition: str = "none"        # none: G decodes z | image: G warps a support image, D judges (sample, reference)
-                                   # | morph: image, and G also morphs it towards the other support images
                                    # | series: G time-warps and rescales a support series, D judges pairs
-    g_affine: float = 0.0          # condition=image or morph: bound of the warp's affine part from z (0 = off; 0.25: ~14 deg)
+    g_affine: float = 0.0          # condition=image: bound of the warp's affine part from z (0 = off; 0.25: ~14 deg)
 
 
 @dataclass(frozen=True)
@@ -69,12 +68,11 @@ class LossConfig:
     kind: str = "ns"               # ns (non-saturating) | wgan-gp | hinge
     gp_weight: float = 10.0        # wgan-gp: weight of the gradient penalty
     r1_gamma: float = 0.0          # weight gamma of the R1 penalty gamma/2 E|grad D(x)|^2 on real data (0 = off)
-    mismatch: float = 0.0          # condition=image or morph: weight of D calling (real, other class's reference) fake (Reed)
+    mismatch: float = 0.0          # condition=image: weight of D calling (real, other class's reference) fake (Reed)
     diversity: float = 0.0         # weight w of G's DSGAN term -w min(mean|G(z) - G(-z)| / mean|2z|, tau) (0 = off)
     diversity_tau: float = 0.1     # tau: the ratio earns nothing beyond it (bounded, so safe in the inner loop)
     outer_adv: float = 1.0         # weight of G's adversarial query loss (maml, fomaml, metasgd, joint)
     outer_mmd: float = 0.0         # weight of G's query MMD^2 to the real query images in the meta-D's features
-    register: float = 0.0          # condition=morph: weight of G's registration loss (each support onto the next)
 
 
 @dataclass(frozen=True)
@@ -138,7 +136,7 @@ CHOICES = {
     "data.split": ("background", "background-val", "vinyals"),
     "model.kind": ("conv", "mlp", "conv1d"),
     "model.norm": ("none", "group", "layer"),
-    "model.condition": ("none", "image", "morph", "series"),
+    "model.condition": ("none", "image", "series"),
     "loss.kind": ("ns", "wgan-gp", "hinge"),
     "meta.learner": ("maml", "fomaml", "reptile", "metasgd", "joint"),
     "meta.outer_optimizer": ("adam", "sgd"),
@@ -373,7 +371,7 @@ def get_preset(name: str) -> Config:
     return from_dict(PRESETS[name])
 
 
-PAIRED = ("image", "morph")  # model.condition values whose generator warps a support image, D judging pairs
+PAIRED = ("image",)  # model.condition values whose generator warps a support image, D judging pairs
 
 
 # Upper bounds, checked before anything is built: a config (typed, or stored in a checkpoint or run folder) beyond
@@ -450,20 +448,17 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"data.channels must be 1 or 3, got {cfg.data.channels}")
     if cfg.model.g_affine < 0 or (cfg.model.g_affine > 0 and cfg.model.condition not in PAIRED):
         raise ConfigError(f"model.g_affine={cfg.model.g_affine} bounds the warp's affine component: it needs "
-                          "model.condition=image or morph and a value >= 0 (with model.condition=none set model.g_affine=0)")
+                          "model.condition=image and a value >= 0 (with model.condition=none set model.g_affine=0)")
     if cfg.model.condition != "none" and cfg.model.kind != ("conv1d" if cfg.model.condition == "series" else "conv"):
         raise ConfigError(f"model.condition={cfg.model.condition} needs model.kind="
                           f"{'conv1d' if cfg.model.condition == 'series' else 'conv'}")
-    for name in ("mismatch", "diversity", "diversity_tau", "outer_adv", "outer_mmd", "register"):
+    for name in ("mismatch", "diversity", "diversity_tau", "outer_adv", "outer_mmd"):
         if getattr(cfg.loss, name) < 0:
             raise ConfigError(f"loss.{name} must be non-negative, got {getattr(cfg.loss, name)}")
-    if cfg.loss.register > 0 and cfg.model.condition != "morph":
-        raise ConfigError("loss.register trains the morph generator's registration: it needs model.condition=morph "
-                          "(or set loss.register=0)")
     if cfg.loss.mismatch > 0:
         if cfg.model.condition == "none":
             raise ConfigError("loss.mismatch pairs real images with references of another class: it needs "
-                              "model.condition=image, morph or series (or set loss.mismatch=0)")
+                              "model.condition=image or series (or set loss.mismatch=0)")
         if cfg.loss.kind == "wgan-gp":
             raise ConfigError("loss.mismatch needs a bounded fake term: use loss.kind=ns or hinge, or "
                               "loss.mismatch=0")

@@ -27,7 +27,7 @@ from tqdm import tqdm
 from . import checkpoint as ckpt
 from . import distributed
 from .adapt import adapt_params
-from .config import Config, ModelConfig
+from .config import PAIRED, Config, ModelConfig
 from .data import TaskSampler, build_datasets, files_inverted, fit_config, from_model_space, save_grid
 from .errors import CheckpointError, ConfigError, TrainingDiverged
 from .functional import Meta, all_finite, detach, global_norm
@@ -102,12 +102,10 @@ def _copy_in(state: TrainState, ck: ckpt.Checkpoint, groups) -> None:
     with torch.no_grad():
         for group in groups:
             for k, v in state.meta[group].items():
-                if k in ck.meta[group]:  # a warm start leaves parts the source lacks at their initial values
-                    v.copy_(ck.meta[group][k])
+                v.copy_(ck.meta[group][k])
         source_g = ck.ema["g"] if ck.ema else ck.meta["g"]
         for k, v in state.ema.get("g", {}).items():
-            if k in source_g:
-                v.copy_(source_g[k])
+            v.copy_(source_g[k])
 
 
 def restore_state(system: System, ck: ckpt.Checkpoint, source: str) -> TrainState:
@@ -125,15 +123,14 @@ def restore_state(system: System, ck: ckpt.Checkpoint, source: str) -> TrainStat
 def warm_start(state: TrainState, source: str) -> None:
     """Start from checkpoint `source` (train.init_from): its discriminator, and its EMA generator (the
     generator it adapts and samples with; its raw one where it has no EMA) as both the generator and the EMA.
-    Whatever else the learner meta-learns (Meta-SGD's rates), and any part of the model the source lacks (the
-    morph generator's registration network, from a warp generator), keeps its initial value.
+    Whatever else the learner meta-learns (Meta-SGD's rates) keeps its initial value.
 
     Not the raw generator: the EMA's decay warms up again from step 0 of the new run, so within ~20 steps the
     EMA would be the raw generator's, and a GAN's raw weights are the worse model (a joint run at step 1000, class
     fidelity on training classes: EMA 0.97, raw 0.79)."""
     ck, players = ckpt.load(ckpt.resolve(source)), ("g", "d")
     ckpt.check_compatible({g: ck.meta[g] for g in players if g in ck.meta}, {g: state.meta[g] for g in players},
-                          f"train.init_from={source}", allow_missing=True)
+                          f"train.init_from={source}")
     if ck.ema:
         ck = replace(ck, meta={**ck.meta, "g": ck.ema["g"]})
     _copy_in(state, ck, players)
@@ -163,13 +160,19 @@ def sample_tasks(system: System, sampler: TaskSampler, rng: torch.Generator, dty
 
 # meta.vectorize=auto. On CUDA vmap. On the CPU (`metagan perf throughput`, 1 thread, README "Benchmarks"), as
 # ratios to the per-task autograd loop: first order, vmap is the faster of our two ways for every model (shipped
-# Omniglot presets: vmap 0.95-1.21x, the torch.func loop 0.79-1.07x). Second order, vmap pays while per-operator
-# overhead dominates (MAML, meta-batch 8: digits-demo vmap 1.77x / loop 1.01x at 1.4 MFLOP per sample; Omniglot
-# width 8 2.02x / 1.13x at 1.1 MFLOP; width 16 1.16x / 0.96x at 4.0 MFLOP) and loses once convolutions do (the
-# shipped presets, width 32, 14.8 MFLOP: vmap 0.69-1.19x, loop 1.05-1.32x, worst at meta-batch 32), while it holds
-# every task's unrolled graph at once (58 MB per task). So auto runs second-order learners task by task on models
-# above this many FLOPs per sample (one G and one D forward), everything else with vmap.
+# Omniglot presets: vmap 0.95-1.21x, the torch.func loop 0.79-1.07x). Second order, unconditional generators: vmap
+# pays while per-operator overhead dominates (MAML, meta-batch 8: digits-demo vmap 1.77x / loop 1.01x at 1.4 MFLOP
+# per sample; Omniglot width 8 2.02x / 1.13x at 1.1 MFLOP; width 16 1.16x / 0.96x at 4.0 MFLOP) and loses once
+# convolutions do (omniglot-figr and -dawson's networks, width 32, 14.8 MFLOP: vmap 0.69-1.19x, loop 1.05-1.32x,
+# worst at meta-batch 32), while it holds every task's unrolled graph at once (58 MB per task). So auto runs
+# second-order learners task by task on models above this many FLOPs per sample (one G and one D forward)...
 VMAP_MAX_SAMPLE_FLOPS = 8e6
+# ...except the warp generator (model.condition=image), whose many small operations (encoder,
+# field upsampling, resampling) vmap groups: at the shipped presets' size (width 32, 15.3 MFLOP) second-order MAML
+# measured vmap 1.45x / loop 1.17x at meta-batch 4 and 1.54x / 1.12x at meta-batch 8 (2026-11-30, a shared 2-core
+# CPU; docs/performance.md). Larger meta-batches were not measured, and vmap lost there on the unconditional
+# networks, so auto takes vmap for the warp generators up to this meta-batch.
+VMAP_MAX_WARP_META_BATCH = 8
 
 
 @functools.lru_cache(maxsize=None)
@@ -194,6 +197,8 @@ def vectorize_mode(system: System) -> str:
     if not getattr(system.learner, "second_order", False):
         return "vmap"
     if torch.device(cfg.train.device).type != "cpu":
+        return "vmap"
+    if cfg.model.condition in PAIRED and cfg.task.meta_batch <= VMAP_MAX_WARP_META_BATCH:
         return "vmap"
     return "vmap" if sample_flops(cfg.model, system.shape) < VMAP_MAX_SAMPLE_FLOPS else "loop"
 

@@ -78,18 +78,22 @@ def player_grads(fn, primals: Meta) -> tuple[Meta, dict[str, Tensor]]:
 
 
 def meta_gradients(learner: MetaLearner, meta: Meta, tasks: dict, mode: str = "vmap"):
-    """Mean meta-gradient over a meta-batch (tasks carry a leading B dim). mode: vmap | loop."""
-    if mode == "vmap":
-        # grid_sample's double backward cannot run under vmap: second order resamples by gathering instead
-        with any_order_resampling(getattr(learner, "second_order", False)):
-            grads, aux = vmap(learner.task_grads, in_dims=(None, 0))(meta, tasks)
-        return tree_map(lambda g: g.mean(0), grads), tree_map(lambda a: a.mean(0), aux)
-    if mode != "loop":
+    """Mean meta-gradient over a meta-batch (tasks carry a leading B dim). mode: vmap | loop.
+
+    Second-order learners resample images by gathering (metagan.models.resample) in both modes: grid_sample's
+    double backward cannot run under vmap, and one resampler gives both modes the same second derivatives where
+    a warp puts points exactly on pixel centres (an untrained warp's identity), which grid_sample's double
+    backward rounds differently from its first."""
+    if mode not in ("vmap", "loop"):
         raise ValueError(f"mode must be vmap or loop, got {mode!r}")
-    n = tasks["support"].shape[0]
-    total_g = total_a = None
-    for i in range(n):
-        g, a = learner.task_grads(meta, index(tasks, i))
-        total_g = g if total_g is None else tree_map(torch.add, total_g, g)
-        total_a = a if total_a is None else tree_map(torch.add, total_a, a)
-    return tree_map(lambda t: t / n, total_g), tree_map(lambda t: t / n, total_a)
+    with any_order_resampling(getattr(learner, "second_order", False)):
+        if mode == "vmap":
+            grads, aux = vmap(learner.task_grads, in_dims=(None, 0))(meta, tasks)
+            return tree_map(lambda g: g.mean(0), grads), tree_map(lambda a: a.mean(0), aux)
+        n = tasks["support"].shape[0]
+        total_g = total_a = None
+        for i in range(n):
+            g, a = learner.task_grads(meta, index(tasks, i))
+            total_g = g if total_g is None else tree_map(torch.add, total_g, g)
+            total_a = a if total_a is None else tree_map(torch.add, total_a, a)
+        return tree_map(lambda t: t / n, total_g), tree_map(lambda t: t / n, total_a)

@@ -44,7 +44,6 @@ class GanProblem:
         self.gen, self.disc, self.loss = gen, disc, loss
         self.z_dim = gen.z_dim
         self.paired = getattr(gen, "paired", False)
-        self.reads_set = getattr(gen, "reads_set", False)
         self._d_main = losses.D_LOSSES[loss.kind]
         self._g_main = losses.G_LOSSES[loss.kind]
 
@@ -65,7 +64,7 @@ class GanProblem:
     def generate(self, pg: Params, z: Tensor, context: Tensor) -> Tensor:
         """z (B, z_dim), context = the task's support set (K, *shape) -> (B, *shape).
         Unconditional models ignore the context."""
-        return functional_call(self.gen, pg, (z, context if self.reads_set else self.refs(context, z.shape[0])))
+        return functional_call(self.gen, pg, (z, self.refs(context, z.shape[0])))
 
     def discriminate(self, pd: Params, x: Tensor, context: Tensor) -> Tensor:  # (B, *shape) -> (B,)
         return functional_call(self.disc, pd, (x, context))
@@ -105,15 +104,11 @@ class GanProblem:
     def g_extra(self, pg: Params, fake: Tensor, z: Tensor, context: Tensor) -> Tensor | float:
         """The generator's regulariser beside its adversarial loss: the diversity-sensitive term with z' = -z
         (another draw of the same Gaussian, never equal to z, so K = 1 works too) and the same references;
-        0 when off. Costs one more generator forward. The morph generator adds its registration loss
-        (loss.register) on the support set."""
-        extra = 0.0
-        if self.loss.register > 0:
-            extra = self.loss.register * functional_call(self.gen, pg, (None, context), {"registration": True})
+        0 when off. Costs one more generator forward."""
         if self.loss.diversity <= 0:
-            return extra
+            return 0.0
         fake2 = self.generate(pg, -z, context)
-        return extra + self.loss.diversity * losses.diversity_term(fake, fake2, z, -z, self.loss.diversity_tau)
+        return self.loss.diversity * losses.diversity_term(fake, fake2, z, -z, self.loss.diversity_tau)
 
     def features(self, pd: Params, x: Tensor, context: Tensor) -> Tensor:
         """The discriminator's hidden features of a batch (B, *shape) -> (B, F), the layer its logit reads."""

@@ -12,10 +12,9 @@ from ..config import ModelConfig
 from ..errors import ConfigError
 from .conv import ConvDiscriminator, ConvGenerator, PairGenerator
 from .conv1d import Conv1dDiscriminator, Conv1dGenerator, PairSeriesGenerator
-from .morph import MorphGenerator
 from .mlp import MLPDiscriminator, MLPGenerator
 
-__all__ = ["build_models", "ConvGenerator", "PairGenerator", "MorphGenerator", "ConvDiscriminator", "MLPGenerator", "MLPDiscriminator",
+__all__ = ["build_models", "ConvGenerator", "PairGenerator", "ConvDiscriminator", "MLPGenerator", "MLPDiscriminator",
            "Conv1dGenerator", "Conv1dDiscriminator", "PairSeriesGenerator"]
 
 
@@ -26,9 +25,6 @@ def build_models(cfg: ModelConfig, shape: tuple[int, ...]) -> tuple[nn.Module, n
             raise ConfigError(f"model.kind=conv needs square (C, H, W) images, got shape {shape}; "
                               "use model.kind=mlp for vectors")
         c, s, _ = shape
-        if cfg.condition == "morph":
-            return (MorphGenerator(cfg.z_dim, c, s, cfg.g_width, cfg.norm, cfg.g_affine),
-                    ConvDiscriminator(c, s, cfg.d_width, paired=True))
         if cfg.condition == "image":
             return (PairGenerator(cfg.z_dim, c, s, cfg.g_width, cfg.norm, cfg.g_affine),
                     ConvDiscriminator(c, s, cfg.d_width, paired=True))

@@ -4,16 +4,20 @@
 align_corners=False)`, the same function to float rounding, built from padding, a gather and arithmetic: each
 output value is the weighted sum of the four pixels around its point, read from the image padded by two zero
 pixels on every side, with the top-left corner clamped into that border so that a corner outside the image
-reads a zero. metagan.models.conv1d's `warp` is the 1-D analogue. Derivatives match grid_sample's everywhere it
-is differentiable; at a point exactly on a pixel row or column (where bilinear interpolation has a kink) both
-take the one-sided derivative of the cell whose top-left corner is the floor of the point.
+reads a zero. metagan.models.conv1d's `warp` is the 1-D analogue. At a point exactly on a pixel row or column,
+where bilinear interpolation has a kink, the derivatives are those of the cell whose top-left corner is the
+floor of the point, the coordinate rounded as torch's CPU kernel rounds it: first derivatives equal
+grid_sample's everywhere, second derivatives away from kinks (at a kink grid_sample's double backward rounds
+the coordinate its own way and can take the other cell; `resample`'s are the derivatives of its first).
 
 Why two ways: grid_sample's double backward is an in-place kernel that vmap refuses, so second-order
-meta-gradients through the warp and morph generators cannot be vectorised over tasks with it, while these ops
+meta-gradients through the warp generator cannot be vectorised over tasks with it, while these ops
 have batching rules at every order. But torch's fused kernel is much faster where it can run (on the CPU at
-28x28, batch 5-80: forward 15-30x, forward and backward 4-10x; an eager adaptation of a shipped model 11% slower
-end to end with `resample`). So the generators call `bilinear`, which is grid_sample unless the caller is inside
-`any_order_resampling()`, as `meta_gradients` is when it vmaps a second-order learner.
+28x28, batch 5-80, one thread: forward 16-32x, forward and backward 4-7x; with a double backward `resample`
+takes 0.8-1.1x grid_sample's time; an eager adaptation of a shipped model took 11% more CPU time with it). So
+the generators call `bilinear`, which is grid_sample unless the caller is inside `any_order_resampling()`, as
+`meta_gradients` is for second-order learners, vmapped or not: one resampler gives both ways the same
+meta-gradient, also from an untrained warp, whose identity grid puts every point on a kink.
 
     >>> import torch
     >>> x = torch.arange(4.0).view(1, 1, 2, 2)
@@ -69,8 +73,8 @@ def resample(x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
     corner = torch.minimum(pix.detach().nan_to_num(-2.0).floor().clamp_min(-2), 2 * scale)  # 2 * scale = (w, h)
     frac = pix - corner  # (N, 2, P): the weights of the right and lower neighbours
     stride = w + 4  # a row of the padded image
-    place = torch.tensor([1, stride], dtype=g.dtype, device=g.device).view(1, 2, 1)
-    top_left = ((corner + 2) * place).sum(1).long()  # (N, P): the flat index in the padded image
+    col, row = (corner + 2).long().unbind(1)  # integers: a half-precision grid cannot round the flat index
+    top_left = row * stride + col  # (N, P): the flat index in the padded image
     offsets = torch.tensor([0, 1, stride, stride + 1], device=x.device).view(1, 4, 1)  # (top, bottom) x (left, right)
     index = (top_left[:, None] + offsets).view(n, 1, 4 * p)
     padded = F.pad(x, (2, 2, 2, 2)).reshape(n, c, (h + 4) * stride)
