@@ -25,7 +25,7 @@ from .config import Config
 from .data import files_inverted, is_series, to_model_space
 from .data.images import read_support_image
 from .errors import ConfigError, DataError
-from .functional import Meta, Params, detach
+from .functional import Meta, Params, detach, rate_at
 from .meta import GanProblem, InnerSchedule, sample_noise
 from .system import System, build_system, init_meta
 
