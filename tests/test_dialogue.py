@@ -18,7 +18,6 @@ from metagan.cli import main
 from metagan.dialogue import data as ddata
 from metagan.dialogue.config import apply_overrides, get_preset
 from metagan.dialogue.data import load_corpus, read_conversations
-from metagan.dialogue.models import one_hot
 from metagan.dialogue.problem import reply_nll
 from metagan.dialogue.tasks import TaskSampler, heldout_parts, make_split
 from metagan.dialogue.tokens import EOS, PAD, VOCAB, decode, encode_prompt, encode_reply, pair, split
@@ -269,3 +268,46 @@ def test_chatterbot_corpus_topics_and_split():
     s = make_split(topics, 20, 0)
     assert [len(s[k]) for k in ("train", "valid", "eval")] == [112, 13, 28]
     assert {t.language for t in s["eval"]} <= {t.language for t in s["train"]}
+
+
+@pytest.mark.parametrize("eos_grad", [True, False])
+def test_end_of_reply_passes_adversarial_gradient_only_with_eos_grad(eos_grad):
+    """The bytes after a sampled EOS are PAD; with model.eos_grad=false they carry no gradient (the cut is
+    constant), so a discriminator cannot teach G to shorten replies; the sampled bytes are the same either way."""
+    cfg = apply_overrides(get_preset("dialogue-tiny"), [f"model.eos_grad={eos_grad}"])
+    system = build_system(cfg)
+    pg = dict(init_meta(system, 0)["g"])
+    pg["out_b"] = pg["out_b"].clone()
+    pg["out_b"][EOS] = 5.0  # EOS early, so most replies have bytes after the cut
+    prompts = torch.stack([encode_prompt("hi", cfg.data.prompt_len)] * 8)
+    z = torch.randn(8, system.problem.z_dim, generator=torch.Generator().manual_seed(0))
+    y = system.problem.sample(pg, prompts, z)
+    tok = y.argmax(-1)
+    after = torch.cumsum((tok == EOS).int(), 1) - (tok == EOS).int() > 0  # positions after the first EOS
+    assert after.any()
+    g = torch.func.grad(lambda p: (system.problem.sample(p, prompts, z)[..., PAD] * after).sum())(pg)
+    moved = sum(float(v.abs().sum()) for v in g.values())
+    assert (moved > 0) == eos_grad
+    other = build_system(apply_overrides(cfg, [f"model.eos_grad={not eos_grad}"]))
+    assert torch.equal(other.problem.sample(pg, prompts, z), y)
+
+
+def test_warm_start_copies_both_players_keeps_the_rest_and_checks_shapes(corpus, tmp_path):
+    from metagan.dialogue.train import warm_start
+    from metagan.errors import CheckpointError
+
+    cfg = apply_overrides(get_preset("dialogue-tiny"), [f"data.source={corpus}", "train.steps=1",
+                                                        "meta.learner=joint"])
+    src = train(cfg, tmp_path, name="joint")
+    want = read(src)[2]
+    msgd = build_system(apply_overrides(cfg, ["meta.learner=metasgd"]))
+    fresh = init_meta(msgd, 1)
+    warm = warm_start(fresh, src)
+    assert _same({g: warm[g] for g in ("g", "d")}, want) and not _same({"g": fresh["g"]}, {"g": warm["g"]})
+    assert _same({g: warm[g] for g in ("lr_g", "lr_d")}, {g: fresh[g] for g in ("lr_g", "lr_d")})
+    # train.init_from reaches the training loop: with outer rates 0 the meta-parameters stay the source's
+    run = train(apply_overrides(cfg, ["meta.learner=fomaml", f"train.init_from={src}", "meta.outer_lr_g=0",
+                                      "meta.outer_lr_d=0"]), tmp_path, name="warm")
+    assert _same(read(run, last=True)[2], want)
+    with pytest.raises(CheckpointError, match="same model sizes"):
+        warm_start(init_meta(build_system(apply_overrides(cfg, ["model.hidden=6"])), 0), src)

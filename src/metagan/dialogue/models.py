@@ -47,9 +47,10 @@ def _conv_pool(x: Tensor, mask: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
 
 
 class ReplyGenerator(nn.Module):
-    def __init__(self, embed: int, hidden: int, z_dim: int, reply_len: int, vocab: int = VOCAB):
+    def __init__(self, embed: int, hidden: int, z_dim: int, reply_len: int, vocab: int = VOCAB,
+                 eos_grad: bool = True):
         super().__init__()
-        self.z_dim, self.reply_len, self.vocab = z_dim, reply_len, vocab
+        self.z_dim, self.reply_len, self.vocab, self.eos_grad = z_dim, reply_len, vocab, eos_grad
         h, e = hidden, embed
         self.emb = nn.Parameter(torch.randn(vocab, e) * 0.3)
         self.enc_w = nn.Parameter(torch.randn(h, e, 3) / math.sqrt(3 * e))
@@ -121,7 +122,9 @@ class ReplyGenerator(nn.Module):
             ys.append(y)
             x = y @ table
         y = torch.stack(ys, 1)  # (B, Lr, V)
-        ended = torch.cumprod(1 - y[..., EOS], 1)  # 1 while no EOS has been emitted, up to and including t
+        # 1 while no EOS has been emitted, up to and including t; without eos_grad the cut carries no gradient, so a
+        # discriminator cannot teach G to shorten its replies (to delete the bytes it judges fake)
+        ended = torch.cumprod(1 - (y if self.eos_grad else y.detach())[..., EOS], 1)
         alive = torch.cat([torch.ones_like(ended[:, :1]), ended[:, :-1]], 1)[..., None]
         return alive * y + (1 - alive) * one_hot(torch.full_like(prompt[:, :1], PAD), v, y.dtype)
 

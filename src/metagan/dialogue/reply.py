@@ -21,7 +21,7 @@ from ..functional import Meta, Params
 from .data import read_conversations
 from .tasks import encode
 from .tokens import decode, encode_prompt
-from .train import DialogueSystem, adapt, build_system, read, reply_tokens
+from .train import DialogueSystem, adapt, build_system, model_threads, read, reply_tokens
 
 MAX_EXCHANGES = 1000  # a support set beyond this is not a few-shot topic
 
@@ -37,7 +37,8 @@ class AdaptedReplier:
             return []
         lp = self.system.cfg.data.prompt_len
         x = torch.stack([encode_prompt(p, lp) for p in prompts])
-        toks = reply_tokens(self.system, self.pg, x, torch.Generator().manual_seed(seed), temperature)
+        with model_threads(self.system.cfg):
+            toks = reply_tokens(self.system, self.pg, x, torch.Generator().manual_seed(seed), temperature)
         return [decode(t) for t in toks]
 
 
@@ -66,14 +67,24 @@ class Replier:
         return encode(exchanges, d.prompt_len, d.reply_len)
 
     def adapt(self, support: Tensor, steps: int | None = None, seed: int = 0) -> AdaptedReplier:
-        pg, _ = adapt(self.system, self.meta, support, self.steps if steps is None else steps,
-                      torch.Generator().manual_seed(seed))
+        with model_threads(self.system.cfg):
+            pg, _ = adapt(self.system, self.meta, support, self.steps if steps is None else steps,
+                          torch.Generator().manual_seed(seed))
         return AdaptedReplier(self.system, pg)
 
     def latency(self, support: Tensor, reps: int = 20, steps: int | None = None) -> dict:
         """Milliseconds to adapt to the support rows (after one warm-up): median and 90th percentile of the wall
         time, and the median of this process's CPU time (what the wall time would be on an idle machine)."""
         self.adapt(support, steps)
+        with model_threads(self.system.cfg) as threads:
+            times, cpu = self._times(support, reps, steps)
+        return {"kind": "reply-adapt-latency", "k": int(support.shape[0]),
+                "steps": self.steps if steps is None else steps, "reps": reps, "threads": threads,
+                "median_ms": round(statistics.median(times), 2), "p90_ms": round(times[int(0.9 * (reps - 1))], 2),
+                "cpu_median_ms": round(statistics.median(cpu), 2)}
+
+    def _times(self, support: Tensor, reps: int, steps: int | None) -> tuple[list[float], list[float]]:
+        """Wall and CPU milliseconds of `reps` adaptations, the wall times sorted."""
         times, cpu = [], []
         for r in range(reps):
             t0, c0 = time.perf_counter(), time.process_time()
@@ -81,7 +92,4 @@ class Replier:
             times.append(1000 * (time.perf_counter() - t0))
             cpu.append(1000 * (time.process_time() - c0))
         times.sort()
-        return {"kind": "reply-adapt-latency", "k": int(support.shape[0]),
-                "steps": self.steps if steps is None else steps, "reps": reps, "threads": torch.get_num_threads(),
-                "median_ms": round(statistics.median(times), 2), "p90_ms": round(times[int(0.9 * (reps - 1))], 2),
-                "cpu_median_ms": round(statistics.median(cpu), 2)}
+        return times, cpu

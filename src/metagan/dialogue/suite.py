@@ -12,8 +12,10 @@ topic), language identification (the share a classifier trained on training topi
 language), copy rate (the share equal to a support reply) and the adaptation time. All text is compared as the
 models see it: cut to data.reply_len - 1 bytes.
 
-Intervals: basic 95% bootstrap over topics and support draws (a resample draws topics with replacement and one of
-each topic's draws), the same resamples for every method, so differences between methods are paired.
+Every trained method has one run per training seed of the budget (runs/<run>-s<seed>; the meta-learners start from
+the joint run of their seed, WARM). Intervals: basic 95% bootstrap over topics, support draws and training seeds (a
+resample draws topics with replacement and one of each topic's (seed, draw) cells), the same resamples for every
+method, so differences between methods are paired.
 """
 from __future__ import annotations
 
@@ -33,20 +35,21 @@ from .data import load_corpus
 from .metrics import TextClassifier, bleu, chrf, copy_rate, distinct, self_bleu
 from .tasks import encode, heldout_parts, make_split, support_draws
 from .tokens import decode, encode_reply
-from .train import adapt, build_system, nll_bytes, read, reply_tokens, train
+from .train import adapt, build_system, model_threads, nll_bytes, read, reply_tokens, train
 
-# trained runs: name -> preset; methods: name -> (run, adapted?)
+# trained runs: name -> preset; methods: name -> (run, adapted?); WARM: run -> the run (same seed) it starts from
 RUNS = {"joint": "dialogue-joint", "lm-fomaml": "dialogue-lm-fomaml", "gan-fomaml": "dialogue-gan-fomaml",
         "gan-metasgd": "dialogue-gan-metasgd"}
+WARM = {"lm-fomaml": "joint", "gan-fomaml": "joint", "gan-metasgd": "joint"}
 MODELS = {"no-adapt": ("joint", False), "finetune": ("joint", True), "lm-fomaml": ("lm-fomaml", True),
           "gan-fomaml": ("gan-fomaml", True), "gan-metasgd": ("gan-metasgd", True)}
 METHODS = ("real", "support-copy", "retrieval", *MODELS)
 KEYS = ("bleu", "chrf", "ppl", "distinct1", "distinct2", "self_bleu", "fidelity", "langid", "copy")
 BUDGETS = {
-    "small": {"shots": (1, 5), "draws": 1, "boot": 200,
+    "small": {"shots": (1, 5), "draws": 1, "boot": 200, "seeds": (0,),
               "overrides": ("train.steps=2", "train.ckpt_every=2", "model.hidden=8", "model.embed=4",
                             "data.prompt_len=12", "data.reply_len=12", "task.meta_batch=2")},
-    "full": {"shots": (1, 5, 10), "draws": 2, "boot": 1000, "overrides": ()},
+    "full": {"shots": (1, 5, 10), "draws": 2, "boot": 1000, "seeds": (0, 1, 2), "overrides": ()},
 }
 COMPARE = (("gan-fomaml", "finetune"), ("gan-fomaml", "lm-fomaml"), ("gan-metasgd", "finetune"),
            ("gan-metasgd", "lm-fomaml"), ("gan-fomaml", "retrieval"), ("gan-metasgd", "retrieval"))
@@ -73,7 +76,7 @@ def run_suite(out: str | Path, budget: str = "full", source: str = "chatterbot",
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     header = {"source": source, "budget": budget, "overrides": overrides, "shots": list(b["shots"]),
-              "draws": b["draws"], "topics": [t.name for t in split["eval"]]}
+              "draws": b["draws"], "seeds": list(b["seeds"]), "topics": [t.name for t in split["eval"]]}
     path = out / "results.json"
     results = json.loads(path.read_text()) if path.is_file() else {"header": header, "per": {}}
     if results["header"] != header:
@@ -85,10 +88,14 @@ def run_suite(out: str | Path, budget: str = "full", source: str = "chatterbot",
         if name in results["per"]:
             continue
         t0 = time.perf_counter()
-        model = _model(name, overrides, topics, out, log) if name in MODELS else None
-        results["per"][name] = [_measure(name, model, held, k, d, sup, ctx, cfg.data.reply_len)
-                                for held in ctx["held"] for k in b["shots"]
-                                for d, sup in enumerate(support_draws(len(held.pool), k, b["draws"], 0))]
+        rows = []
+        for seed in b["seeds"]:  # a model method: one trained run per seed; the others repeat (deterministic)
+            model = _model(name, overrides, topics, out, log, seed) if name in MODELS else None
+            with model_threads(cfg):
+                rows += [{**_measure(name, model, held, k, d, sup, ctx, cfg.data.reply_len), "seed": seed}
+                         for held in ctx["held"] for k in b["shots"]
+                         for d, sup in enumerate(support_draws(len(held.pool), k, b["draws"], 0))]
+        results["per"][name] = rows
         path.write_text(json.dumps(results))
         log(f"dialogue {name}: {time.perf_counter() - t0:.0f} s")
     (out / "results.md").write_text(report(results, b["boot"]))
@@ -105,14 +112,23 @@ def _context(split: dict, lr: int) -> dict:
             "lang_clf": TextClassifier(*map(list, zip(*lang)))}
 
 
-def _model(name: str, overrides, topics, out: Path, log):
-    """(system, meta-parameters, adaptation steps) of a model method; trains its run once (runs/<run>)."""
-    run_name, adapted = MODELS[name]
-    run = out / "runs" / run_name
+def _run(run_name: str, overrides, topics, out: Path, log, seed: int) -> Path:
+    """runs/<run>-s<seed>: trained once (train.seed = seed), after the run it warm-starts from (WARM)."""
+    run = out / "runs" / f"{run_name}-s{seed}"
     if not (run / "best.safetensors").is_file():
-        cfg = apply_overrides(get_preset(RUNS[run_name]), overrides)
-        tmp = train(cfg, out / "runs" / "tmp", name=run_name, topics=topics, log=log)  # splits them as above
+        extra = [f"train.seed={seed}"]
+        if run_name in WARM:
+            extra.append(f"train.init_from={_run(WARM[run_name], overrides, topics, out, log, seed)}")
+        cfg = apply_overrides(get_preset(RUNS[run_name]), [*overrides, *extra])
+        tmp = train(cfg, out / "runs" / "tmp", name=f"{run_name}-s{seed}", topics=topics, log=log)  # split as above
         tmp.rename(run)
+    return run
+
+
+def _model(name: str, overrides, topics, out: Path, log, seed: int = 0):
+    """(system, meta-parameters, adaptation steps) of a model method at training seed `seed`."""
+    run_name, adapted = MODELS[name]
+    run = _run(run_name, overrides, topics, out, log, seed)
     cfg, _, meta, _ = read(run)
     steps = (cfg.train.adapt_steps or cfg.meta.inner_steps) if adapted else 0
     return build_system(cfg), meta, steps
@@ -154,8 +170,8 @@ def _measure(name: str, model, held, k: int, draw: int, sup: list[int], ctx: dic
 
 def _resample_rows(rows: list[dict], k: int, n: int) -> list[list[int]]:
     """n bootstrap resamples of the rows at shot k (indices into rows): topics with replacement, one of each topic's
-    draws; a stream fixed by (k, the topics, draws per topic), so every method is resampled the same way (paired:
-    every method's rows come in the same order)."""
+    (training seed, support draw) cells; a stream fixed by (k, the topics, cells per topic), so every method is
+    resampled the same way (paired: every method's rows come in the same order)."""
     topics = sorted({r["topic"] for r in rows})
     by = [[i for i, r in enumerate(rows) if r["topic"] == t and r["k"] == k] for t in topics]
     draws = torch.tensor([len(b) for b in by])
@@ -192,13 +208,14 @@ def _cell(point: float, iv) -> str:
 def report(results: dict, boots: int = 1000) -> str:
     """Markdown: one table per K (mean and basic 95% bootstrap interval), the paired comparisons, examples."""
     h, per = results["header"], results["per"]
-    cells_of = lambda rows: [(r["topic"], r["k"], r["draw"]) for r in rows]  # noqa: E731
+    cells_of = lambda rows: [(r["topic"], r["k"], r["draw"], r.get("seed", 0)) for r in rows]  # noqa: E731
     if any(cells_of(rows) != cells_of(next(iter(per.values()))) for rows in per.values()):
         raise ConfigError("the methods' results cover different (topic, K, draw) cells; rerun in a new --out folder")
     lines = ["# Dialogue: replies adapted to held-out topics of the chatterbot corpus", "",
              f"Budget {h['budget']}; {len(h['topics'])} held-out topics; {h['draws']} support draws per topic and K; "
-             f"split {results.get('split')}. Each cell: mean over topics and draws, basic 95% bootstrap interval "
-             f"({boots} resamples of topics and draws). BLEU, chrF, self-BLEU: 0-100; ppl: per byte.", ""]
+             f"training seeds {h.get('seeds', [0])}; split {results.get('split')}. Each cell: mean over topics, "
+             f"draws and seeds, basic 95% bootstrap interval ({boots} resamples: topics with replacement, one of "
+             "each topic's (seed, draw) cells). BLEU, chrF, self-BLEU: 0-100; ppl: per byte.", ""]
     for k in h["shots"]:
         lines += [f"## K = {k}", "", "| method | " + " | ".join(KEYS) + " | adapt ms (median) |",
                   "|---|" + "---|" * (len(KEYS) + 1)]
@@ -216,11 +233,18 @@ def report(results: dict, boots: int = 1000) -> str:
                 cells = ", ".join(f"{key} {_cell(*summary(per[a], k, key, boots, per[b], res))}"
                                   for key in ("bleu", "fidelity", "copy"))
                 lines.append(f"- {a} - {b}: {cells}")
+        if len(h.get("seeds", [0])) > 1:
+            lines += ["", f"Per training seed at K = {k} (bleu / fidelity, mean over topics and draws):", ""]
+            for name in [m for m in MODELS if m in per]:
+                lines.append(f"- {name}: " + ", ".join(
+                    f"seed {s} " + " / ".join(f"{_mean(per[name], ix, key):.3f}" for key in ("bleu", "fidelity"))
+                    for s in h["seeds"]
+                    for ix in [[i for i, r in enumerate(per[name]) if r["k"] == k and r.get("seed", 0) == s]]))
         lines.append("")
     lines += ["## Examples (first held-out topic, K = 5, draw 0: prompt -> reply)", ""]
     for name in [m for m in METHODS if m in per]:
         for r in per[name]:
-            if r["k"] == 5 and r["draw"] == 0 and r["topic"] == h["topics"][0]:
+            if r["k"] == 5 and r["draw"] == 0 and r.get("seed", 0) == 0 and r["topic"] == h["topics"][0]:
                 lines += [f"- {name}: " + " | ".join(f"{p!r:.60} -> {x!r:.60}" for p, x in r["examples"])]
                 break
     return "\n".join(lines) + "\n"

@@ -1,6 +1,8 @@
 """Meta-training on topics with metagan's meta-learners and outer step; adaptation to a topic; replies.
 
-    >>> run = train(get_preset("dialogue-gan-fomaml"), out_dir="runs")    # runs/00000-dialogue-gan-fomaml/
+    >>> joint = train(get_preset("dialogue-joint"), out_dir="runs")        # runs/00000-dialogue-joint/
+    >>> cfg = apply_overrides(get_preset("dialogue-gan-fomaml"), [f"train.init_from={joint}"])
+    >>> run = train(cfg, out_dir="runs")                                   # warm-started from the joint model
     >>> run = train(cfg, resume=run)                                       # continue exactly where it stopped
     >>> cfg, step, meta, _ = read(run)                                     # the validation-best meta-parameters
 
@@ -11,7 +13,9 @@ topics, 5-shot supports, their query replies; what `read` of the folder returns)
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -50,7 +54,23 @@ class DialogueSystem:
 
 def _networks(cfg: DialogueConfig) -> tuple[ReplyGenerator, PairDiscriminator]:
     m = cfg.model
-    return ReplyGenerator(m.embed, m.hidden, m.z_dim, cfg.data.reply_len), PairDiscriminator(m.embed, m.hidden)
+    return (ReplyGenerator(m.embed, m.hidden, m.z_dim, cfg.data.reply_len, eos_grad=m.eos_grad),
+            PairDiscriminator(m.embed, m.hidden))
+
+
+@contextlib.contextmanager
+def model_threads(cfg: DialogueConfig):
+    """Run the block on train.threads intra-op threads, else on the caller's $OMP_NUM_THREADS, else on 1 thread
+    (these models are far below metagan.threads.PARALLEL_MIN_SAMPLE_FLOPS: a second thread adds a fork and join to
+    every small operator, and spins at each while another process holds the other core); restores the count."""
+    n = cfg.train.threads or (None if os.environ.get("OMP_NUM_THREADS", "").strip() else 1)
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
 
 
 def build_system(cfg: DialogueConfig) -> DialogueSystem:
@@ -163,6 +183,22 @@ def read(path: str | Path, last: bool = False) -> tuple[DialogueConfig, int, Met
     return cfg, step, unflatten({k[5:]: v for k, v in tensors.items() if k.startswith("meta.")}), extra
 
 
+def warm_start(fresh: Meta, source: str | Path) -> Meta:
+    """`fresh` meta-parameters with the generator and discriminator of dialogue run or checkpoint `source`
+    (train.init_from; a run folder gives its validation-best); what the source lacks (Meta-SGD's rates) keeps its
+    fresh value. Shapes must match."""
+    _, _, src, _ = read(source)
+    out = {group: dict(params) for group, params in fresh.items()}
+    for group in ("g", "d"):
+        for k, v in src.get(group, {}).items():
+            if k not in out[group] or out[group][k].shape != v.shape:
+                raise CheckpointError(f"train.init_from={source}: its {group}.{k} {tuple(v.shape)} does not fit "
+                                      f"this model ({tuple(out[group][k].shape) if k in out[group] else 'absent'});"
+                                      " start from a run of the same model sizes (model.*, data.reply_len)")
+            out[group][k] = v.clone()
+    return out
+
+
 def _state(cfg: DialogueConfig, meta: Meta, extra: dict | None, step: int) -> TrainState:
     meta = tree_map(lambda t: t.clone().requires_grad_(True), meta)
     opt, order = make_optimizer(cfg, meta)
@@ -182,8 +218,6 @@ def train(cfg: DialogueConfig, out_dir: str | Path | None = None, name: str = "d
           resume: str | Path | None = None, topics: list[Topic] | None = None, log=None) -> Path:
     """Meta-train to cfg.train.steps on the training topics; validate and checkpoint every ckpt_every steps.
     resume: a run folder to continue (its own config, with this cfg's train.steps)."""
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
     if resume is not None:
         run = Path(resume)
         old, step, meta, extra = read(run, last=True)
@@ -196,12 +230,20 @@ def train(cfg: DialogueConfig, out_dir: str | Path | None = None, name: str = "d
         meta, extra, step, best = None, None, 0, None
     system = build_system(cfg)
     split = load_split(cfg, topics)
+    with model_threads(cfg):
+        return _train_loop(cfg, run, system, split, meta, extra, step, best, log)
+
+
+def _train_loop(cfg: DialogueConfig, run: Path, system: DialogueSystem, split: dict, meta, extra, step: int, best,
+                log) -> Path:
     t = cfg.task
-    sampler = TaskSampler(split["train"], t.k_shot, t.query, cfg.data.prompt_len, cfg.data.reply_len)
     fresh = init_meta(system, cfg.train.seed)
+    if meta is None and cfg.train.init_from:
+        fresh = warm_start(fresh, cfg.train.init_from)
     if meta is not None:  # the optimizer indexes parameters in the order init_meta gives them
         meta = {group: {k: meta[group][k] for k in params} for group, params in fresh.items()}
     state = _state(cfg, meta if meta is not None else fresh, extra, step)
+    sampler = TaskSampler(split["train"], t.k_shot, t.query, cfg.data.prompt_len, cfg.data.reply_len)
     t0 = time.perf_counter()
     with open(run / "log.jsonl", "a") as logf:
         while state.step < cfg.train.steps:
