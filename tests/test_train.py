@@ -333,8 +333,10 @@ def test_ctrl_c_writes_a_checkpoint_at_the_step_it_stopped_on_and_resumes_exactl
     sets = ["train.dtype=float64", "train.sample_every=0", "train.ckpt_every=0"]
     cmd = [sys.executable, "-m", "metagan", "train", "--no-progress", "--preset", "tiny", "--out-dir", str(tmp_path),
            *[x for s in sets + ["train.steps=100000"] for x in ("--set", s)]]
+    # a child inherits an ignored SIGINT (a test runner's earlier test may leave it ignored): start it at the default
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+                            env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.time() + 120
         while time.time() < deadline and not any(p.stat().st_size for p in tmp_path.glob("*/log.jsonl")):
