@@ -101,6 +101,13 @@ def test_split_holds_out_whole_topics_per_language(corpus):
     held = heldout_parts(s["eval"][0], seed=0, pool=4)
     parts = [held.pool, held.query, held.classifier]
     assert [len(p) for p in parts] == [4, 2, 2] and sorted(sum(parts, [])) == sorted(s["eval"][0].exchanges)
+    assert held.real == []
+    bench = heldout_parts(s["eval"][0], seed=0, pool=4, real_pool=True)  # the benchmark's cut: a real pool too
+    parts = [bench.pool, bench.query, bench.real, bench.classifier]
+    assert [len(p) for p in parts] == [4, 1, 2, 1] and sorted(sum(parts, [])) == sorted(s["eval"][0].exchanges)
+    assert bench.pool == held.pool
+    with pytest.raises(DataError, match="at least 7"):
+        heldout_parts(ddata.Topic("zz/six", "zz", [("a", "b")] * 6), 0, pool=4, real_pool=True)
 
 
 def test_bytes_cover_every_script_with_fixed_lengths():
@@ -244,7 +251,7 @@ def test_suite_small_budget_on_a_written_corpus(corpus, tmp_path):
     assert n == 2 and set(per) == {"real", "support-copy", "retrieval", "no-adapt", "finetune", "lm-fomaml",
                                    "gan-fomaml", "gan-metasgd"}
     assert all(len(rows) == n * 2 for rows in per.values())  # topics x K in (1, 5) x 1 draw
-    assert all(r["copy"] == 1.0 for r in per["retrieval"]) and all(r["chrf"] == 100.0 for r in per["real"])
+    assert all(r["copy"] == 1.0 for r in per["retrieval"]) and all(r["chrf"] < 100.0 for r in per["real"])
     assert all(r["ppl"] > 1 and r["adapt_ms"] > 0 for r in per["finetune"])
     for topic in res["header"]["topics"]:  # without adaptation the likelihood ignores the support set
         ppl = {r["k"]: r["ppl"] for r in per["no-adapt"] if r["topic"] == topic}
@@ -254,6 +261,50 @@ def test_suite_small_budget_on_a_written_corpus(corpus, tmp_path):
     assert "| gan-metasgd |" in text and "gan-fomaml - finetune" in text
     with pytest.raises(ConfigError, match="another protocol"):
         run_suite(tmp_path / "out", "full", topics=topics, log=lambda *a: None)
+
+
+def _unique_topics():
+    """Two languages x 5 topics of 24 exchanges whose replies differ in their first bytes (so a reply's text,
+    even cut to the small budget's 11 bytes, names its exchange), each topic's replies sharing its words."""
+    topics = []
+    for lang, words in WORDS.items():
+        for j in range(5):
+            w, v = words[j], words[(j + 3) % len(words)]
+            ex = [(f"tell me {i} {w}", f"{i} {w} {v}") for i in range(24)]
+            topics.append(ddata.Topic(f"{lang}/t{j}", lang, ex))
+    return topics
+
+
+def test_real_row_is_other_real_replies_of_the_topic_never_the_references(tmp_path):
+    """The `real` reference row answers each query prompt with a reply of the topic's real pool: never the
+    reference it is scored against (nor a support or classifier reply), so its BLEU is far from 100."""
+    from metagan.dialogue.suite import BUDGETS, _cut, real_replies, run_suite
+
+    lr = int(next(o for o in BUDGETS["small"]["overrides"] if o.startswith("data.reply_len=")).split("=")[1])
+    topics = _unique_topics()
+    res = run_suite(tmp_path / "out", "small", methods=["real"], topics=topics, log=lambda *a: None)
+    assert res["header"]["protocol"] == 2 and set(res["per"]) == {"real"}
+    by_name = {t.name: t for t in topics}
+    for r in res["per"]["real"]:
+        held = heldout_parts(by_name[r["topic"]], 0, real_pool=True)
+        refs = {p: _cut(x, lr) for p, x in held.query}
+        pool = {_cut(x, lr) for _, x in held.real}
+        others = {_cut(x, lr) for part in (held.pool, held.query, held.classifier) for _, x in part}
+        assert r["examples"] and all(h != refs[p] and h in pool and h not in others for p, h in r["examples"])
+        assert r["bleu"] < 60.0 and r["chrf"] < 90.0  # the references against themselves: chrF 100
+    held = heldout_parts(by_name[res["header"]["topics"][0]], 0, real_pool=True)
+    n = len(held.query)
+    a = real_replies(held, n, torch.Generator().manual_seed(3), 64)
+    assert a == real_replies(held, n, torch.Generator().manual_seed(3), 64) and len(set(a)) == n
+    assert not set(a) & {x for part in (held.pool, held.query, held.classifier) for _, x in part}
+    with pytest.raises(ConfigError, match="real pool"):
+        real_replies(heldout_parts(held.topic, 0), n, torch.Generator(), 64)  # the two-way cut has none
+    old = json.loads((tmp_path / "out" / "results.json").read_text())
+    old["header"].pop("protocol")  # a folder of the earlier protocol (real row = the references) is not resumed
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "results.json").write_text(json.dumps(old))
+    with pytest.raises(ConfigError, match="version 1"):
+        run_suite(tmp_path / "old", "small", methods=["real"], topics=topics, log=lambda *a: None)
 
 
 HAS_CORPUS = importlib.util.find_spec("chatterbot_corpus") is not None

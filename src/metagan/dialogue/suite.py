@@ -4,8 +4,10 @@
     $ metagan benchmark --suite dialogue --budget full --out results/dialogue
 
 For each held-out topic (tasks.make_split's evaluation topics), K in the budget's shots and support draw: K
-exchanges of the topic's support pool are the support set; every method answers the topic's query prompts. The
-metrics of a (topic, K, draw): BLEU and chrF against the query replies, per-byte perplexity of the query replies
+exchanges of the topic's support pool are the support set; every method answers the topic's query prompts (the
+`real` reference row: for each query prompt a different reply of the topic's real pool, tasks.heldout_parts,
+drawn with the row's seeded generator; never a reference, a support or classifier data). The metrics of a
+(topic, K, draw): BLEU and chrF against the query replies, per-byte perplexity of the query replies
 (the adapted model at z = 0; models only), distinct-1/2 and self-BLEU of the replies, topic fidelity (the share of
 replies a character n-gram classifier, trained on the held-out topics' classifier-part replies, assigns to the
 topic), language identification (the share a classifier trained on training topics' replies assigns to the topic's
@@ -44,6 +46,7 @@ WARM = {"lm-fomaml": "joint", "gan-fomaml": "joint", "gan-metasgd": "joint"}
 MODELS = {"no-adapt": ("joint", False), "finetune": ("joint", True), "lm-fomaml": ("lm-fomaml", True),
           "gan-fomaml": ("gan-fomaml", True), "gan-metasgd": ("gan-metasgd", True)}
 METHODS = ("real", "support-copy", "retrieval", *MODELS)
+PROTOCOL = 2  # 2: the held-out cut with a real pool (the `real` row is no longer the references themselves)
 KEYS = ("bleu", "chrf", "ppl", "distinct1", "distinct2", "self_bleu", "fidelity", "langid", "copy")
 BUDGETS = {
     "small": {"shots": (1, 5), "draws": 1, "boot": 200, "seeds": (0,),
@@ -52,7 +55,8 @@ BUDGETS = {
     "full": {"shots": (1, 5, 10), "draws": 2, "boot": 1000, "seeds": (0, 1, 2), "overrides": ()},
 }
 COMPARE = (("gan-fomaml", "finetune"), ("gan-fomaml", "lm-fomaml"), ("gan-metasgd", "finetune"),
-           ("gan-metasgd", "lm-fomaml"), ("gan-fomaml", "retrieval"), ("gan-metasgd", "retrieval"))
+           ("gan-metasgd", "lm-fomaml"), ("gan-fomaml", "retrieval"), ("gan-metasgd", "retrieval"),
+           ("lm-fomaml", "finetune"))
 
 
 def _cut(text: str, lr: int) -> str:
@@ -75,13 +79,15 @@ def run_suite(out: str | Path, budget: str = "full", source: str = "chatterbot",
     split = make_split(topics, cfg.data.min_exchanges, cfg.data.split_seed)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    header = {"source": source, "budget": budget, "overrides": overrides, "shots": list(b["shots"]),
-              "draws": b["draws"], "seeds": list(b["seeds"]), "topics": [t.name for t in split["eval"]]}
+    header = {"protocol": PROTOCOL, "source": source, "budget": budget, "overrides": overrides,
+              "shots": list(b["shots"]), "draws": b["draws"], "seeds": list(b["seeds"]),
+              "topics": [t.name for t in split["eval"]]}
     path = out / "results.json"
     results = json.loads(path.read_text()) if path.is_file() else {"header": header, "per": {}}
     if results["header"] != header:
-        raise ConfigError(f"{out} holds results of another protocol ({results['header']['budget']}); use a new "
-                          "--out folder")
+        old = results["header"]
+        raise ConfigError(f"{out} holds results of another protocol (version {old.get('protocol', 1)}, budget "
+                          f"{old.get('budget')}); use a new --out folder")
     results["split"] = {k: len(v) for k, v in split.items()}
     ctx = _context(split, cfg.data.reply_len)
     for name in [m for m in METHODS if not methods or m in methods]:
@@ -105,7 +111,7 @@ def run_suite(out: str | Path, budget: str = "full", source: str = "chatterbot",
 def _context(split: dict, lr: int) -> dict:
     """Held-out topics' parts and the two classifiers (topic: held-out classifier-part replies; language: up to
     200 replies of every training topic)."""
-    held = [heldout_parts(t, 0) for t in split["eval"]]
+    held = [heldout_parts(t, 0, real_pool=True) for t in split["eval"]]
     texts = [(_cut(r, lr), h.topic.name) for h in held for _, r in h.classifier]
     lang = [(_cut(r, lr), t.language) for t in split["train"] for _, r in t.exchanges[:200]]
     return {"held": held, "topic_clf": TextClassifier(*map(list, zip(*texts))),
@@ -140,8 +146,9 @@ def _measure(name: str, model, held, k: int, draw: int, sup: list[int], ctx: dic
     refs = [_cut(r, lr) for _, r in held.query]
     s_replies = [_cut(r, lr) for _, r in support]
     row = {"topic": held.topic.name, "k": k, "draw": draw, "ppl": math.nan, "adapt_ms": math.nan}
+    seed = (sum(held.topic.name.encode()) * 101 + k) * 11 + draw
     if name == "real":
-        hyps = refs
+        hyps = real_replies(held, len(prompts), torch.Generator().manual_seed(seed), lr)
     elif name == "support-copy":
         hyps = support_copy(s_replies, len(prompts))
     elif name == "retrieval":
@@ -149,7 +156,6 @@ def _measure(name: str, model, held, k: int, draw: int, sup: list[int], ctx: dic
     else:
         system, meta, steps = model
         d = system.cfg.data
-        seed = (sum(held.topic.name.encode()) * 101 + k) * 11 + draw
         t0 = time.perf_counter()
         pg, _ = adapt(system, meta, encode(support, d.prompt_len, d.reply_len), steps,
                       torch.Generator().manual_seed(seed))
@@ -166,6 +172,16 @@ def _measure(name: str, model, held, k: int, draw: int, sup: list[int], ctx: dic
                langid=ctx["lang_clf"].accuracy(hyps, lang), copy=copy_rate(hyps, s_replies),
                examples=[[p, h] for p, h in zip(prompts[:2], hyps[:2])])
     return row
+
+
+def real_replies(held, n: int, g: torch.Generator, lr: int) -> list[str]:
+    """The `real` row's n replies: n different exchanges of held.real (the topic's real pool, disjoint from its
+    supports, query and classifier part) in an order drawn with g, cut to lr - 1 bytes; reply i answers nothing
+    in particular: it is a real reply of the topic set beside query prompt i."""
+    if len(held.real) < n:
+        raise ConfigError(f"topic {held.topic.name}: its real pool has {len(held.real)} exchanges for {n} query "
+                          "prompts; cut the held-out parts with tasks.heldout_parts(..., real_pool=True)")
+    return [_cut(held.real[i][1], lr) for i in torch.randperm(len(held.real), generator=g)[:n].tolist()]
 
 
 def _resample_rows(rows: list[dict], k: int, n: int) -> list[list[int]]:
@@ -215,7 +231,9 @@ def report(results: dict, boots: int = 1000) -> str:
              f"Budget {h['budget']}; {len(h['topics'])} held-out topics; {h['draws']} support draws per topic and K; "
              f"training seeds {h.get('seeds', [0])}; split {results.get('split')}. Each cell: mean over topics, "
              f"draws and seeds, basic 95% bootstrap interval ({boots} resamples: topics with replacement, one of "
-             "each topic's (seed, draw) cells). BLEU, chrF, self-BLEU: 0-100; ppl: per byte.", ""]
+             "each topic's (seed, draw) cells). BLEU, chrF, self-BLEU: 0-100; ppl: per byte. `real`: for each query "
+             "prompt a different real reply of the topic, from its real pool (never a reference, a support or "
+             f"classifier data; protocol {h.get('protocol', 1)}).", ""]
     for k in h["shots"]:
         lines += [f"## K = {k}", "", "| method | " + " | ".join(KEYS) + " | adapt ms (median) |",
                   "|---|" + "---|" * (len(KEYS) + 1)]

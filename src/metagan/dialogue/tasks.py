@@ -9,14 +9,18 @@ more topics) to validation, the rest to training; languages with fewer surviving
 held-out topic reaches training, and every held-out topic's language has training topics (what language
 identification is trained on). Validation topics (from the training side of the corpus) serve design decisions.
 
-A held-out topic's exchanges, shuffled with the seed, are cut into three disjoint parts: the support pool (the
-first 10; a K-shot support set is K of them), the query (every other exchange of the rest, at most 20: their
-prompts are what the adapted model answers, their replies the references and the `real` row) and the
-classifier part (the others: the topic-fidelity classifier's training replies).
+A held-out topic's exchanges, shuffled with the seed, are cut into disjoint parts: the support pool (the first
+10; a K-shot support set is K of them) and, from the rest, the query (its prompts are what the adapted model
+answers, its replies the references) and the classifier part (the topic-fidelity classifier's training replies).
+Validation (checkpoint selection) uses the two-way cut: the query every other exchange of the rest, at most 20.
+The benchmark (`real_pool=True`) deals the rest in turn to a real pool, the query and the classifier part (real
+pool and query at most 20 each, the overflow to the classifier part): the real pool's replies are the `real`
+reference row, real replies of the topic that are neither supports, references nor classifier data; dealt
+first, the real pool is never smaller than the query.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -54,22 +58,31 @@ def make_split(topics: list[Topic], min_exchanges: int, seed: int) -> dict[str, 
 
 @dataclass
 class HeldOut:
-    """A held-out topic's three disjoint parts (lists of exchanges)."""
+    """A held-out topic's disjoint parts (lists of exchanges); `real` is empty unless asked for."""
 
     topic: Topic
     pool: list[Exchange]
     query: list[Exchange]
     classifier: list[Exchange]
+    real: list[Exchange] = field(default_factory=list)
 
 
-def heldout_parts(topic: Topic, seed: int, pool: int = POOL, max_query: int = MAX_QUERY) -> HeldOut:
-    if len(topic.exchanges) < pool + 2:
+def heldout_parts(topic: Topic, seed: int, pool: int = POOL, max_query: int = MAX_QUERY,
+                  real_pool: bool = False) -> HeldOut:
+    """The parts of the module doc; real_pool: also a real pool (the benchmark's cut), else the two-way cut."""
+    need = pool + (3 if real_pool else 2)
+    if len(topic.exchanges) < need:
         raise DataError(f"topic {topic.name} has {len(topic.exchanges)} exchanges; a held-out topic needs at "
-                        f"least {pool + 2} (a support pool of {pool}, a query and a classifier exchange)")
+                        f"least {need} (a support pool of {pool}, a query{', a real' if real_pool else ''} and a "
+                        "classifier exchange)")
     g = torch.Generator().manual_seed(seed * 1_000_003 + sum(topic.name.encode()))
     ex = [topic.exchanges[i] for i in torch.randperm(len(topic.exchanges), generator=g).tolist()]
     rest = ex[pool:]
-    return HeldOut(topic, ex[:pool], rest[0::2][:max_query], rest[1::2] + rest[0::2][max_query:])
+    if not real_pool:
+        return HeldOut(topic, ex[:pool], rest[0::2][:max_query], rest[1::2] + rest[0::2][max_query:])
+    real, query = rest[0::3], rest[1::3]
+    return HeldOut(topic, ex[:pool], query[:max_query], rest[2::3] + real[max_query:] + query[max_query:],
+                   real[:max_query])
 
 
 def encode(exchanges: list[Exchange], lp: int, lr: int) -> Tensor:
