@@ -6,6 +6,7 @@ it to ``../shared/data/omniglot``); without it they skip and say why. CI counts 
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -43,3 +44,16 @@ def omniglot_dir() -> Path:
 
 
 needs_omniglot = pytest.mark.skipif(omniglot_missing() is not None, reason=str(omniglot_missing()))
+
+
+@pytest.fixture(autouse=True)
+def _sigint_left_as_found():
+    """Fail a test that leaves the runner's SIGINT handler changed (and put it back): every later test's child
+    processes would inherit an ignored SIGINT, and Ctrl-C would no longer stop them. (A runner started as a
+    background job of a non-interactive shell has SIGINT ignored from the start: that is no test's doing.)"""
+    before = signal.getsignal(signal.SIGINT)
+    yield
+    after = signal.getsignal(signal.SIGINT)
+    if after is not before:
+        signal.signal(signal.SIGINT, before)
+        pytest.fail(f"the test left SIGINT's handler {after!r} (it was {before!r}): restore it")

@@ -3,6 +3,7 @@ training and recommending from the command line, and the MovieLens-100K suite (n
 from __future__ import annotations
 
 import importlib.util
+import json
 import zipfile
 
 import pytest
@@ -192,6 +193,48 @@ def test_train_recommend_and_time_from_the_command_line(ml, tmp_path, capsys):
     ratings.write_text("999,5\n")
     assert main(["recommend", "--checkpoint", str(run), "--ratings", str(ratings)]) == 2
     assert "not in the model's catalogue" in capsys.readouterr().err
+
+
+def test_training_resumes_exactly_from_the_command_line(ml, tmp_path, capsys):
+    """4 steps equal 2 steps, a stop and 2 resumed steps to the bit: meta-parameters, Adam's moments, the task
+    stream (each meta-batch redraws its users' queries from it) and the validation-best checkpoint."""
+    from metagan import checkpoint as ckpt
+    from metagan.ratings.train import FORMAT
+
+    run = ["train", "--preset", "ratings-tiny", "--data-dir", str(ml), "--no-progress", "--set", "train.ckpt_every=2"]
+    assert main([*run, "--out-dir", str(tmp_path / "full"), "--set", "train.steps=4"]) == 0
+    assert main([*run, "--out-dir", str(tmp_path / "half"), "--set", "train.steps=2"]) == 0
+    full, half = next((tmp_path / "full").iterdir()), next((tmp_path / "half").iterdir())
+    assert main(["train", "--resume", str(half), "--no-progress", "--set", "train.steps=4"]) == 0
+    for name in (ckpt.FILENAME, ckpt.BEST):
+        a, b = ckpt.load_domain(full / name, FORMAT), ckpt.load_domain(half / name, FORMAT)
+        assert a.step == b.step and a.metadata == b.metadata
+        assert all(torch.equal(a.meta[g][k], b.meta[g][k]) for g in a.meta for k in a.meta[g])
+    a, b = ckpt.load_domain(full, FORMAT, last=True), ckpt.load_domain(half, FORMAT, last=True)
+    assert a.step == 4 and a.config == b.config and torch.equal(a.rng_state, b.rng_state)
+    assert all(torch.equal(v, b.optimizer["state"][i][k]) for i, s in a.optimizer["state"].items() for k, v in s.items())
+    logged = [json.loads(x)["step"] for x in (half / "log.jsonl").read_text().splitlines() if '"time"' in x]
+    assert logged == [1, 2, 3, 4]
+    capsys.readouterr()
+    assert main(["train", "--resume", str(half), "--set", "model.hidden=3"]) == 2
+    assert "its own config: drop model.hidden=3" in capsys.readouterr().err
+
+
+def test_benchmark_order_chooses_the_query_protocol(ml, tmp_path, capsys):
+    """--order random reaches the suite: the folder's protocol says so, and the test users' queries differ from the
+    time order's (so item-mean scores them differently); other suites refuse the flag."""
+    results = {}
+    for order in ("time", "random"):
+        out = tmp_path / order
+        assert main(["benchmark", "--suite", "movielens-100k", "--data-dir", str(ml), "--out", str(out), "--order",
+                     order, "--methods", "item-mean", "--budget", "small"]) == 0
+        results[order] = json.loads((out / "results.json").read_text())
+        assert results[order]["header"]["order"] == order
+    per = {o: r["per_user"]["ratings"]["item-mean"]["0"] for o, r in results.items()}
+    assert len(per["time"]) == len(per["random"]) > 0 and per["time"] != per["random"]
+    capsys.readouterr()
+    assert main(["benchmark", "--suite", "omniglot", "--out", str(tmp_path / "o"), "--order", "random"]) == 2
+    assert "drop --order" in capsys.readouterr().err
 
 
 def test_vmapped_adaptation_matches_one_user_at_a_time(tiny_gan):

@@ -333,7 +333,8 @@ def test_ctrl_c_writes_a_checkpoint_at_the_step_it_stopped_on_and_resumes_exactl
     sets = ["train.dtype=float64", "train.sample_every=0", "train.ckpt_every=0"]
     cmd = [sys.executable, "-m", "metagan", "train", "--no-progress", "--preset", "tiny", "--out-dir", str(tmp_path),
            *[x for s in sets + ["train.steps=100000"] for x in ("--set", s)]]
-    # a child inherits an ignored SIGINT (a test runner's earlier test may leave it ignored): start it at the default
+    # a child inherits an ignored SIGINT, and a runner started in the background by a non-interactive shell (`cmd &`
+    # without job control) has SIGINT ignored from the start: start the child at the default
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "OMP_NUM_THREADS": "1"},
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))

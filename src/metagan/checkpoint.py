@@ -14,6 +14,9 @@ sample but do not resume.
 Configs written by metagan 0.1.0 load where the options removed since did nothing there (`config.migrate`);
 others are refused with a message naming that release.
 
+The ratings and dialogue domains store theirs with `save_domain` and `load_domain`: meta-parameters, and in a run's
+last checkpoint the optimizer and RNG state (tensors meta.*, opt.*, rng), under their own format names.
+
 Loading reads tensors and JSON only: it never runs code from the file. Saving writes a temporary file
 in the same folder, fsyncs it and renames it over the old one, so a crash leaves the previous
 checkpoint intact.
@@ -22,8 +25,10 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -83,15 +88,10 @@ def save(path: str | os.PathLike, ck: Checkpoint) -> Path:
     tensors = {f"meta.{k}": v for k, v in flatten(ck.meta).items()}
     tensors.update({f"ema.{k}": v for k, v in flatten(ck.ema).items()})
     extra: dict[str, dict] = {}
-    groups = []
+    groups: list = []
     if ck.optimizer is not None:
-        for i, state in ck.optimizer["state"].items():
-            for key, value in state.items():
-                if isinstance(value, torch.Tensor):
-                    tensors[f"opt.{i}.{key}"] = value
-                else:
-                    extra.setdefault(str(i), {})[key] = value
-        groups = ck.optimizer["param_groups"]
+        opt, extra, groups = optimizer_parts(ck.optimizer)
+        tensors.update(opt)
     if ck.rng_state is not None:
         tensors["rng.tasks"] = ck.rng_state
     metadata = {
@@ -169,17 +169,33 @@ def load(path: str | os.PathLike) -> Checkpoint:
                               "or not a metagan checkpoint: use another checkpoint or retrain") from None
     meta = unflatten({k[5:]: v for k, v in tensors.items() if k.startswith("meta.")})
     ema = unflatten({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
-    optimizer = None
-    if has_opt:
-        state: dict[int, dict] = {}
-        for k, v in tensors.items():
-            if k.startswith("opt."):
-                _, i, key = k.split(".", 2)
-                state.setdefault(int(i), {})[key] = v
-        for i, kv in extra.items():
-            state.setdefault(int(i), {}).update(kv)
-        optimizer = {"state": state, "param_groups": groups}
+    optimizer = optimizer_state(tensors, extra, groups) if has_opt else None
     return Checkpoint(cfg, step, meta, ema, optimizer, order, tensors.get("rng.tasks"))
+
+
+def optimizer_parts(optimizer: dict) -> tuple[dict[str, torch.Tensor], dict[str, dict], list]:
+    """A torch optimizer state_dict as a checkpoint stores it: tensors "opt.<i>.<key>" (i: the parameter's index),
+    the other per-parameter state {"<i>": {key: value}} (JSON) and the param groups (JSON)."""
+    tensors, extra = {}, {}
+    for i, state in optimizer["state"].items():
+        for key, value in state.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"opt.{i}.{key}"] = value
+            else:
+                extra.setdefault(str(i), {})[key] = value
+    return tensors, extra, optimizer["param_groups"]
+
+
+def optimizer_state(tensors: dict[str, torch.Tensor], extra: dict[str, dict], groups: list) -> dict:
+    """The optimizer state_dict that `optimizer_parts` stored (other tensors in `tensors` are ignored)."""
+    state: dict[int, dict] = {}
+    for k, v in tensors.items():
+        if k.startswith("opt."):
+            _, i, key = k.split(".", 2)
+            state.setdefault(int(i), {})[key] = v
+    for i, kv in extra.items():
+        state.setdefault(int(i), {}).update(kv)
+    return {"state": state, "param_groups": groups}
 
 
 def _read_metadata(p: Path, md: dict) -> tuple:
@@ -302,3 +318,72 @@ def check_compatible(meta: dict, expected: dict, source: str) -> None:
         f"{source} belongs to another model: missing {missing}, unexpected {unexpected}, "
         f"shape mismatches {shapes}. Use the config the checkpoint was trained with (do not override "
         "model.*, data.image_size, data.channels or meta.learner when resuming or adapting).")
+
+
+BEST = "best.safetensors"  # a ratings or dialogue run's validation-best meta-parameters, beside FILENAME
+
+
+@dataclass(frozen=True)
+class DomainFormat:
+    """How a domain beside images (ratings, dialogue) stores its checkpoints."""
+
+    name: str                       # the metadata's format, e.g. metagan-ratings-1
+    domain: str                     # ratings | dialogue: names the runs in errors
+    presets: str                    # the presets that train them, e.g. movielens-gan-...: in errors
+    config_from_json: Callable[[str], Any]
+
+
+@dataclass
+class DomainCheckpoint:
+    """A ratings or dialogue checkpoint: config, step and meta-parameters; a run's last checkpoint also holds the
+    optimizer and the task stream's RNG state (resuming from it is exact). `metadata`: the domain's own entries,
+    strings (ratings: item_ids, scale; the run's best validation score)."""
+
+    config: Any
+    step: int
+    meta: dict
+    optimizer: dict | None = None
+    rng_state: torch.Tensor | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+def save_domain(path: str | os.PathLike, fmt: DomainFormat, ck: DomainCheckpoint) -> Path:
+    """Write `ck` to the file `path` atomically (`write_atomic`). Tensors: meta.<group>.<name>, opt.<i>.<key>, rng;
+    metadata: format, step, config (JSON), opt_groups and opt_extra (with an optimizer) and ck.metadata."""
+    tensors = {f"meta.{k}": v for k, v in flatten(ck.meta).items()}
+    metadata = {**ck.metadata, "format": fmt.name, "step": str(ck.step), "config": ck.config.to_json()}
+    if ck.optimizer is not None:
+        opt, extra, groups = optimizer_parts(ck.optimizer)
+        tensors.update(opt)
+        metadata.update(opt_groups=json.dumps(groups), opt_extra=json.dumps(extra))
+    if ck.rng_state is not None:
+        tensors["rng"] = ck.rng_state
+    tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    write_atomic(Path(path), lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+    return Path(path)
+
+
+def load_domain(path: str | os.PathLike, fmt: DomainFormat, last: bool = False) -> DomainCheckpoint:
+    """Read a checkpoint of format `fmt` (tensors and JSON only); a run folder gives its BEST file (with `last`, or
+    where it has none, its FILENAME). Raises CheckpointError naming the presets that make such runs."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / BEST if (p / BEST).is_file() and not last else p / FILENAME
+    if not p.is_file():
+        raise CheckpointError(f"no {fmt.domain} checkpoint at {path}: pass a run folder of `metagan train --preset "
+                              f"{fmt.presets}` or its .safetensors file")
+    try:
+        with safe_open(str(p), framework="pt") as f:
+            md = f.metadata() or {}
+            if md.get("format") != fmt.name:
+                raise CheckpointError(f"{p} is not a {fmt.domain} checkpoint (format {md.get('format')!r:.40}): "
+                                      f"use a model trained with --preset {fmt.presets}")
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        cfg, step = fmt.config_from_json(md["config"]), int(md["step"])
+        optimizer = (optimizer_state(tensors, json.loads(md.get("opt_extra", "{}")), json.loads(md["opt_groups"]))
+                     if "opt_groups" in md else None)
+    except (SafetensorError, OSError, ValueError, KeyError) as e:
+        raise CheckpointError(f"{p} is not a readable {fmt.domain} checkpoint ({str(e)[:120]}): retrain it") from None
+    meta = unflatten({k[5:]: v for k, v in tensors.items() if k.startswith("meta.")})
+    own = {k: v for k, v in md.items() if k not in ("format", "step", "config", "opt_groups", "opt_extra")}
+    return DomainCheckpoint(cfg, step, meta, optimizer, tensors.get("rng"), own)

@@ -143,10 +143,11 @@ def _train(args: argparse.Namespace) -> int:
 
     from .ratings.config import PRESETS as RATINGS_PRESETS
 
-    if args.preset in RATINGS_PRESETS:
-        return _train_ratings(args)
-    if (args.preset or "").startswith("dialogue-") or (args.resume and _is_dialogue_run(args.resume)):
-        return _train_dialogue(args)
+    domain = _run_domain(args.resume) if args.resume else (
+        "ratings" if args.preset in RATINGS_PRESETS or (args.preset or "").startswith("movielens-") else
+        "dialogue" if (args.preset or "").startswith("dialogue-") else None)
+    if domain in ("ratings", "dialogue"):
+        return _train_domain(args, domain)
     overrides = list(args.set or [])
     if args.data_dir:
         overrides.append(f"data.root={args.data_dir}")
@@ -172,53 +173,45 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train_ratings(args: argparse.Namespace) -> int:
-    """train --preset movielens-...: the ratings domain (metagan.ratings), --data-dir sets its data.source."""
-    from .ratings.config import apply_overrides, get_preset
-    from .ratings.train import train
-
-    if args.resume:
-        raise MetaganError("--resume is not available for ratings runs yet: start a new run with --preset")
-    overrides = list(args.set or []) + ([f"data.source={args.data_dir}"] if args.data_dir else [])
-    cfg = apply_overrides(get_preset(args.preset), overrides)
-    if args.dry_run:
-        print(cfg.to_json())
-        return 0
-    _out_dir(args.out_dir or cfg.train.out_dir, "--out-dir")
-    run = train(cfg, out_dir=args.out_dir, name=args.preset, log=None if args.no_progress else print)
-    print(f"run folder: {run}")
-    return 0
-
-
-def _is_dialogue_run(path: str) -> bool:
+def _run_domain(path: str) -> str | None:
+    """The domain (ratings, dialogue) that the config.json of run folder `path` (or of a checkpoint file's folder)
+    names; None for an image run or no run folder."""
     import json
 
-    cfg = Path(path) / "config.json"
+    folder = Path(path) if Path(path).is_dir() else Path(path).parent
     try:
-        return cfg.is_file() and json.loads(cfg.read_text()).get("domain") == "dialogue"
-    except (OSError, ValueError):
-        return False
+        return json.loads((folder / "config.json").read_text()).get("domain")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
-def _train_dialogue(args: argparse.Namespace) -> int:
-    """train --preset dialogue-... or --resume of such a run: the dialogue domain (metagan.dialogue); --data-dir
-    sets its data.source (a folder of language folders of YAML topic files)."""
-    from .dialogue.config import apply_overrides, config_from_json, get_preset
-    from .dialogue.train import train
+def _train_domain(args: argparse.Namespace, domain: str) -> int:
+    """train --preset movielens-.../dialogue-... or --resume of such a run: the ratings or dialogue domain
+    (metagan.ratings, metagan.dialogue); --data-dir sets its data.source (ratings: an interaction file or folder;
+    dialogue: a folder of language folders of YAML topic files). A resumed run keeps its config but for train.*."""
+    if domain == "ratings":
+        from .ratings.config import LOADER
+        from .ratings.train import train
+    else:
+        from .dialogue.config import LOADER
+        from .dialogue.train import train
 
     overrides = list(args.set or []) + ([f"data.source={args.data_dir}"] if args.data_dir else [])
     if args.resume:
-        if args.preset:
-            raise MetaganError("--resume continues a run with its own config: drop --preset "
-                               "(use --set train.steps=N to train longer)")
-        cfg = apply_overrides(config_from_json((Path(args.resume) / "config.json").read_text()), overrides)
+        fixed = [o for o in overrides if not o.startswith("train.")]
+        if args.preset or fixed:
+            raise MetaganError(f"--resume continues a {domain} run with its own config: drop "
+                               f"{'--preset' if args.preset else ' '.join(fixed)} (--set train.KEY=VALUE may "
+                               "change the train section, e.g. train.steps=N to train longer)")
+        folder = Path(args.resume) if Path(args.resume).is_dir() else Path(args.resume).parent
+        cfg = LOADER.apply_overrides(LOADER.from_json((folder / "config.json").read_text()), overrides)
     else:
-        cfg = apply_overrides(get_preset(args.preset), overrides)
+        cfg = LOADER.apply_overrides(LOADER.get_preset(args.preset), overrides)
     if args.dry_run:
         print(cfg.to_json())
         return 0
     _out_dir(args.out_dir or cfg.train.out_dir, "--out-dir")
-    run = train(cfg, out_dir=args.out_dir, name=args.preset or "dialogue", resume=args.resume,
+    run = train(cfg, out_dir=args.out_dir, name=args.preset or domain, resume=args.resume,
                 log=None if args.no_progress else print)
     print(f"run folder: {run}")
     return 0
@@ -405,6 +398,9 @@ def _rank(args: argparse.Namespace) -> int:
 def _benchmark(args: argparse.Namespace) -> int:
     from .benchmark import merge_results, run_benchmark
 
+    if args.order is not None and args.suite != "movielens-100k":
+        raise ConfigError(f"--order chooses the movielens-100k suite's query interactions; --suite {args.suite} "
+                          "has none: drop --order")
     if args.suite == "dialogue":
         from .dialogue.suite import run_suite as run_dialogue
 
@@ -416,7 +412,8 @@ def _benchmark(args: argparse.Namespace) -> int:
         from .ratings.suite import run_suite
 
         _out_dir(args.out, "--out")
-        run_suite(args.out, args.budget, source=args.data_dir or "movielens-100k", methods=args.methods)
+        run_suite(args.out, args.budget, source=args.data_dir or "movielens-100k", methods=args.methods,
+                  order=args.order or "time")
         print((Path(args.out) / "results.md").read_text())
         return 0
 
@@ -676,6 +673,10 @@ def _add_benchmark(sub) -> None:
                         "movielens-100k (cold-start users; needs the rec extra, or --data-dir with the GroupLens "
                         "zip; docs/recommendation.md) or dialogue (held-out topics of the chatterbot corpus; needs "
                         "the dialogue extra; docs/dialogue.md) (default omniglot)")
+    b.add_argument("--order", default=None, choices=["time", "random"],
+                   help="movielens-100k: each test user's query is their 10 latest interactions, the support set "
+                        "what they rated first (time), or 10 drawn at random as RecBole-MetaRec does (random) "
+                        "(default time; a folder holds one order)")
     b.add_argument("--budget", default="small", choices=["small", "full"],
                    help="small: a smoke run, minutes of training per method; full: the reported protocol "
                         "(default small)")

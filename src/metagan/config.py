@@ -8,14 +8,11 @@ Example:
 """
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
-import types
-import typing
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from typing import Any
 
+from .config_loader import ConfigLoader, Sections, check_choices
 from .errors import ConfigError
 
 
@@ -116,19 +113,13 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(Sections):
     data: DataConfig = field(default_factory=DataConfig)
     task: TaskConfig = field(default_factory=TaskConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     meta: MetaConfig = field(default_factory=MetaConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
 
 CHOICES = {
@@ -275,102 +266,6 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def _field_types(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
-def _coerce(value: Any, tp: Any, key: str) -> Any:
-    """Convert `value` (from JSON or a command-line string) to the annotated type `tp`."""
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null")):
-            if type(None) in args:
-                return None
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(value, inner[0], key)
-    if origin is tuple:
-        if isinstance(value, str):
-            value = [v for v in value.split(",") if v.strip()] if value.strip() else []
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key}: expected a comma-separated list, got {value!r}")
-        return tuple(_coerce(v, args[0], key) for v in value)
-    try:
-        if tp is bool:
-            if isinstance(value, bool):
-                return value
-            if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on"):
-                return True
-            if isinstance(value, str) and value.lower() in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(value)
-        if tp is int:
-            if isinstance(value, float) and not value.is_integer():
-                raise ValueError(value)
-            if isinstance(value, bool):
-                raise ValueError(value)
-            return int(value) if not isinstance(value, str) else int(value, 10)
-        if tp is float:
-            return float(value)
-        if tp is str:
-            if not isinstance(value, str):
-                raise ValueError(value)
-            return value.strip()
-    except (ValueError, TypeError):  # TypeError: a stored null, list or mapping where a number belongs
-        raise ConfigError(f"{key}: expected {getattr(tp, '__name__', tp)}, got {value!r:.80}") from None
-    raise ConfigError(f"{key}: unsupported type {tp}")  # pragma: no cover - a bug in this module
-
-
-def _known(cls: type) -> str:
-    return ", ".join(f.name for f in fields(cls))
-
-
-def from_dict(d: dict[str, Any], base: Config | None = None) -> Config:
-    """Build a Config from a nested dict, starting from `base` (defaults if None). Unknown keys raise."""
-    base = base or Config()
-    if not isinstance(d, dict):
-        raise ConfigError(f"config must be a mapping of sections, got {type(d).__name__}")
-    parts = {}
-    for section, values in d.items():
-        if section not in {f.name for f in fields(Config)}:
-            raise ConfigError(f"unknown config section {section!r}; sections are: {_known(Config)}")
-        sub = getattr(base, section)
-        hints = _field_types(type(sub))
-        changes = {}
-        if not isinstance(values or {}, dict):
-            raise ConfigError(f"config section {section!r} must be a mapping of keys to values, got {values!r:.80}")
-        for key, value in (values or {}).items():
-            if f"{section}.{key}" in _REMOVED:
-                raise ConfigError(f"{section}.{key}: this option was removed after metagan {RELEASE_WITH_REMOVED} "
-                                  "(that release still has it)")
-            if key not in hints:
-                raise ConfigError(
-                    f"unknown config key {section}.{key}; keys of {section} are: {_known(type(sub))}")
-            changes[key] = _coerce(value, hints[key], f"{section}.{key}")
-        parts[section] = replace(sub, **changes)
-    cfg = replace(base, **parts)
-    validate(cfg)
-    return cfg
-
-
-def apply_overrides(cfg: Config, overrides: list[str] | tuple[str, ...]) -> Config:
-    """Apply `section.key=value` strings (as given to `--set`)."""
-    nested: dict[str, dict[str, Any]] = {}
-    for item in overrides:
-        if "=" not in item or "." not in item.split("=", 1)[0]:
-            raise ConfigError(f"override {item!r} is not of the form section.key=value (e.g. meta.inner_steps=5)")
-        key, value = item.split("=", 1)
-        section, sub = key.strip().split(".", 1)
-        nested.setdefault(section, {})[sub] = value
-    return from_dict(nested, cfg)
-
-
-def get_preset(name: str) -> Config:
-    if name not in PRESETS:
-        raise ConfigError(f"unknown preset {name!r}; presets are: {', '.join(sorted(PRESETS))}")
-    return from_dict(PRESETS[name])
-
-
 PAIRED = ("image",)  # model.condition values whose generator warps a support image, D judging pairs
 
 
@@ -414,10 +309,7 @@ def validate(cfg: Config) -> None:
                 raise ConfigError(f"{section}.{sub} must be a finite number, got {value}")
             if isinstance(value, (list, tuple)) and any(isinstance(v, float) and not math.isfinite(v) for v in value):
                 raise ConfigError(f"{section}.{sub} must hold finite numbers, got {value}")
-    for key, allowed in CHOICES.items():
-        section, sub = key.split(".")
-        if d[section][sub] not in allowed:
-            raise ConfigError(f"{key}={d[section][sub]!r} is not one of: {', '.join(map(str, allowed))}")
+    check_choices(d, CHOICES)
     positive = ["task.k_shot", "task.meta_batch", "meta.inner_steps", "model.z_dim", "model.g_width",
                 "model.d_width", "data.image_size", "train.steps", "train.log_every",
                 "model.hidden"]
@@ -558,8 +450,11 @@ def migrate(d: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def config_from_json(text: str) -> Config:
-    """The Config of a stored JSON config (a checkpoint's, a run folder's config.json), written by this release or
-    by metagan 0.1.0 (see `migrate`)."""
-    return from_dict(migrate(json.loads(text)))
+# from_dict(d, base=None), apply_overrides(cfg, ["section.key=value", ...]), get_preset(name) and
+# config_from_json(text) (a checkpoint's or run folder's config, written by this release or by metagan 0.1.0: see
+# `migrate`), with the errors config_loader.ConfigLoader describes.
+LOADER = ConfigLoader(Config, PRESETS, validate, removed=dict.fromkeys(_REMOVED, RELEASE_WITH_REMOVED),
+                      migrate=migrate)
+from_dict, apply_overrides, get_preset, config_from_json = (LOADER.from_dict, LOADER.apply_overrides,
+                                                            LOADER.get_preset, LOADER.from_json)
 

@@ -5,13 +5,11 @@ TrainConfig (the meta-learners and the outer step are shared), named presets and
 """
 from __future__ import annotations
 
-import dataclasses
-import json
-import typing
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import MetaConfig, TrainConfig, _coerce
+from ..config import MetaConfig, TrainConfig
+from ..config_loader import ConfigLoader, Sections, check_choices, check_ranges
 from ..errors import ConfigError
 
 
@@ -50,7 +48,7 @@ class DialogueLoss:
 
 
 @dataclass(frozen=True)
-class DialogueConfig:
+class DialogueConfig(Sections):
     data: DialogueData = field(default_factory=DialogueData)
     task: DialogueTask = field(default_factory=DialogueTask)
     model: DialogueModel = field(default_factory=DialogueModel)
@@ -61,12 +59,6 @@ class DialogueConfig:
                                                                    sample_every=0, ckpt_every=50))
 
     domain = "dialogue"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"domain": self.domain, **dataclasses.asdict(self)}
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
 
 # 2 inner SGD steps on every parameter; outer Adam at 5e-3 (beta1 0.9: the ML term dominates, as in LM training).
@@ -113,68 +105,13 @@ CHOICES = {"loss.kind": ("ns", "hinge"), "meta.learner": ("maml", "fomaml", "rep
            "meta.rates": ("element", "tensor")}
 
 
-def from_dict(d: dict[str, Any], base: DialogueConfig | None = None) -> DialogueConfig:
-    """A DialogueConfig from a nested dict over `base` (defaults); unknown sections or keys raise ConfigError."""
-    base = base or DialogueConfig()
-    if not isinstance(d, dict):
-        raise ConfigError(f"config must be a mapping of sections, got {type(d).__name__}")
-    names = [f.name for f in fields(DialogueConfig)]
-    parts = {}
-    for section, values in d.items():
-        if section == "domain":
-            continue
-        if section not in names:
-            raise ConfigError(f"unknown config section {section!r}; sections are: {', '.join(names)}")
-        sub = getattr(base, section)
-        hints = typing.get_type_hints(type(sub))
-        if not isinstance(values or {}, dict):
-            raise ConfigError(f"config section {section!r} must be a mapping, got {values!r:.80}")
-        unknown = set(values or {}) - set(hints)
-        if unknown:
-            raise ConfigError(f"unknown config key {section}.{sorted(unknown)[0]}; keys of {section} are: "
-                              f"{', '.join(hints)}")
-        parts[section] = replace(sub, **{k: _coerce(v, hints[k], f"{section}.{k}") for k, v in (values or {}).items()})
-    cfg = replace(base, **parts)
-    validate(cfg)
-    return cfg
-
-
-def apply_overrides(cfg: DialogueConfig, overrides) -> DialogueConfig:
-    nested: dict[str, dict[str, Any]] = {}
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep or "." not in key:
-            raise ConfigError(f"override {item!r} is not of the form section.key=value (e.g. meta.inner_steps=5)")
-        section, sub = key.strip().split(".", 1)
-        nested.setdefault(section, {})[sub] = value
-    return from_dict(nested, cfg)
-
-
-def get_preset(name: str) -> DialogueConfig:
-    if name not in PRESETS:
-        raise ConfigError(f"unknown dialogue preset {name!r}; presets are: {', '.join(sorted(PRESETS))}")
-    return from_dict(PRESETS[name])
-
-
-def config_from_json(text: str) -> DialogueConfig:
-    d = json.loads(text)
-    if not isinstance(d, dict) or d.get("domain") != DialogueConfig.domain:
-        raise ConfigError("not a dialogue config (no \"domain\": \"dialogue\")")
-    return from_dict(d)
-
-
 def validate(cfg: DialogueConfig) -> None:
     d = cfg.to_dict()
-    for key, allowed in CHOICES.items():
-        section, sub = key.split(".")
-        if d[section][sub] not in allowed:
-            raise ConfigError(f"{key}={d[section][sub]!r} is not one of: {', '.join(allowed)}")
-    for key, hi in (("task.meta_batch", 4096), ("task.k_shot", 1000), ("task.query", 1000), ("model.embed", 4096),
-                    ("model.hidden", 4096), ("model.z_dim", 4096), ("meta.inner_steps", 1000),
-                    ("train.steps", 10**7), ("data.prompt_len", 4096), ("data.reply_len", 4096)):
-        section, sub = key.split(".")
-        if not 1 <= d[section][sub] <= hi:
-            raise ConfigError(f"{key} must be between 1 and {hi}, got {d[section][sub]}")
+    check_choices(d, CHOICES)
+    check_ranges(d, {key: (1, hi) for key, hi in (
+        ("task.meta_batch", 4096), ("task.k_shot", 1000), ("task.query", 1000), ("model.embed", 4096),
+        ("model.hidden", 4096), ("model.z_dim", 4096), ("meta.inner_steps", 1000), ("train.steps", 10**7),
+        ("data.prompt_len", 4096), ("data.reply_len", 4096))})
     if cfg.data.reply_len < 2:
         raise ConfigError("data.reply_len must be at least 2 (one byte and the end symbol)")
     if cfg.data.min_exchanges < cfg.task.k_shot + 1:
@@ -187,3 +124,10 @@ def validate(cfg: DialogueConfig) -> None:
         raise ConfigError("meta.n_d and meta.n_g are both 0: the inner loop would do nothing")
     if cfg.meta.learner == "joint" and cfg.meta.n_d < 1:
         raise ConfigError("meta.learner=joint draws its fake batch from the discriminator noise: set meta.n_d >= 1")
+
+
+# from_dict, apply_overrides, get_preset and config_from_json (which refuses a config of another domain), with the
+# errors config_loader.ConfigLoader describes
+LOADER = ConfigLoader(DialogueConfig, PRESETS, validate, preset_noun="dialogue preset")
+from_dict, apply_overrides, get_preset, config_from_json = (LOADER.from_dict, LOADER.apply_overrides,
+                                                            LOADER.get_preset, LOADER.from_json)

@@ -6,32 +6,27 @@
     >>> run = train(cfg, resume=run)                                       # continue exactly where it stopped
     >>> cfg, step, meta, _ = read(run)                                     # the validation-best meta-parameters
 
-A run folder holds config.json, log.jsonl (one line per logged step and one per validation), checkpoint.safetensors
-(the last step: meta-parameters, optimizer and RNG state; resuming from it repeats an uninterrupted run exactly)
-and best.safetensors (the meta-parameters of the validation step with the lowest held-out NLL per byte: validation
-topics, 5-shot supports, their query replies; what `read` of the folder returns).
+The run folder is the shared loop's (domain_loop): config.json, log.jsonl, checkpoint.safetensors (the last step,
+with optimizer and RNG state: resuming is exact) and best.safetensors (the validation step with the lowest held-out
+NLL per byte: validation topics, 5-shot supports, their query replies; what `read` of the folder returns).
 """
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 from torch import Tensor
 from torch.utils._pytree import tree_map
 
 from .. import checkpoint as ckpt
+from ..domain_loop import DomainLoop, fit, resume_point, run_folder
 from ..errors import CheckpointError
-from ..functional import Meta, Params, detach, flatten, params_of, unflatten
-from ..meta import build_learner, meta_gradients, sample_noise
+from ..functional import Meta, Params, detach, params_of
+from ..meta import build_learner, sample_noise
 from ..meta.problem import InnerSchedule
-from ..train import TrainState, apply_step, make_optimizer, new_run_dir, trim_log
 from .config import DialogueConfig, config_from_json
 from .data import Topic, load_corpus
 from .models import PairDiscriminator, ReplyGenerator
@@ -39,7 +34,7 @@ from .problem import DialogueProblem
 from .tasks import TaskSampler, encode, heldout_parts, make_split
 from .tokens import split as split_rows
 
-FORMAT = "metagan-dialogue-1"
+FORMAT = ckpt.DomainFormat("metagan-dialogue-1", "dialogue", "dialogue-...", config_from_json)
 VALID_K = 5
 
 
@@ -142,45 +137,11 @@ def validate(system: DialogueSystem, meta: Meta, topics: list[Topic], seed: int 
     return total / max(count, 1)
 
 
-def save(path: Path, cfg: DialogueConfig, step: int, meta: Meta, state: TrainState | None = None,
-         extra: dict | None = None) -> Path:
-    """Meta-parameters (and with `state`, the optimizer and RNG) written atomically."""
-    tensors = {f"meta.{k}": v.detach().contiguous() for k, v in flatten(meta).items()}
-    metadata = {"format": FORMAT, "step": str(step), "config": cfg.to_json(), "extra": json.dumps(extra or {})}
-    if state is not None:
-        opt = state.optimizer.state_dict()
-        for i, s in opt["state"].items():
-            tensors.update({f"opt.{i}.{k}": v for k, v in s.items() if isinstance(v, Tensor)})
-        tensors["rng"] = state.rng.get_state()
-        metadata["opt_groups"] = json.dumps(opt["param_groups"])
-    ckpt.write_atomic(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
-    return path
-
-
-def read(path: str | Path, last: bool = False) -> tuple[DialogueConfig, int, Meta, dict]:
-    """(config, step, meta-parameters, the rest: opt.*, rng, opt_groups, extra) of a dialogue checkpoint; a run
-    folder reads best.safetensors (last: checkpoint.safetensors). Reads tensors and JSON only."""
-    p = Path(path)
-    if p.is_dir():
-        best = p / "best.safetensors"
-        p = best if best.is_file() and not last else p / ckpt.FILENAME
-    if not p.is_file():
-        raise CheckpointError(f"no dialogue checkpoint at {path}: pass a run folder of `metagan train --preset "
-                              "dialogue-...` or its .safetensors file")
-    try:
-        with safe_open(str(p), framework="pt") as f:
-            md = f.metadata() or {}
-            if md.get("format") != FORMAT:
-                raise CheckpointError(f"{p} is not a dialogue checkpoint (format {md.get('format')!r:.40}); "
-                                      "replies need a model trained with --preset dialogue-...")
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-        cfg, step = config_from_json(md["config"]), int(md["step"])
-        extra = {k: v for k, v in tensors.items() if not k.startswith("meta.")}
-        extra["opt_groups"] = json.loads(md.get("opt_groups", "[]"))
-        extra["extra"] = json.loads(md.get("extra", "{}"))
-    except (SafetensorError, OSError, ValueError, KeyError) as e:
-        raise CheckpointError(f"{p} is not a readable dialogue checkpoint ({str(e)[:120]}): retrain it") from None
-    return cfg, step, unflatten({k[5:]: v for k, v in tensors.items() if k.startswith("meta.")}), extra
+def read(path: str | Path, last: bool = False) -> tuple[DialogueConfig, int, Meta, dict[str, str]]:
+    """(config, step, meta-parameters, the checkpoint's own metadata) of a dialogue checkpoint; a run folder reads
+    best.safetensors (last: checkpoint.safetensors). Reads tensors and JSON only."""
+    ck = ckpt.load_domain(path, FORMAT, last)
+    return ck.config, ck.step, ck.meta, ck.metadata
 
 
 def warm_start(fresh: Meta, source: str | Path) -> Meta:
@@ -199,69 +160,30 @@ def warm_start(fresh: Meta, source: str | Path) -> Meta:
     return out
 
 
-def _state(cfg: DialogueConfig, meta: Meta, extra: dict | None, step: int) -> TrainState:
-    meta = tree_map(lambda t: t.clone().requires_grad_(True), meta)
-    opt, order = make_optimizer(cfg, meta)
-    rng = torch.Generator().manual_seed(cfg.train.seed)
-    if extra is not None:  # resuming: optimizer moments and the task/noise stream where they stopped
-        state = {int(k.split(".")[1]): {} for k in extra if k.startswith("opt.")}
-        for k, v in extra.items():
-            if k.startswith("opt."):
-                _, i, name = k.split(".", 2)
-                state[int(i)][name] = v
-        opt.load_state_dict({"state": state, "param_groups": extra["opt_groups"]})
-        rng.set_state(extra["rng"])
-    return TrainState(meta, {}, opt, order, rng, step)
-
-
 def train(cfg: DialogueConfig, out_dir: str | Path | None = None, name: str = "dialogue",
           resume: str | Path | None = None, topics: list[Topic] | None = None, log=None) -> Path:
     """Meta-train to cfg.train.steps on the training topics; validate and checkpoint every ckpt_every steps.
-    resume: a run folder to continue (its own config, with this cfg's train.steps)."""
-    if resume is not None:
-        run = Path(resume)
-        old, step, meta, extra = read(run, last=True)
-        cfg = replace(old, train=cfg.train)
-        trim_log(run / "log.jsonl", step)
-        best = json.loads((extra["extra"] or {}).get("best", "null") or "null")
-    else:
-        run = new_run_dir(out_dir or cfg.train.out_dir, name)
-        (run / "config.json").write_text(cfg.to_json())
-        meta, extra, step, best = None, None, 0, None
+    resume: a run folder to continue (its own config, with this cfg's train section). A new run starts from
+    train.init_from where it names one (warm_start)."""
+    cfg, last = resume_point(cfg, resume, FORMAT)
     system = build_system(cfg)
     split = load_split(cfg, topics)
-    with model_threads(cfg):
-        return _train_loop(cfg, run, system, split, meta, extra, step, best, log)
-
-
-def _train_loop(cfg: DialogueConfig, run: Path, system: DialogueSystem, split: dict, meta, extra, step: int, best,
-                log) -> Path:
-    t = cfg.task
     fresh = init_meta(system, cfg.train.seed)
-    if meta is None and cfg.train.init_from:
+    if last is None and cfg.train.init_from:
         fresh = warm_start(fresh, cfg.train.init_from)
-    if meta is not None:  # the optimizer indexes parameters in the order init_meta gives them
-        meta = {group: {k: meta[group][k] for k in params} for group, params in fresh.items()}
-    state = _state(cfg, meta if meta is not None else fresh, extra, step)
+    t = cfg.task
     sampler = TaskSampler(split["train"], t.k_shot, t.query, cfg.data.prompt_len, cfg.data.reply_len)
-    t0 = time.perf_counter()
-    with open(run / "log.jsonl", "a") as logf:
-        while state.step < cfg.train.steps:
-            batch = sampler.sample(t.meta_batch, state.rng)
-            batch["noise"] = sample_noise(batch["support"].shape[0], system.learner.sched, t.k_shot, t.query,
-                                          system.problem.z_dim, state.rng)
-            grads, aux = meta_gradients(system.learner, detach(state.meta), batch, cfg.meta.vectorize)
-            stats = apply_step(system, state, grads, {k: float(v) for k, v in aux.items()})
-            if state.step % cfg.train.log_every == 0:
-                logf.write(json.dumps({"step": state.step, "time": round(time.perf_counter() - t0, 2), **stats}) + "\n")
-            if state.step % cfg.train.ckpt_every == 0 or state.step == cfg.train.steps:
-                valid = validate(system, detach(state.meta), split["valid"]) if split["valid"] else float("nan")
-                logf.write(json.dumps({"step": state.step, "valid_nll": valid}) + "\n")
-                logf.flush()
-                if log:
-                    log(f"{run.name} step {state.step}: valid NLL {valid:.4f} nats/byte")
-                if best is None or not valid >= best:  # NaN (no validation topics): keep the latest
-                    best = valid
-                    save(run / "best.safetensors", cfg, state.step, detach(state.meta))
-                save(run / ckpt.FILENAME, cfg, state.step, detach(state.meta), state, {"best": json.dumps(best)})
-    return run
+
+    def draw(rng: torch.Generator) -> dict:
+        batch = sampler.sample(t.meta_batch, rng)
+        batch["noise"] = sample_noise(batch["support"].shape[0], system.learner.sched, t.k_shot, t.query,
+                                      system.problem.z_dim, rng)
+        return batch
+
+    def valid(meta: Meta) -> tuple[dict, float, str]:
+        nll = validate(system, meta, split["valid"]) if split["valid"] else float("nan")
+        return {"valid_nll": nll}, nll, f"valid NLL {nll:.4f} nats/byte"
+
+    run = run_folder(cfg, out_dir, name, resume, last)
+    with model_threads(cfg):
+        return fit(system, DomainLoop(FORMAT, draw, valid), fresh, last, run, log)

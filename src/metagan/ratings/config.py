@@ -5,13 +5,11 @@ TrainConfig (the meta-learner and the outer loop are shared), named presets and 
 """
 from __future__ import annotations
 
-import dataclasses
-import json
-import typing
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import MetaConfig, TrainConfig, _coerce
+from ..config import MetaConfig, TrainConfig
+from ..config_loader import ConfigLoader, Sections, check_choices, check_ranges
 from ..errors import ConfigError
 from .tasks import Protocol
 
@@ -53,7 +51,7 @@ class RatingsLoss:
 
 
 @dataclass(frozen=True)
-class RatingsConfig:
+class RatingsConfig(Sections):
     data: RatingsData = field(default_factory=RatingsData)
     task: RatingsTask = field(default_factory=RatingsTask)
     model: RatingsModel = field(default_factory=RatingsModel)
@@ -64,12 +62,6 @@ class RatingsConfig:
                                                                    sample_every=0, ckpt_every=25))
 
     domain = "ratings"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"domain": self.domain, **dataclasses.asdict(self)}
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
 
 # 3 inner steps of SGD on the head; outer Adam at 3e-3 (1e-3: valid nDCG@5 no better after 150 steps, 0.582 / 0.582)
@@ -99,67 +91,11 @@ CHOICES = {"data.order": ("time", "random"), "model.kind": ("gan", "melu"), "mod
            "meta.vectorize": ("vmap", "loop"), "meta.rates": ("element", "tensor")}
 
 
-def from_dict(d: dict[str, Any], base: RatingsConfig | None = None) -> RatingsConfig:
-    """A RatingsConfig from a nested dict over `base` (defaults); unknown sections or keys raise ConfigError."""
-    base = base or RatingsConfig()
-    if not isinstance(d, dict):
-        raise ConfigError(f"config must be a mapping of sections, got {type(d).__name__}")
-    parts = {}
-    for section, values in d.items():
-        if section == "domain":
-            continue
-        if section not in {f.name for f in fields(RatingsConfig)}:
-            raise ConfigError(f"unknown config section {section!r}; sections are: "
-                              f"{', '.join(f.name for f in fields(RatingsConfig))}")
-        sub = getattr(base, section)
-        hints = typing.get_type_hints(type(sub))
-        if not isinstance(values or {}, dict):
-            raise ConfigError(f"config section {section!r} must be a mapping, got {values!r:.80}")
-        unknown = set(values or {}) - set(hints)
-        if unknown:
-            raise ConfigError(f"unknown config key {section}.{sorted(unknown)[0]}; keys of {section} are: "
-                              f"{', '.join(hints)}")
-        parts[section] = replace(sub, **{k: _coerce(v, hints[k], f"{section}.{k}") for k, v in (values or {}).items()})
-    cfg = replace(base, **parts)
-    validate(cfg)
-    return cfg
-
-
-def apply_overrides(cfg: RatingsConfig, overrides) -> RatingsConfig:
-    nested: dict[str, dict[str, Any]] = {}
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep or "." not in key:
-            raise ConfigError(f"override {item!r} is not of the form section.key=value (e.g. meta.inner_steps=5)")
-        section, sub = key.strip().split(".", 1)
-        nested.setdefault(section, {})[sub] = value
-    return from_dict(nested, cfg)
-
-
-def get_preset(name: str) -> RatingsConfig:
-    if name not in PRESETS:
-        raise ConfigError(f"unknown ratings preset {name!r}; presets are: {', '.join(sorted(PRESETS))}")
-    return from_dict(PRESETS[name])
-
-
-def config_from_json(text: str) -> RatingsConfig:
-    d = json.loads(text)
-    if not isinstance(d, dict) or d.get("domain") != RatingsConfig.domain:
-        raise ConfigError("not a ratings config (no \"domain\": \"ratings\")")
-    return from_dict(d)
-
-
 def validate(cfg: RatingsConfig) -> None:
     d = cfg.to_dict()
-    for key, allowed in CHOICES.items():
-        section, sub = key.split(".")
-        if d[section][sub] not in allowed:
-            raise ConfigError(f"{key}={d[section][sub]!r} is not one of: {', '.join(allowed)}")
-    for key in ("task.meta_batch", "task.fakes", "model.z_dim", "model.hidden", "model.embed", "meta.inner_steps",
-                "train.steps"):
-        section, sub = key.split(".")
-        if not 1 <= d[section][sub] <= 100_000:
-            raise ConfigError(f"{key} must be between 1 and 100000, got {d[section][sub]}")
+    check_choices(d, CHOICES)
+    check_ranges(d, dict.fromkeys(("task.meta_batch", "task.fakes", "model.z_dim", "model.hidden", "model.embed",
+                                   "meta.inner_steps", "train.steps"), (1, 100_000)))
     if min(cfg.loss.rec, cfg.loss.outer_adv, cfg.loss.inner_adv) < 0:
         raise ConfigError("loss.rec, loss.outer_adv and loss.inner_adv must be non-negative")
     if cfg.model.kind == "melu" and cfg.meta.learner == "reptile":
@@ -167,3 +103,10 @@ def validate(cfg: RatingsConfig) -> None:
                           "displacement) would never train them: use maml, fomaml, metasgd or joint")
     if cfg.meta.n_d + cfg.meta.n_g == 0:
         raise ConfigError("meta.n_d and meta.n_g are both 0: the inner loop would do nothing")
+
+
+# from_dict, apply_overrides, get_preset and config_from_json (which refuses a config of another domain), with the
+# errors config_loader.ConfigLoader describes
+LOADER = ConfigLoader(RatingsConfig, PRESETS, validate, preset_noun="ratings preset")
+from_dict, apply_overrides, get_preset, config_from_json = (LOADER.from_dict, LOADER.apply_overrides,
+                                                            LOADER.get_preset, LOADER.from_json)

@@ -36,11 +36,11 @@ class Recommender:
 
     @classmethod
     def load(cls, path: str | Path) -> "Recommender":
-        cfg, _, meta, items, extra = read(path)
+        cfg, _, meta, items, scale = read(path)
         if cfg.model.kind != "gan":
             raise CheckpointError(f"{path} is a {cfg.model.kind} model; recommendations come from a ratings GAN "
                                   "(metagan train --preset movielens-gan-fomaml, or -maml, -reptile, -metasgd)")
-        return cls(build_system(cfg, len(items)), meta, items, extra["scale"])
+        return cls(build_system(cfg, len(items)), meta, items, scale)
 
     def read_ratings(self, path: str | Path) -> Tensor:
         """A CSV (or TSV) of item, rating rows (a header row is allowed) -> support rows (K, 4). Items must be ids

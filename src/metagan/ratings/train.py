@@ -1,34 +1,31 @@
 """Meta-training on users: metagan's meta-learners and outer step over the ratings problems; adaptation to a user.
 
-    >>> run = train(get_preset("movielens-gan-fomaml"), out_dir="runs")     # runs/00000-movielens-gan-fomaml/
-    >>> model = load(run)                                                  # the validation-best meta-parameters
-    >>> scores = model.scores(support)                                     # (n_items,) predicted labels
+    >>> cfg = get_preset("movielens-gan-fomaml")
+    >>> run = train(cfg, out_dir="runs")                                   # runs/00000-movielens-gan-fomaml/
+    >>> run = train(apply_overrides(cfg, ["train.steps=300"]), resume=run)  # continue exactly where it stopped
+    >>> cfg, step, meta, item_ids, scale = read(run)                       # the validation-best meta-parameters
 
-A run folder holds config.json, log.jsonl (one line per logged step, and one per validation), checkpoint.safetensors
-(the last step: meta-parameters, optimizer and RNG state, kept for resuming, which the command line does not
-offer yet) and best.safetensors (the
-meta-parameters of the validation step with the best nDCG@5, what `load` returns).
+The run folder is the shared loop's (domain_loop): config.json, log.jsonl, checkpoint.safetensors (the last step,
+with optimizer and RNG state: resuming is exact) and best.safetensors (the validation step with the best nDCG@5:
+what `read` of the folder returns).
 """
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 from torch import Tensor
 from torch.func import vmap
 from torch.utils._pytree import tree_map
 
 from .. import checkpoint as ckpt
+from ..domain_loop import DomainLoop, fit, resume_point, run_folder
 from ..errors import CheckpointError, ConfigError
-from ..functional import Meta, detach, flatten, params_of, unflatten
-from ..meta import build_learner, meta_gradients, sample_noise
+from ..functional import Meta, detach, params_of
+from ..meta import build_learner, sample_noise
 from ..meta.problem import InnerSchedule
-from ..train import TrainState, apply_step, make_optimizer, new_run_dir
 from .baselines import item_stats
 from .config import RatingsConfig, config_from_json
 from .data import Interactions, load_interactions
@@ -37,7 +34,7 @@ from .models import ItemDiscriminator, ItemGenerator, MeluNet
 from .problem import MeluProblem, RatingGanProblem
 from .tasks import UserTask, make_split, rating_scale, sparse_batch
 
-FORMAT = "metagan-ratings-1"
+FORMAT = ckpt.DomainFormat("metagan-ratings-1", "ratings", "movielens-gan-...", config_from_json)
 EVAL_BATCH = 64  # users adapted at once (vmap) when scoring a split
 
 
@@ -137,47 +134,15 @@ def evaluate(system: RatingsSystem, meta: Meta, tasks: list[UserTask], scale=(1.
     return {k: sum(p[k] for p in per) / len(per) for k in per[0]}
 
 
-def save(path: Path, cfg: RatingsConfig, step: int, meta: Meta, item_ids: list[str], scale: tuple[float, float],
-         state: TrainState | None = None) -> Path:
-    """Write meta-parameters (and with `state`, the optimizer and RNG) atomically (ckpt.write_atomic), with the
-    catalogue's item ids and the rating scale the labels were mapped from."""
-    tensors = {f"meta.{k}": v.detach().contiguous() for k, v in flatten(meta).items()}
-    metadata = {"format": FORMAT, "step": str(step), "config": cfg.to_json(), "item_ids": json.dumps(item_ids),
-                "scale": json.dumps(list(scale))}
-    if state is not None:
-        opt = state.optimizer.state_dict()
-        for i, s in opt["state"].items():
-            tensors.update({f"opt.{i}.{k}": v for k, v in s.items() if isinstance(v, Tensor)})
-        tensors["rng"] = state.rng.get_state()
-        metadata["opt_groups"] = json.dumps(opt["param_groups"])
-    ckpt.write_atomic(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
-    return path
-
-
-def read(path: str | Path) -> tuple[RatingsConfig, int, Meta, list[str], dict]:
-    """(config, step, meta-parameters, item ids, the rest: opt.*, rng, opt_groups) of a ratings checkpoint; a run
-    folder reads its best.safetensors. Reads tensors and JSON only."""
-    p = Path(path)
-    if p.is_dir():
-        p = p / "best.safetensors" if (p / "best.safetensors").is_file() else p / ckpt.FILENAME
-    if not p.is_file():
-        raise CheckpointError(f"no ratings checkpoint at {path}: pass a run folder of `metagan train --preset "
-                              "movielens-...` or its .safetensors file")
+def read(path: str | Path, last: bool = False) -> tuple[RatingsConfig, int, Meta, list[str], tuple[float, float]]:
+    """(config, step, meta-parameters, the catalogue's item ids, the rating scale labels were mapped from) of a
+    ratings checkpoint; a run folder reads its best.safetensors (last: checkpoint.safetensors)."""
+    ck = ckpt.load_domain(path, FORMAT, last)
     try:
-        with safe_open(str(p), framework="pt") as f:
-            md = f.metadata() or {}
-            if md.get("format") != FORMAT:
-                raise CheckpointError(f"{p} is not a ratings checkpoint (format {md.get('format')!r:.40}); "
-                                      "recommendations need a model trained with --preset movielens-gan-...")
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-        cfg, step, items = config_from_json(md["config"]), int(md["step"]), json.loads(md["item_ids"])
-    except (SafetensorError, OSError, ValueError, KeyError) as e:
-        raise CheckpointError(f"{p} is not a readable ratings checkpoint ({str(e)[:120]}): retrain it") from None
-    meta = unflatten({k[5:]: v for k, v in tensors.items() if k.startswith("meta.")})
-    extra = {k: v for k, v in tensors.items() if not k.startswith("meta.")}
-    extra["opt_groups"] = json.loads(md.get("opt_groups", "[]"))
-    extra["scale"] = tuple(json.loads(md.get("scale", "[1, 5]")))
-    return cfg, step, meta, items, extra
+        items, scale = json.loads(ck.metadata["item_ids"]), tuple(json.loads(ck.metadata.get("scale", "[1, 5]")))
+    except (KeyError, ValueError) as e:
+        raise CheckpointError(f"{path} has damaged ratings metadata ({str(e)[:80]}): retrain it") from None
+    return ck.config, ck.step, ck.meta, items, scale
 
 
 def sample_step(system: RatingsSystem, train_tasks: list[UserTask], rng: torch.Generator) -> dict:
@@ -204,36 +169,22 @@ def redraw(task: UserTask, rng: torch.Generator) -> UserTask:
     return UserTask(task.user, items[s], labels[s], ratings[s], items[qi], labels[qi], ratings[qi], task.relevant)
 
 
-def train(cfg: RatingsConfig, out_dir: str | Path | None = None, name: str = "ratings", progress: bool = False,
-          data: Interactions | None = None, log=None) -> Path:
-    """Meta-train to cfg.train.steps on the meta-train users of cfg.data's split; validate every ckpt_every steps."""
+def train(cfg: RatingsConfig, out_dir: str | Path | None = None, name: str = "ratings",
+          resume: str | Path | None = None, data: Interactions | None = None, log=None) -> Path:
+    """Meta-train to cfg.train.steps on the meta-train users of cfg.data's split; validate every ckpt_every steps.
+    resume: a run folder to continue (its own config, with this cfg's train section)."""
+    cfg, last = resume_point(cfg, resume, FORMAT)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     data = data if data is not None else load_interactions(cfg.data.source)
     split, scale = make_split(data, cfg.data.protocol(), cfg.data.split_seed), rating_scale(data)
     system = build_system(cfg, data.n_items, data)
-    prior = item_stats(split["train"], data.n_items)[1]
-    meta = tree_map(lambda t: t.clone().requires_grad_(True), init_meta(system, cfg.train.seed, prior))
-    opt, order = make_optimizer(cfg, meta)
-    state = TrainState(meta, {}, opt, order, torch.Generator().manual_seed(cfg.train.seed))
-    run = new_run_dir(out_dir or cfg.train.out_dir, name)
-    (run / "config.json").write_text(cfg.to_json())
-    best, t0 = -1.0, time.perf_counter()
-    with open(run / "log.jsonl", "w") as logf:
-        while state.step < cfg.train.steps:
-            tasks = sample_step(system, split["train"], state.rng)
-            grads, aux = meta_gradients(system.learner, detach(state.meta), tasks, cfg.meta.vectorize)
-            stats = apply_step(system, state, grads, {k: float(v) for k, v in aux.items()})
-            if state.step % cfg.train.log_every == 0:
-                logf.write(json.dumps({"step": state.step, "time": round(time.perf_counter() - t0, 2), **stats}) + "\n")
-            if state.step % cfg.train.ckpt_every == 0 or state.step == cfg.train.steps:
-                valid = evaluate(system, detach(state.meta), split["valid"], scale)
-                logf.write(json.dumps({"step": state.step, "valid": valid}) + "\n")
-                logf.flush()
-                if log:
-                    log(f"{name} step {state.step}: valid nDCG@5 {valid['ndcg@5']:.4f}")
-                if valid["ndcg@5"] > best:
-                    best = valid["ndcg@5"]
-                    save(run / "best.safetensors", cfg, state.step, detach(state.meta), data.item_ids, scale)
-                save(run / ckpt.FILENAME, cfg, state.step, detach(state.meta), data.item_ids, scale, state)
-    return run
+    fresh = init_meta(system, cfg.train.seed, item_stats(split["train"], data.n_items)[1])
+
+    def validate(meta: Meta) -> tuple[dict, float, str]:
+        valid = evaluate(system, meta, split["valid"], scale)
+        return {"valid": valid}, -valid["ndcg@5"], f"valid nDCG@5 {valid['ndcg@5']:.4f}"
+
+    loop = DomainLoop(FORMAT, lambda rng: sample_step(system, split["train"], rng), validate,
+                      {"item_ids": json.dumps(data.item_ids), "scale": json.dumps(list(scale))})
+    return fit(system, loop, fresh, last, run_folder(cfg, out_dir, name, resume, last), log)
