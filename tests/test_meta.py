@@ -155,7 +155,7 @@ class Quadratic(GanProblem):
 
     def __init__(self, a, b, c, e):
         self.a, self.b, self.c, self.e, self.z_dim = a, b, c, e, 1
-        self.loss, self.paired, self.adapt = LossConfig(), False, "all"
+        self.loss, self.paired = LossConfig(), False
 
     def generate(self, pg, z, context):
         return z

@@ -58,7 +58,6 @@ class ModelConfig:
     condition: str = "none"        # none: G decodes z | image: G warps a support image, D judges (sample, reference)
                                    # | series: G time-warps and rescales a support series, D judges pairs
     g_affine: float = 0.0          # condition=image: bound of the warp's affine part from z (0 = off; 0.25: ~14 deg)
-    g_code: int = 0                # condition=image: size of the generator's task code (CAVIA; 0 = none)
 
 
 @dataclass(frozen=True)
@@ -92,8 +91,6 @@ class MetaConfig:
     clamp_rates: bool = False      # metasgd: keep the learned rates >= 0 (a negative one ascends its inner loss)
     rates: str = "element"         # metasgd: one learned rate per scalar (element), per weight/bias tensor (tensor)
                                    # or per tensor and inner step (step: MAML++'s per-layer per-step rates)
-    adapt: str = "all"             # what the inner loop (and adaptation) updates: all (both players' weights) | code
-                                   # (the generator's task code alone, model.g_code > 0; D stays the meta-D)
 
 
 @dataclass(frozen=True)
@@ -136,7 +133,6 @@ CHOICES = {
     "meta.outer_optimizer": ("adam", "sgd"),
     "meta.vectorize": ("vmap", "loop", "auto"),
     "meta.rates": ("element", "tensor", "step"),
-    "meta.adapt": ("all", "code"),
     "train.dtype": ("float32", "float64"),
 }
 
@@ -345,12 +341,6 @@ def validate(cfg: Config) -> None:
     if cfg.model.g_affine < 0 or (cfg.model.g_affine > 0 and cfg.model.condition not in PAIRED):
         raise ConfigError(f"model.g_affine={cfg.model.g_affine} bounds the warp's affine component: it needs "
                           "model.condition=image and a value >= 0 (with model.condition=none set model.g_affine=0)")
-    if cfg.model.g_code < 0 or (cfg.model.g_code > 0 and (cfg.model.condition != "image" or cfg.model.kind != "conv")):
-        raise ConfigError(f"model.g_code={cfg.model.g_code} sizes the warp generator's task code: it needs "
-                          "model.kind=conv, model.condition=image and a value >= 0")
-    if cfg.meta.adapt == "code" and (cfg.model.g_code < 1 or cfg.meta.learner in ("joint", "reptile")):
-        raise ConfigError("meta.adapt=code adapts the generator's task code alone: set model.g_code >= 1 and "
-                          "meta.learner to maml, fomaml or metasgd")
     if cfg.model.condition != "none" and cfg.model.kind != ("conv1d" if cfg.model.condition == "series" else "conv"):
         raise ConfigError(f"model.condition={cfg.model.condition} needs model.kind="
                           f"{'conv1d' if cfg.model.condition == 'series' else 'conv'}")

@@ -37,7 +37,7 @@ def build_system(cfg: Config) -> System:
     # never disturbs the caller's random state; init_meta re-seeds explicitly.
     with torch.random.fork_rng(devices=[]):
         gen, disc = build_models(cfg.model, shape)
-    problem = GanProblem(gen, disc, cfg.loss, cfg.meta.adapt)
+    problem = GanProblem(gen, disc, cfg.loss)
     return System(cfg, shape, problem, build_learner(cfg, problem))
 
 

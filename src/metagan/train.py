@@ -32,7 +32,7 @@ from .data import TaskSampler, build_datasets, files_inverted, fit_config, from_
 from .errors import CheckpointError, ConfigError, TrainingDiverged
 from .functional import Meta, all_finite, detach, global_norm
 from .meta import meta_gradients, sample_noise
-from .meta.problem import CODE_PREFIX, other_classes
+from .meta.problem import other_classes
 from .models import build_models
 from .system import System, build_system, init_meta
 from .threads import model_threads
@@ -96,19 +96,16 @@ def init_state(system: System) -> TrainState:
     return TrainState(meta, ema, opt, order, rng)
 
 
-def _copy_in(state: TrainState, ck: ckpt.Checkpoint, groups, keep: tuple[str, ...] = ()) -> None:
+def _copy_in(state: TrainState, ck: ckpt.Checkpoint, groups) -> None:
     """Copy the meta-parameter `groups` of checkpoint `ck` (checked compatible) into `state`, and its EMA
-    generator (the checkpoint's generator where it has no EMA). Parameters whose name starts with one of `keep`
-    and that the checkpoint lacks keep their initial values."""
+    generator (the checkpoint's generator where it has no EMA)."""
     with torch.no_grad():
         for group in groups:
             for k, v in state.meta[group].items():
-                if k in ck.meta[group] or not k.startswith(keep):
-                    v.copy_(ck.meta[group][k])
+                v.copy_(ck.meta[group][k])
         source_g = ck.ema["g"] if ck.ema else ck.meta["g"]
         for k, v in state.ema.get("g", {}).items():
-            if k in source_g or not k.startswith(keep):
-                v.copy_(source_g[k])
+            v.copy_(source_g[k])
 
 
 def restore_state(system: System, ck: ckpt.Checkpoint, source: str) -> TrainState:
@@ -130,17 +127,13 @@ def warm_start(state: TrainState, source: str) -> None:
 
     Not the raw generator: the EMA's decay warms up again from step 0 of the new run, so within ~20 steps the
     EMA would be the raw generator's, and a GAN's raw weights are the worse model (a joint run at step 1000, class
-    fidelity on training classes: EMA 0.97, raw 0.79).
-
-    A task code (model.g_code) that the source lacks keeps its initial value: code 0, where the generator is the
-    source's."""
+    fidelity on training classes: EMA 0.97, raw 0.79)."""
     ck, players = ckpt.load(ckpt.resolve(source)), ("g", "d")
-    added = {"g": {k for k in state.meta["g"] if k.startswith(CODE_PREFIX) and k not in ck.meta.get("g", {})}}
-    want = {g: {k: v for k, v in state.meta[g].items() if k not in added.get(g, ())} for g in players}
-    ckpt.check_compatible({g: ck.meta[g] for g in players if g in ck.meta}, want, f"train.init_from={source}")
+    ckpt.check_compatible({g: ck.meta[g] for g in players if g in ck.meta}, {g: state.meta[g] for g in players},
+                          f"train.init_from={source}")
     if ck.ema:
         ck = replace(ck, meta={**ck.meta, "g": ck.ema["g"]})
-    _copy_in(state, ck, players, keep=(CODE_PREFIX,))
+    _copy_in(state, ck, players)
 
 
 def to_checkpoint(cfg: Config, state: TrainState) -> ckpt.Checkpoint:

@@ -18,9 +18,6 @@ Paired models (model.condition=image) see one reference support image per sample
 set (`refs`): generated sample i transforms support image i mod K; in the inner loop real support image i is
 paired with support image i+1 mod K (a different drawing of the class; with K = 1 the image itself), and in
 the outer loss query image j with support image j mod K.
-
-What the inner loop updates (`adapt`, meta.adapt): all of both players' parameters, or with "code" the generator's
-task code alone (`CODE`, CAVIA), against the meta-discriminator, which stays as it is.
 """
 from __future__ import annotations
 
@@ -42,17 +39,9 @@ class InnerSchedule:
     n_g: int
 
 
-CODE_PREFIX = "task_code."  # the generator's task-code module (models.conv.TaskCode)
-CODE = CODE_PREFIX + "code"  # the parameter that meta.adapt=code adapts
-
-
 class GanProblem:
-    def __init__(self, gen: nn.Module, disc: nn.Module, loss: LossConfig, adapt: str = "all"):
-        if adapt not in ("all", "code"):
-            raise ValueError(f"adapt must be all or code, got {adapt!r}")
-        if adapt == "code" and CODE not in dict(gen.named_parameters()):
-            raise ValueError("adapt=code needs a generator with a task code (model.g_code > 0)")
-        self.gen, self.disc, self.loss, self.adapt = gen, disc, loss, adapt
+    def __init__(self, gen: nn.Module, disc: nn.Module, loss: LossConfig):
+        self.gen, self.disc, self.loss = gen, disc, loss
         self.z_dim = gen.z_dim
         self.paired = getattr(gen, "paired", False)
         self._d_main = losses.D_LOSSES[loss.kind]
@@ -175,29 +164,24 @@ class GanProblem:
         inner gradients are detached, so no outer transform differentiates through them.
 
         Paired models with one support image do not update D: its real pair would be the image beside itself,
-        which teaches D that a copy of the reference is real (and so G to copy). With adapt=code D is never
-        updated and G's updates reach its task code alone (the other entries of pg are returned as given)."""
+        which teaches D that a copy of the reference is real (and so G to copy)."""
         def d_obj(pd_, fake, eps):
             loss, _ = self.d_loss(pd_, support, fake, eps, support, real_shift=1, other=noise.get("other"))
             return loss, loss
 
-        code_only = self.adapt == "code"
-
-        def g_obj(moving, pd_, z):  # moving: all of pg, or with adapt=code its task code alone
-            loss = self.g_loss({**pg, **moving} if code_only else moving, pd_, z, support)
+        def g_obj(pg_, pd_, z):
+            loss = self.g_loss(pg_, pd_, z, support)
             return loss, loss
 
-        n_d = 0 if code_only or (self.paired and support.shape[0] == 1) else sched.n_d
         stats = {}
         for t in range(sched.steps):
-            for j in range(n_d):
+            for j in range(0 if self.paired and support.shape[0] == 1 else sched.n_d):
                 fake = self.generate(pg, noise["z_d"][t, j], support)
                 g, stats["inner_d"] = grad(d_obj, has_aux=True)(pd, fake, noise["eps_d"][t, j])
                 pd = sgd_update(pd, detach(g) if first_order else g, rate_at(lr_d, t))
             for j in range(sched.n_g):
-                moving = {CODE: pg[CODE]} if code_only else pg
-                g, stats["inner_g"] = grad(g_obj, has_aux=True)(moving, pd, noise["z_g"][t, j])
-                pg = {**pg, **sgd_update(moving, detach(g) if first_order else g, rate_at(lr_g, t))}
+                g, stats["inner_g"] = grad(g_obj, has_aux=True)(pg, pd, noise["z_g"][t, j])
+                pg = sgd_update(pg, detach(g) if first_order else g, rate_at(lr_g, t))
         return pg, pd, {k: v.detach() for k, v in stats.items()}
 
 

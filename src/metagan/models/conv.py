@@ -91,12 +91,6 @@ class PairGenerator(nn.Module):
     sample is the reference image resampled along it. Zero-initialised: the untrained generator returns its
     reference.
 
-    code > 0 (CAVIA-style task code, Zintgraf et al. 2019): a vector `task_code.code` (code,) shared by every
-    sample of a task, zero-initialised, that scales and shifts the decoder's (w, s/2) features per channel (FiLM)
-    and adds to the affine map. With meta.adapt=code the inner loop adapts this vector alone: a summary of the
-    whole support set (its gradient sums over every reference) that meta-training teaches the networks to use.
-    At code = 0 the generator is the one without it, so a trained warp generator can start it.
-
     affine > 0: a global affine component from z and the reference's pooled s/4 features is added to
     the displacement field (linear part and translation each tanh-bounded to `affine` in [-1, 1] coordinates), so
     z can rotate, scale, shear and shift the whole character, as classic augmentation does, with a distribution
@@ -105,8 +99,7 @@ class PairGenerator(nn.Module):
     paired = True
     MAX_DISP = 0.25  # 1/8 of the image width
 
-    def __init__(self, z_dim: int, channels: int, size: int, width: int, norm: str = "none", affine: float = 0.0,
-                 code: int = 0):
+    def __init__(self, z_dim: int, channels: int, size: int, width: int, norm: str = "none", affine: float = 0.0):
         super().__init__()
         self.z_dim, self.channels, self.size = z_dim, channels, size
         self.affine_bound = affine
@@ -124,7 +117,6 @@ class PairGenerator(nn.Module):
         if self.affine is not None:
             nn.init.zeros_(self.affine.weight)
             nn.init.zeros_(self.affine.bias)
-        self.task_code = TaskCode(code, w, 6 if self.affine is not None else 0) if code > 0 else None
         self.act = nn.LeakyReLU(0.2)
 
     def forward(self, z: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
@@ -136,14 +128,9 @@ class PairGenerator(nn.Module):
         e2 = self.act(self.enc2(e1))  # (B, 2w, s/4, s/4)
         h = self.act(self.fc(z)).view(z.shape[0], -1, self.s0, self.s0)
         h = self.act(self.norm1(upsample_conv(torch.cat([h, e2], 1), self.conv1)))  # (B, w, s/2, s/2)
-        shift = 0.0
-        if self.task_code is not None:
-            scale, bias, shift = self.task_code()
-            h = h * (1 + scale.view(1, -1, 1, 1)) + bias.view(1, -1, 1, 1)
         theta = None
         if self.affine is not None:
-            a = self.affine(torch.cat([z, e2.mean((2, 3))], 1)) + shift  # (B, 6)
-            theta = torch.tanh(a) * self.affine_bound
+            theta = torch.tanh(self.affine(torch.cat([z, e2.mean((2, 3))], 1))) * self.affine_bound  # (B, 6)
         return torch.tanh(self.flow(h)) * self.MAX_DISP, theta
 
     def _resample(self, x: torch.Tensor, flow: torch.Tensor, theta: torch.Tensor | None = None) -> torch.Tensor:
@@ -160,23 +147,6 @@ class PairGenerator(nn.Module):
             lin, shift = theta[:, :4].view(-1, 1, 2, 2), theta[:, 4:].view(-1, 1, 1, 2)
             grid = grid + (lin @ ident.view(1, -1, 2, 1)).view(-1, s, s, 2) + shift
         return bilinear(x + 1, grid) - 1
-
-
-class TaskCode(nn.Module):
-    """A task's code c (n,), zero-initialised, and what it does to the generator: per-channel scale and shift of
-    `width` features (FiLM) and a shift of the 6 affine logits (if n_affine). Linear maps without bias, so c = 0
-    changes nothing; their weights keep torch's default init, so that the code's gradient is not zero at c = 0."""
-
-    def __init__(self, n: int, width: int, n_affine: int):
-        super().__init__()
-        self.code = nn.Parameter(torch.zeros(n))
-        self.film = nn.Linear(n, 2 * width, bias=False)
-        self.to_affine = nn.Linear(n, n_affine, bias=False) if n_affine else None
-
-    def forward(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | float]:
-        """(scale (width,), shift (width,), affine shift (n_affine,) or 0.0)"""
-        scale, bias = self.film(self.code).chunk(2)
-        return scale, bias, (self.to_affine(self.code) if self.to_affine is not None else 0.0)
 
 
 class ConvDiscriminator(nn.Module):
