@@ -133,3 +133,34 @@ def test_discriminator_features_are_the_layer_its_logit_reads(cfg, shape, ctx):
     last = disc.fc if cfg.kind == "conv" else disc.net[-1]
     assert h.dim() == 2 and h.shape[1] == last.in_features
     torch.testing.assert_close(last(h).squeeze(-1), disc(x, context))
+
+
+@pytest.mark.parametrize("norm", ["none", "group"])
+@pytest.mark.parametrize("paired", [False, True])
+def test_conv_functional_forms_are_the_layers_with_the_given_parameters(norm, paired):
+    # GanProblem runs the conv models through `functional(params, ...)` (no parameter swap): it must use the params
+    # it is given, not the module's own, and compute what the layers compute (upsample, then convolve).
+    from torch.nn.functional import interpolate, leaky_relu
+
+    cfg = ModelConfig(z_dim=8, g_width=8, d_width=8, norm=norm, condition="image" if paired else "none")
+    gen, disc = build_models(cfg, (1, 16, 16))
+    other_g, other_d = build_models(cfg, (1, 16, 16))  # other random weights: the params to run with
+    gen, disc, other_g, other_d = (m.double() for m in (gen, disc, other_g, other_d))
+    pd = dict(other_d.named_parameters())
+    x, ref = torch.randn(5, 1, 16, 16, dtype=torch.float64), torch.randn(5, 1, 16, 16, dtype=torch.float64)
+    d = other_d
+    h = leaky_relu(d.conv1(torch.cat([x, ref], 1) if paired else x), 0.2)
+    feats = leaky_relu(d.conv2(h), 0.2).flatten(1)
+    assert torch.allclose(disc.functional(pd, x, ref, features=True), feats, rtol=0, atol=1e-12)
+    assert torch.allclose(disc.functional(pd, x, ref), d.fc(feats).squeeze(-1), rtol=0, atol=1e-12)
+    if paired:  # the warp generator has no functional form: GanProblem calls it through functional_call
+        assert not hasattr(gen, "functional")
+        return
+    g, z = other_g, torch.randn(5, 8, dtype=torch.float64)
+    h = leaky_relu(g.fc(z), 0.2).view(5, -1, 4, 4)
+    h = leaky_relu(g.norm1(g.conv1(interpolate(h, scale_factor=2, mode="nearest"))), 0.2)
+    h = leaky_relu(g.norm2(g.conv2(interpolate(h, scale_factor=2, mode="nearest"))), 0.2)
+    want = torch.tanh(g.out(h))
+    got = gen.functional(dict(g.named_parameters()), z)
+    assert torch.allclose(got, want, rtol=0, atol=1e-12)
+    assert not torch.allclose(gen(z), want)  # the module's own weights give another function

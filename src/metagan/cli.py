@@ -601,7 +601,7 @@ def _add_demo(sub) -> None:
     d = sub.add_parser("demo", help="meta-train on digits, adapt to held-out digits, write a grid and report")
     d.add_argument("--out-dir", default="runs", help="parent folder of the run folder (default runs)")
     d.add_argument("--steps", type=_int_in(1, 10**7, "meta-training steps"), default=None,
-                   help="meta-training steps (default: the digits-demo preset's, 2000)")
+                   help="meta-training steps (default: the digits-demo preset's, 1000)")
     d.add_argument("--no-progress", action="store_true", help="no progress bar (default: show one)")
     d.set_defaults(func=_demo)
 

@@ -205,7 +205,8 @@ PRESETS: dict[str, dict[str, Any]] = {
             "n_g": 2, "outer_lr_d": 2e-4,                      # D learns faster: with equal rates it won in ~100 steps
         },
         "train": {
-            "steps": 2000, "log_every": 20, "sample_every": 500, "ckpt_every": 500,
+            "steps": 1000,                                     # 2000 moved no demo figure beyond its spread over
+            "log_every": 20, "sample_every": 500, "ckpt_every": 500,  # seeds (docs/performance.md, "The demo")
             "ema": 0.99,                                       # a short run: average ~100 steps, not ~1000
             "adapt_steps": 10,                                 # 2x the inner steps: held-out fidelity 0.97 -> 1.00
         },

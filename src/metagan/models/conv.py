@@ -39,6 +39,8 @@ def _norm(kind: str, ch: int) -> nn.Module:
     return nn.GroupNorm(min(8, ch), ch)
 
 
+SLOPE = 0.2  # of every leaky ReLU
+
 # Nearest 2x upsampling then a 3x3 convolution (padding 1), per axis: output row 2i is w0 x[i-1] + (w1 + w2) x[i]
 # and row 2i+1 is (w0 + w1) x[i] + w2 x[i+1]. That is conv_transpose (stride 2, padding 1) with the 4 taps
 # (w2, w1 + w2, w0 + w1, w0): row t of _UPSAMPLE_TAPS says which of w0..w2 sum into tap t.
@@ -47,18 +49,33 @@ _UPSAMPLE_TAPS = torch.tensor([[0.0, 0.0, 1.0], [0.0, 1.0, 1.0], [1.0, 1.0, 0.0]
 
 def upsample_conv(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     """conv(interpolate(x, scale_factor=2, mode="nearest")) for a 3x3 padding-1 conv: (B, I, H, W) -> (B, O, 2H, 2W)"""
-    m = _UPSAMPLE_TAPS.to(conv.weight)
-    kernel = torch.einsum("ty,ux,oiyx->iotu", m, m, conv.weight)  # (I, O, 4, 4), transposed-conv layout
-    return nn.functional.conv_transpose2d(x, kernel, conv.bias, stride=2, padding=1)
+    return _upsample_conv(x, conv.weight, conv.bias)
+
+
+def _upsample_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    m = _UPSAMPLE_TAPS.to(weight)
+    kernel = torch.einsum("ty,ux,oiyx->iotu", m, m, weight)  # (I, O, 4, 4), transposed-conv layout
+    return nn.functional.conv_transpose2d(x, kernel, bias, stride=2, padding=1)
 
 
 def to_image(h: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     """conv(h) for the 3x3, padding-1 output convolution: (B, C, S, S) -> (B, out, S, S). With one output
     channel it is the sum over channels of a depthwise convolution (same function)."""
-    if conv.out_channels != 1:
-        return conv(h)
-    y = nn.functional.conv2d(h, conv.weight.transpose(0, 1), None, padding=1, groups=h.shape[1])  # (B, C, S, S)
-    return y.sum(1, keepdim=True) + conv.bias.view(1, 1, 1, 1)
+    return _to_image(h, conv.weight, conv.bias)
+
+
+def _to_image(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    if weight.shape[0] != 1:
+        return nn.functional.conv2d(h, weight, bias, padding=1)
+    y = nn.functional.conv2d(h, weight.transpose(0, 1), None, padding=1, groups=h.shape[1])  # (B, C, S, S)
+    return y.sum(1, keepdim=True) + bias.view(1, 1, 1, 1)
+
+
+def _group_norm(norm: nn.Module, p: dict[str, torch.Tensor], name: str, h: torch.Tensor) -> torch.Tensor:
+    """`norm` (nn.Identity or nn.GroupNorm, named `name` in the module) applied to h with the parameters in p."""
+    if not isinstance(norm, nn.GroupNorm):
+        return h
+    return nn.functional.group_norm(h, norm.num_groups, p[f"{name}.weight"], p[f"{name}.bias"], norm.eps)
 
 
 class ConvGenerator(nn.Module):
@@ -73,14 +90,22 @@ class ConvGenerator(nn.Module):
         self.conv2 = nn.Conv2d(w, w, 3, padding=1)
         self.norm2 = _norm(norm, w)
         self.out = nn.Conv2d(w, channels, 3, padding=1)
-        self.act = nn.LeakyReLU(0.2)
 
     def forward(self, z: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         # z (B, z_dim) -> (B, C, S, S); unconditional: context is ignored
-        h = self.act(self.fc(z)).view(z.shape[0], -1, self.s0, self.s0)
-        h = self.act(self.norm1(upsample_conv(h, self.conv1)))  # (B, w, S/2, S/2)
-        h = self.act(self.norm2(upsample_conv(h, self.conv2)))  # (B, w, S, S)
-        return torch.tanh(to_image(h, self.out))
+        return self.functional(dict(self.named_parameters()), z, context)
+
+    def functional(self, p: dict[str, torch.Tensor], z: torch.Tensor, context: torch.Tensor | None = None
+                   ) -> torch.Tensor:
+        """forward with the parameters p (names as in named_parameters): what functional_call computes, in plain
+        tensor ops, without swapping parameters into the module (GanProblem calls this in its inner loops)."""
+        F = nn.functional
+        h = F.leaky_relu(F.linear(z, p["fc.weight"], p["fc.bias"]), SLOPE).view(z.shape[0], -1, self.s0, self.s0)
+        h = F.leaky_relu(_group_norm(self.norm1, p, "norm1", _upsample_conv(h, p["conv1.weight"], p["conv1.bias"])),
+                         SLOPE)  # (B, w, S/2, S/2)
+        h = F.leaky_relu(_group_norm(self.norm2, p, "norm2", _upsample_conv(h, p["conv2.weight"], p["conv2.bias"])),
+                         SLOPE)  # (B, w, S, S)
+        return torch.tanh(_to_image(h, p["out.weight"], p["out.bias"]))
 
 
 class PairGenerator(nn.Module):
@@ -117,7 +142,7 @@ class PairGenerator(nn.Module):
         if self.affine is not None:
             nn.init.zeros_(self.affine.weight)
             nn.init.zeros_(self.affine.bias)
-        self.act = nn.LeakyReLU(0.2)
+        self.act = nn.LeakyReLU(SLOPE)
 
     def forward(self, z: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         return self._resample(context, *self.fields(z, context))
@@ -157,11 +182,17 @@ class ConvDiscriminator(nn.Module):
         self.conv1 = nn.Conv2d(2 * channels if paired else channels, w, 4, stride=2, padding=1)
         self.conv2 = nn.Conv2d(w, 2 * w, 4, stride=2, padding=1)
         self.fc = nn.Linear(2 * w * (size // 4) ** 2, 1)
-        self.act = nn.LeakyReLU(0.2)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, features: bool = False) -> torch.Tensor:
         # x (B, C, S, S), paired: references (B, C, S, S) (unpaired: context ignored) -> (B,) logits,
         # or with features=True the hidden features the logit is read from (B, 2w * S/4 * S/4)
-        h = self.act(self.conv1(torch.cat([x, context], 1) if self.paired else x))  # (B, w, S/2, S/2)
-        h = self.act(self.conv2(h)).flatten(1)  # (B, 2w * S/4 * S/4)
-        return h if features else self.fc(h).squeeze(-1)
+        return self.functional(dict(self.named_parameters()), x, context, features)
+
+    def functional(self, p: dict[str, torch.Tensor], x: torch.Tensor, context: torch.Tensor | None = None,
+                   features: bool = False) -> torch.Tensor:
+        """forward with the parameters p (as ConvGenerator.functional)."""
+        F = nn.functional
+        x = torch.cat([x, context], 1) if self.paired else x
+        h = F.leaky_relu(F.conv2d(x, p["conv1.weight"], p["conv1.bias"], 2, 1), SLOPE)  # (B, w, S/2, S/2)
+        h = F.leaky_relu(F.conv2d(h, p["conv2.weight"], p["conv2.bias"], 2, 1), SLOPE).flatten(1)  # (B, 2w*S/4*S/4)
+        return h if features else F.linear(h, p["fc.weight"], p["fc.bias"]).squeeze(-1)
