@@ -97,7 +97,7 @@ def test_init_from_starts_the_generator_from_the_sources_ema_generator(tmp_path)
 
 @pytest.mark.parametrize("learner", ["fomaml", "metasgd", "reptile", "metasgd meta.rates=tensor",
                                      "metasgd meta.rates=step meta.inner_steps=2 train.adapt_steps=3",
-                                     "maml task.k_min=1 task.k_shot=3 model.condition=image"])
+                                     "maml model.condition=image"])
 def test_resume_continues_bit_for_bit(tmp_path, learner):
     learner, *extra = learner.split()  # metasgd with one learned rate per tensor: see the next test too
     cfg = tiny(f"meta.learner={learner}", *extra, "train.steps=4", "train.ckpt_every=0", "train.sample_every=0")
@@ -113,27 +113,6 @@ def test_resume_continues_bit_for_bit(tmp_path, learner):
     # and the steps really moved the parameters
     init = train(apply_overrides(cfg, ["train.steps=1"]), out_dir=tmp_path / "c", progress=False)
     assert not torch.equal(load_file(str(init / ckpt.FILENAME))["meta.g.fc.weight"], a["meta.g.fc.weight"])
-
-
-def test_k_min_draws_one_k_per_meta_batch_from_the_training_rng():
-    from metagan.data import TaskSampler, build_datasets
-    from metagan.system import build_system
-    from metagan.train import sample_tasks
-    cfg = tiny("task.k_min=1", "task.k_shot=4", "task.meta_batch=3")
-    system = build_system(cfg)
-    sampler = TaskSampler(build_datasets(cfg.data)[0], 4, 2, 3)
-    rng = torch.Generator().manual_seed(0)
-    ks = []
-    for _ in range(40):
-        t = sample_tasks(system, sampler, rng, torch.float32)
-        k = t["support"].shape[1]
-        assert t["noise"]["z_g"].shape[3] == k and t["noise"]["z_d"].shape[3] == k and t["query"].shape[1] == 2
-        ks.append(k)
-    assert set(ks) == {1, 2, 3, 4}
-    fixed = sample_tasks(build_system(tiny("task.k_shot=4")), sampler, rng, torch.float32)
-    assert fixed["support"].shape[1] == 4
-    with pytest.raises(ConfigError, match="task.k_min"):
-        train(tiny("task.k_min=3"), progress=False)
 
 
 def test_nan_stops_training_and_keeps_the_checkpoint(tmp_path):

@@ -41,8 +41,6 @@ class DataConfig:
 @dataclass(frozen=True)
 class TaskConfig:
     k_shot: int = 5                # support examples per task (the K of K-shot)
-    k_min: int = 0                 # > 0: each meta-batch draws its K uniformly from k_min..k_shot, so one model
-                                   # serves every K up to k_shot (0: always k_shot)
     q_query: int = 10              # query examples per task (the outer loss of MAML-style learners)
     meta_batch: int = 8            # tasks per outer step
 
@@ -324,9 +322,6 @@ def validate(cfg: Config) -> None:
         section, sub = key.split(".")
         if d[section][sub] < 0:
             raise ConfigError(f"{key} must be non-negative, got {d[section][sub]}")
-    if cfg.task.k_min < 0 or cfg.task.k_min > cfg.task.k_shot:
-        raise ConfigError(f"task.k_min={cfg.task.k_min} must be 0 (K fixed at task.k_shot) or between 1 and "
-                          f"task.k_shot={cfg.task.k_shot}")
     if cfg.meta.n_d + cfg.meta.n_g == 0:
         raise ConfigError("meta.n_d and meta.n_g are both 0: the inner loop would do nothing")
     if cfg.meta.learner in ("maml", "fomaml", "metasgd", "joint") and cfg.task.q_query < 1:

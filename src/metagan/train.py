@@ -142,14 +142,10 @@ def to_checkpoint(cfg: Config, state: TrainState) -> ckpt.Checkpoint:
 
 
 def sample_tasks(system: System, sampler: TaskSampler, rng: torch.Generator, dtype) -> dict:
-    """A meta-batch: support (B, K, ...), query (B, Q, ...) and the noise of every task. With task.k_min, K is
-    drawn first, uniformly from k_min..k_shot (one K for the whole meta-batch, so its tasks stack)."""
+    """A meta-batch: support (B, K, ...), query (B, Q, ...) and the noise of every task."""
     cfg = system.cfg
-    k = cfg.task.k_shot
-    if cfg.task.k_min:
-        k = int(torch.randint(cfg.task.k_min, cfg.task.k_shot + 1, (), generator=rng))
-    batch = sampler.sample(rng, dtype=dtype, k=k)
-    noise = sample_noise(cfg.task.meta_batch, system.learner.sched, k, cfg.task.q_query,
+    batch = sampler.sample(rng, dtype=dtype)
+    noise = sample_noise(cfg.task.meta_batch, system.learner.sched, cfg.task.k_shot, cfg.task.q_query,
                          system.problem.z_dim, rng, dtype)
     if cfg.loss.mismatch > 0:
         noise["other"] = other_classes(batch.support)

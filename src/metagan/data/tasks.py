@@ -57,20 +57,14 @@ class TaskSampler:
         self.dataset = dataset
         self.k_shot, self.q_query, self.meta_batch = k_shot, q_query, meta_batch
 
-    def sample(self, generator: torch.Generator, dtype: torch.dtype = torch.float32, k: int | None = None
-               ) -> TaskBatch:
-        """One meta-batch: ``meta_batch`` classes, then K + Q distinct images from each (K = k, at most
-        k_shot, or k_shot)."""
-        k = self.k_shot if k is None else k
-        if not 1 <= k <= self.k_shot:
-            raise ConfigError(f"a meta-batch of K = {k} support images: K must be between 1 and k_shot = "
-                              f"{self.k_shot}")
+    def sample(self, generator: torch.Generator, dtype: torch.dtype = torch.float32) -> TaskBatch:
+        """One meta-batch: ``meta_batch`` classes, then K + Q distinct images from each."""
         n = self.dataset.num_classes
         if self.meta_batch <= n:
             classes = torch.randperm(n, generator=generator)[:self.meta_batch]
         else:  # more tasks than classes: classes repeat
             classes = torch.randint(n, (self.meta_batch,), generator=generator)
-        pairs = [self._draw(int(c), k, self.q_query, generator) for c in classes]
+        pairs = [self._draw(int(c), self.k_shot, self.q_query, generator) for c in classes]
         support = torch.stack([s for s, _ in pairs])
         query = torch.stack([q for _, q in pairs])
         return TaskBatch(as_model_space(support, dtype), as_model_space(query, dtype), classes.to(torch.int64))
