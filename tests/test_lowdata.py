@@ -201,16 +201,19 @@ def test_benchmark_rows_arms_share_from_validation_and_paired_report(tmp_path, m
     json.dumps(res)
 
 
-def test_version_2_results_keep_only_the_rows_version_3_did_not_change():
+def test_earlier_versions_keep_only_the_rows_the_current_protocol_did_not_change():
     from metagan.benchmark import upgrade_results
     from metagan.evaluate import PROTOCOL_VERSION
 
     def row(*arms):
         return {"k": {"1": {"lowdata": {"arms": {a: {"5": 0.5} for a in arms}} if arms else None}}}
-    old = {"protocol_version": 2, "methods": {"real": row(), "no-augmentation": row("none"), "affine": row("affine"),
-                                              "metagan-metasgd": row("generated", "affine + generated")}}
-    new = upgrade_results(old)
-    assert PROTOCOL_VERSION == 3 and new["protocol_version"] == 3 and new["upgraded_from"] == 2
-    assert list(new["methods"]) == ["real", "no-augmentation", "affine"]
-    assert old["methods"]["metagan-metasgd"] and upgrade_results(new) == new  # the input untouched; idempotent
-    assert upgrade_results({**old, "protocol_version": 1}) == {**old, "protocol_version": 1}
+    methods = {"real": row(), "no-augmentation": row("none"), "affine": row("affine"),
+               "pretrain-only": row("generated"), "metagan-metasgd": row("generated", "affine + generated")}
+    assert PROTOCOL_VERSION == 4
+    for version, kept in ((2, ["real", "no-augmentation"]), (3, ["real", "no-augmentation", "pretrain-only"])):
+        old = {"protocol_version": version, "methods": methods}
+        new = upgrade_results(old)
+        assert new["protocol_version"] == 4 and new["upgraded_from"] == version
+        assert list(new["methods"]) == kept
+        assert old["methods"]["metagan-metasgd"] and upgrade_results(new) == new  # the input untouched; idempotent
+    assert upgrade_results({"protocol_version": 1, "methods": methods})["methods"] == methods

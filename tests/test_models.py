@@ -76,8 +76,13 @@ def test_the_warps_affine_component_starts_as_the_identity_and_moves_what_it_sho
         gen.affine.bias.copy_(torch.tensor([math.atanh(-0.5), 0, 0, math.atanh(-0.5), 0, 0]))
     theta = torch.tensor([[0.875, 0, 0], [0, 0.875, 0]], dtype=torch.float64).expand(4, 2, 3)
     grid = torch.nn.functional.affine_grid(theta, [4, 1, 16, 16], align_corners=False)
-    expected = torch.nn.functional.grid_sample(ref + 1, grid, align_corners=False) - 1
+    assert gen.mode == "bicubic"  # the default: bicubic, clamped to the images' range
+    expected = torch.nn.functional.grid_sample(ref + 1, grid, mode="bicubic", align_corners=False).clamp(0, 2) - 1
     torch.testing.assert_close(gen(z, ref), expected)
+    gen.mode = "bilinear"
+    expected = torch.nn.functional.grid_sample(ref + 1, grid, mode="bilinear", align_corners=False) - 1
+    torch.testing.assert_close(gen(z, ref), expected)
+    gen.mode = "bicubic"
     # z drives the affine part once its weights do
     with torch.no_grad():
         gen.affine.bias.zero_()

@@ -1,4 +1,6 @@
 """Every shipped preset resolves and takes real meta-steps on its data (shrunk to seconds)."""
+import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -55,3 +57,17 @@ def test_every_shipped_model_loads_and_its_networks_match_its_config():
     for name in names:
         model = load(f"{ckpt.PRETRAINED_PREFIX}{name}")  # checks the tensors against the config's networks
         assert model.cfg.model.condition == ("none" if name in ("omniglot-figr", "omniglot-dawson") else "image")
+
+
+def test_configs_stored_before_model_resample_keep_bilinear_and_new_ones_are_bicubic():
+    """A stored config without model.resample was trained with the bilinear warp, and loads as such (its samples
+    and a resumed run stay the same); a new config, and every preset, reads the reference bicubically."""
+    from metagan.adapt import load
+    from metagan.config import Config, config_from_json, get_preset
+    shipped = load(f"{ckpt.PRETRAINED_PREFIX}omniglot-metasgd")
+    assert shipped.cfg.model.resample == "bilinear"
+    assert shipped.system.problem.gen.mode == "bilinear"
+    assert Config().model.resample == get_preset("omniglot-metasgd").model.resample == "bicubic"
+    cfg = get_preset("omniglot-metasgd")
+    again = config_from_json(json.dumps(dataclasses.asdict(cfg)))
+    assert again.model.resample == "bicubic"  # stored with the key: kept

@@ -109,12 +109,32 @@ def test_second_derivatives_run_under_vmap_and_equal_grid_samples_per_example():
     assert ours[1].abs().max() > 1e-3
 
 
+@pytest.mark.parametrize("shape", [dict(), dict(n=2, c=1, h=28, w=28, ho=28, wo=28), dict(n=1, c=3, h=4, w=3)])
+def test_bicubic_equals_grid_sample_and_its_first_derivatives(shape):
+    """mode=bicubic: the 4 x 4 taps around each point with Keys' kernel, at random points in and outside the image,
+    on pixel centres and edges, and far away (every tap in the zero border)."""
+    x, grid = make_case(6, **shape)
+    out = resample(x, grid, "bicubic")
+    ref = F.grid_sample(x, grid, mode="bicubic", padding_mode="zeros", align_corners=False)
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-12)
+    assert (out - resample(x, grid)).abs().max() > 1e-2  # not the bilinear resampler: the comparison can fail
+    v, _ = directions(x, grid, 7)
+    xs, gs = x.clone().requires_grad_(True), grid.clone().requires_grad_(True)
+    ours = torch.autograd.grad((resample(xs, gs, "bicubic") * v).sum(), (xs, gs))
+    theirs = torch.autograd.grad((F.grid_sample(xs, gs, mode="bicubic", align_corners=False) * v).sum(), (xs, gs))
+    for a, b in zip(ours, theirs):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
 def test_gradcheck_and_gradgradcheck():
     g = torch.Generator().manual_seed(3)
     x = torch.randn(1, 1, 3, 4, generator=g, dtype=torch.float64, requires_grad=True)
     grid = (torch.rand(1, 2, 3, 2, generator=g, dtype=torch.float64) * 2.6 - 1.3).requires_grad_(True)
-    assert torch.autograd.gradcheck(resample, (x, grid))
-    assert torch.autograd.gradgradcheck(resample, (x, grid))
+    for mode in ("bilinear", "bicubic"):
+        assert torch.autograd.gradcheck(lambda a, b: resample(a, b, mode), (x, grid))
+        assert torch.autograd.gradgradcheck(lambda a, b: resample(a, b, mode), (x, grid))
+    with pytest.raises(ValueError, match="bilinear or bicubic"):
+        resample(x, grid, "nearest")
 
 
 def test_bilinear_is_grid_sample_outside_the_block_and_resample_inside():
@@ -146,7 +166,8 @@ def test_a_shipped_warp_model_samples_the_same_either_way():
     assert float((plain - plain.mean(0)).abs().max()) > 0.5  # the samples differ: the comparison can fail
 
 
-def test_second_order_vmap_equals_loop_from_an_untrained_warp_at_28x28():
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
+def test_second_order_vmap_equals_loop_from_an_untrained_warp_at_28x28(mode):
     """An untrained warp resamples on its identity grid, every point on a pixel centre (a kink), where
     grid_sample's double backward rounds the coordinate unlike its first backward: with one resampler for second
     order in both ways, MAML's meta-gradient is the same vmapped or task by task (float64, where 1/28 rounds)."""
@@ -155,7 +176,7 @@ def test_second_order_vmap_equals_loop_from_an_untrained_warp_at_28x28():
     from metagan.functional import params_of
     from metagan.meta import MAML, GanProblem, InnerSchedule, meta_gradients, sample_noise
     from metagan.models import build_models
-    cfg = dataclasses.replace(get_preset("tiny").model, condition="image", g_affine=0.25)
+    cfg = dataclasses.replace(get_preset("tiny").model, condition="image", g_affine=0.25, resample=mode)
     torch.manual_seed(0)
     gen, disc = (m.double() for m in build_models(cfg, (1, 28, 28)))
     prob, sched = GanProblem(gen, disc, LossConfig(kind="ns")), InnerSchedule(1, 1, 1)

@@ -36,8 +36,10 @@ def scratch_model(cfg: Config, seed: int = 0) -> MetaGAN:
 
 
 def random_affine(x: Tensor, generator: torch.Generator, max_degrees: float = 15.0, max_translate: float = 0.1,
-                  scale=(0.9, 1.1), max_shear: float = 10.0) -> Tensor:
-    """Each image of x (N, C, H, W), model space, under its own random rotation, translation, scale and shear."""
+                  scale=(0.9, 1.1), max_shear: float = 10.0, mode: str = "bicubic") -> Tensor:
+    """Each image of x (N, C, H, W), model space, under its own random rotation, translation, scale and shear,
+    read between pixels with `mode`: bicubic (clamped to the images' range; the protocol's since version 4) or
+    bilinear (which blurs strokes)."""
     n = len(x)
 
     def u(lo, hi):
@@ -51,7 +53,8 @@ def random_affine(x: Tensor, generator: torch.Generator, max_degrees: float = 15
     theta = (torch.stack([a, b], 1) / torch.stack([s, s, torch.ones_like(s)], 1)[:, None, :]).float()
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     # background is -1 in model space: shift so zero padding means background
-    return F.grid_sample(x + 1, grid, mode="bilinear", padding_mode="zeros", align_corners=False) - 1
+    out = F.grid_sample(x + 1, grid, mode=mode, padding_mode="zeros", align_corners=False)
+    return out - 1 if mode == "bilinear" else out.clamp(0, 2) - 1
 
 
 def affine_augmenter(max_degrees: float = 15.0, max_translate: float = 0.1, scale=(0.9, 1.1),

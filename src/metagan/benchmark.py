@@ -347,14 +347,22 @@ def _has_generated_arm(entry: dict) -> bool:
     return any("generated" in arm for k in entry["k"].values() for arm in ((k.get("lowdata") or {}).get("arms") or {}))
 
 
+def _uses_affine(name: str, entry: dict) -> bool:
+    return name == "affine" or any("affine" in arm for k in entry["k"].values()
+                                   for arm in ((k.get("lowdata") or {}).get("arms") or {}))
+
+
 def upgrade_results(results: dict) -> dict:
-    """Results of protocol version 2 as version 3 where the numbers are the same: version 3 changed only the
-    low-data arm "affine + generated", so the rows without a generated arm (reference and real-only rows) carry
-    over and the others are dropped (to be measured again). Other versions are returned as they are."""
-    if results.get("protocol_version") != 2 or PROTOCOL_VERSION != 3:
+    """Earlier protocol versions' results as the current one's where the numbers are the same: version 3 changed
+    only the low-data arm "affine + generated" (rows without a generated arm carry over from 2), version 4 only the
+    affine transform (the `affine` row and every arm with affine change; reference and real-only rows carry over).
+    The other rows are dropped, to be measured again. Version 1 is returned as it is."""
+    version = results.get("protocol_version")
+    if version not in (2, 3) or PROTOCOL_VERSION != 4:
         return results
-    kept = {name: m for name, m in results.get("methods", {}).items() if not _has_generated_arm(m)}
-    return {**results, "protocol_version": 3, "upgraded_from": 2, "methods": kept}
+    kept = {name: m for name, m in results.get("methods", {}).items()
+            if not _uses_affine(name, m) and (version == 3 or not _has_generated_arm(m))}
+    return {**results, "protocol_version": 4, "upgraded_from": version, "methods": kept}
 
 
 def _previous_results(path: Path, header: dict) -> dict:

@@ -56,6 +56,8 @@ class ModelConfig:
     condition: str = "none"        # none: G decodes z | image: G warps a support image, D judges (sample, reference)
                                    # | series: G time-warps and rescales a support series, D judges pairs
     g_affine: float = 0.0          # condition=image: bound of the warp's affine part from z (0 = off; 0.25: ~14 deg)
+    resample: str = "bicubic"      # condition=image: how the warp reads its reference between pixels (bilinear blurs
+                                   # strokes: a support copy shifted < 0.5 px scores FD 1.26 bilinear, 0.28 bicubic)
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,7 @@ CHOICES = {
     "model.kind": ("conv", "mlp", "conv1d"),
     "model.norm": ("none", "group", "layer"),
     "model.condition": ("none", "image", "series"),
+    "model.resample": ("bilinear", "bicubic"),
     "loss.kind": ("ns", "wgan-gp", "hinge"),
     "meta.learner": ("maml", "fomaml", "reptile", "metasgd", "joint"),
     "meta.outer_optimizer": ("adam", "sgd"),
@@ -431,6 +434,8 @@ def migrate(d: dict[str, Any]) -> dict[str, Any]:
     value at which it did nothing, and refused (ConfigError naming that release) where it did something."""
     if not isinstance(d, dict) or not all(isinstance(v, dict) for v in d.values()):
         return d  # from_dict says what is wrong
+    if isinstance(d.get("model"), dict) and "resample" not in d["model"]:  # stored before model.resample: bilinear
+        d = {**d, "model": {**d["model"], "resample": "bilinear"}}
     for key, values in _REMOVED_VALUES.items():
         section, sub = key.split(".")
         if d.get(section, {}).get(sub) in values:

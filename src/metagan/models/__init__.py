@@ -26,7 +26,7 @@ def build_models(cfg: ModelConfig, shape: tuple[int, ...]) -> tuple[nn.Module, n
                               "use model.kind=mlp for vectors")
         c, s, _ = shape
         if cfg.condition == "image":
-            return (PairGenerator(cfg.z_dim, c, s, cfg.g_width, cfg.norm, cfg.g_affine),
+            return (PairGenerator(cfg.z_dim, c, s, cfg.g_width, cfg.norm, cfg.g_affine, cfg.resample),
                     ConvDiscriminator(c, s, cfg.d_width, paired=True))
         return ConvGenerator(cfg.z_dim, c, s, cfg.g_width, cfg.norm), ConvDiscriminator(c, s, cfg.d_width)
     if cfg.kind == "conv1d":

@@ -111,7 +111,7 @@ ROUTES: dict[str, Callable[[MetaGAN, Tensor, int, torch.Generator], AdaptedGener
 
 
 def adapt_latency(preset: str = "omniglot-fomaml", checkpoint: str | None = None, data_dir: str | None = None,
-                  train_steps: int = 300, k: int = 5, steps: int = 10, num: int = 64, reps: int = 20,
+                  train_steps: int = 300, k: int = 5, steps: int | None = None, num: int = 64, reps: int = 20,
                   device: torch.device = torch.device("cpu"), routes: Sequence[str] = ("default",)) -> Iterator[dict]:
     """One record per route (ROUTES; the default path first): median milliseconds of adapt + sample, and of each
     part, over `reps` repetitions in which the routes take turns; beside the default, each other route's speed-up
@@ -127,6 +127,7 @@ def adapt_latency(preset: str = "omniglot-fomaml", checkpoint: str | None = None
         model = load(checkpoint) if checkpoint else trained_model(preset, train_steps, data_dir, tmp)
     train_s = time.perf_counter() - t0
     cfg = model.cfg
+    steps = steps or cfg.train.adapt_steps or cfg.meta.inner_steps  # the model's own adaptation by default
     if data_dir and cfg.data.source == "omniglot":
         cfg = apply_overrides(cfg, [f"data.root={data_dir}"])
     _, heldout = build_datasets(cfg.data)
