@@ -45,7 +45,8 @@ def test_metagan_presets_share_one_model_and_differ_only_in_the_learner():
         assert (cfg.model, loss, cfg.task, cfg.data) == (cfgs["fomaml"].model, cfgs["fomaml"].loss,
                                                          cfgs["fomaml"].task, cfgs["fomaml"].data)
         assert (cfg.loss.outer_mmd, cfg.loss.outer_adv) == ((10.0, 0.0) if name == "metasgd" else (0.0, 1.0))
-        assert (cfg.meta.rates, cfg.meta.clamp_rates) == (("tensor", True) if name == "metasgd" else ("element", False))
+        assert (cfg.meta.rates, cfg.meta.clamp_rates) == (("step", True) if name == "metasgd" else ("element", False))
+        assert (cfg.meta.inner_steps, cfg.train.adapt_steps) == ((2, 2) if name == "metasgd" else (5, 10))
 
 
 def test_every_shipped_model_loads_and_its_networks_match_its_config():
@@ -64,7 +65,7 @@ def test_configs_stored_before_model_resample_keep_bilinear_and_new_ones_are_bic
     and a resumed run stay the same); a new config, and every preset, reads the reference bicubically."""
     from metagan.adapt import load
     from metagan.config import Config, config_from_json, get_preset
-    shipped = load(f"{ckpt.PRETRAINED_PREFIX}omniglot-metasgd")
+    shipped = load(f"{ckpt.PRETRAINED_PREFIX}omniglot-fomaml")  # trained before model.resample
     assert shipped.cfg.model.resample == "bilinear"
     assert shipped.system.problem.gen.mode == "bilinear"
     assert Config().model.resample == get_preset("omniglot-metasgd").model.resample == "bicubic"

@@ -257,7 +257,8 @@ def model_generator(name: str, methods: dict, budget: dict, checkpoints: dict, d
                     progress: bool, log, select: float = 1.0, keep_generator: bool = False):
     """A method with a trained model (its preset: methods[name]): the checkpoint given, else the shipped
     `pretrained:<preset>` when the budget uses them, else another method's model of the same preset, else one
-    trained here; adapted for the budget's steps (0 for NOT_ADAPTED). Returns (generator, info)."""
+    trained here; adapted for its own adaptation steps, at most the budget's (0 for NOT_ADAPTED). Returns
+    (generator, info)."""
     preset = methods[name]
     if name not in checkpoints and budget["pretrained"] and preset in pretrained_names():
         checkpoints[name] = PRETRAINED_PREFIX + preset
@@ -268,7 +269,8 @@ def model_generator(name: str, methods: dict, budget: dict, checkpoints: dict, d
         log(json.dumps({"training": name, "preset": preset, "steps": budget["steps"][preset]}))
         checkpoints[name] = str(_train_method(preset, budget, data_root, out, progress))
     model = load(checkpoints[name])
-    steps = 0 if name in NOT_ADAPTED else budget["adapt_steps"]
+    own = model.cfg.train.adapt_steps or model.cfg.meta.inner_steps  # the adaptation the model was made for
+    steps = 0 if name in NOT_ADAPTED else min(budget["adapt_steps"], own)
     gen = metagan_generator(model, steps, select=select, keep_generator=keep_generator)
     return gen, {"checkpoint": checkpoints[name], "checkpoint_sha256": sha256(resolve(checkpoints[name])),
                  "preset": preset, "train_steps": model.step, "adapt_steps": steps}
@@ -439,7 +441,7 @@ def report_markdown(results: dict) -> str:
     lines = [f"# metagan benchmark: {results['suite']}, budget {results['budget']}, {split} split "
              f"(protocol version {version})", "",
              f"Held-out: {results['heldout']}; {p['classes']} classes, {p['samples']} generated samples per class, "
-             f"adaptation budget {results['adapt_steps']} steps for every method"
+             f"adaptation budget {results['adapt_steps']} steps (each method its own steps up to it)"
              + (f", samples selected by each method's adapted discriminator ({results['select']:g} candidates per "
                 "sample)" if results.get("select", _HEADER_DEFAULTS["select"]) > 1 else "")
              + ("; each method's generator is the one before adaptation (only its discriminator's adaptation is "

@@ -219,15 +219,17 @@ PRESETS: dict[str, dict[str, Any]] = {
         "meta": {
             "learner": "metasgd",
             "first_order": True,     # second order: 21 s a step and FD 1.07 at step 20 (first order 0.89)
-            "inner_steps": 10,       # meta-train the adaptation's own 10 steps
+            "inner_steps": 2,        # meta-train the adaptation's own 2 steps: with per-step rates as good as 10
             "outer_lr_rates": 5e-4,  # at 1e-4: FD 1.14 at step 20 (5e-4: 0.89)
-            "rates": "tensor",       # per element they random-walked under Adam; fidelity 0.993, not 0.988, at FD 0.851
+            "rates": "step",         # per tensor and step (per element they random-walked under Adam); 2 steps at
+                                     # these rates: validation K = 5 FD 0.43, 10 steps per tensor 0.44, 4.4x faster
             "clamp_rates": True,     # unclamped, 9% of D's rates turned negative in one run
         },
         "loss": {
             "outer_adv": 0.0,        # against the adapted D it rewarded adapting where adapting hurt
             "outer_mmd": 10.0,       # the class's distribution instead: FD 0.85 at step 25 (2 beside outer_adv 1: 0.94)
         },
+        "train": {"adapt_steps": 2},  # the meta-trained inner loop
     }),
     "omniglot-reptile": _merge(_OMNIGLOT, _STABLE, _METAGAN, _FINETUNE, {"meta": {"learner": "reptile"}}),
     # Baseline: the same networks trained on all background classes jointly (no inner loop; a DAGAN-style

@@ -69,7 +69,9 @@ PROTOCOLS = {
 # a generated arm compute the same numbers as under 2: benchmark.upgrade_results keeps them).
 # 4: affine augmentation (the `affine` row and every low-data arm with "affine") reads the images bicubically, not
 # bilinearly: bilinear resampling blurs strokes, which the feature network tells from drawings (a support copy shifted
-# by under half a pixel: FD 1.26 bilinear, 0.28 bicubic), so the version-3 row understated the simple alternative.
+# by under half a pixel: FD 1.26 bilinear, 0.28 bicubic), so the version-3 row understated the simple alternative;
+# and a model adapts for its own adaptation steps up to the budget's (a model meta-trained for 2 steps is used
+# with 2), where every model took the budget's 10.
 PROTOCOL_VERSION = 4
 SPLITS = ("evaluation", "confirmation", "validation")  # split_dataset
 CONFIRMATION = (100, 200)  # positions of the confirmation classes in the held-out class permutation
