@@ -193,8 +193,8 @@ def test_perf_throughput_measures_second_order_vmap_through_the_warp_generator(c
 
 def test_perf_adapt_trains_a_model_and_splits_the_latency(capsys, tmp_path):
     assert main(["perf", "adapt", "--preset", "tiny", "--train-steps", "2", "--reps", "2", "--threads", "1"]) == 0
-    (r,) = _json_lines(capsys.readouterr().out)
-    assert r["bench"] == "adapt" and r["k_shot"] == 5 and r["num"] == 64 and r["inner_steps"] == 10
+    (r,) = _json_lines(capsys.readouterr().out)  # the model's own adaptation: tiny's 1 inner step
+    assert r["bench"] == "adapt" and r["k_shot"] == 5 and r["num"] == 64 and r["inner_steps"] == 1
     assert r["train_steps"] == 2 and r["adapt_ms"] > 0 and r["sample_ms"] > 0
     assert 0 < r["adapt_fraction"] < 1 and r["median_ms"] >= r["min_ms"]
 
@@ -263,8 +263,9 @@ def test_perf_adapt_times_routes_beside_the_default(capsys):
     """Each route gets its own record, with its speed-up over the default path and its samples' distance from the
     default's: channels-last computes the same function, half-steps a different one."""
     assert main(["perf", "adapt", "--preset", "tiny", "--train-steps", "2", "--reps", "1", "--threads", "1",
-                 "--routes", "half-steps", "channels-last"]) == 0
+                 "--set", "train.adapt_steps=4", "--routes", "half-steps", "channels-last"]) == 0
     rows = {r["route"]: r for r in _json_lines(capsys.readouterr().out)}
+    assert rows["default"]["inner_steps"] == 4  # --set reached the brief training
     assert list(rows) == ["default", "half-steps", "channels-last"]
     assert rows["default"]["speedup_vs_default"] == 1.0 and rows["default"]["max_abs_diff_vs_default"] == 0.0
     assert rows["channels-last"]["max_abs_diff_vs_default"] < 1e-5

@@ -191,6 +191,8 @@ def test_page_adapts_a_shipped_model_in_a_browser_offline(drawings, tmp_path):
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.route("**/*", only_local)
             page.goto(url)
+            # the steps slider starts at the default model's own adaptation steps (omniglot-metasgd: 2)
+            expect(page.locator("#steps input[type=number]")).to_have_value("2", timeout=20_000)
             upload = page.locator("#support-files input[type=file]")
             upload.set_input_files([str(not_image)])  # a bad upload: a message on the page, then it still serves
             page.locator("#generate").click()

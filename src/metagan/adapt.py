@@ -236,13 +236,18 @@ class MetaGAN:
     def cfg(self) -> Config:
         return self.system.cfg
 
+    @property
+    def own_steps(self) -> int:
+        """The adaptation steps the model was made for: train.adapt_steps, else its meta-trained inner steps."""
+        return self.cfg.train.adapt_steps or self.cfg.meta.inner_steps
+
     def adapt(self, support: Tensor, steps: int | None = None, generator: torch.Generator | None = None,
               use_ema: bool = True, keep_generator: bool = False) -> AdaptedGenerator:
         """Run the inner loop on `support` for `steps` steps. keep_generator: adapt as usual, then sample from the
         generator the adaptation started from, with the adapted discriminator (for `sample(select=R)`: the
         fine-tuned discriminator chooses among the pre-trained generator's samples)."""
         if steps is None:  # 0 is honoured: the meta-learned (EMA) generator itself, no adaptation
-            steps = self.cfg.train.adapt_steps or self.cfg.meta.inner_steps
+            steps = self.own_steps
         if steps < 0:
             raise ConfigError(f"adaptation steps must be >= 0, got {steps}")
         if support.ndim:

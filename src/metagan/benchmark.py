@@ -269,8 +269,7 @@ def model_generator(name: str, methods: dict, budget: dict, checkpoints: dict, d
         log(json.dumps({"training": name, "preset": preset, "steps": budget["steps"][preset]}))
         checkpoints[name] = str(_train_method(preset, budget, data_root, out, progress))
     model = load(checkpoints[name])
-    own = model.cfg.train.adapt_steps or model.cfg.meta.inner_steps  # the adaptation the model was made for
-    steps = 0 if name in NOT_ADAPTED else min(budget["adapt_steps"], own)
+    steps = 0 if name in NOT_ADAPTED else min(budget["adapt_steps"], model.own_steps)
     gen = metagan_generator(model, steps, select=select, keep_generator=keep_generator)
     return gen, {"checkpoint": checkpoints[name], "checkpoint_sha256": sha256(resolve(checkpoints[name])),
                  "preset": preset, "train_steps": model.step, "adapt_steps": steps}

@@ -744,7 +744,8 @@ def _add_perf(sub) -> None:
                    help="timed repetitions per variant (default: throughput 3, with --quick 2; adapt 30, with "
                         "--quick 10)")
     r.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="throughput: a config override on every preset; repeat for more (default: none)")
+                   help="throughput: a config override on every preset; adapt: on the brief training; repeat for "
+                        "more (default: none)")
     r.add_argument("--checkpoint", default=None,
                    help="adapt: the model to time (default: the preset's shipped model, else a brief training)")
     r.add_argument("--train-steps", type=_int_in(1, 10**7, "training steps"), default=None,

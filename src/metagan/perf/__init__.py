@@ -58,7 +58,7 @@ def run_perf(kind: str, quick: bool = False, device: str = "cpu", threads: int |
     elif kind == "adapt":
         records = adapt_latency((presets or ["omniglot-fomaml"])[0], checkpoint, data_dir,
                                 train_steps or opts["train_steps"], reps=reps or opts["reps"], device=dev,
-                                routes=routes)
+                                routes=routes, overrides=overrides)
     elif kind == "threads":  # 1 thread against each count up to --threads (default: every core)
         counts = tuple(range(1, (threads or os.cpu_count() or 1) + 1))
         records = thread_scaling(presets or opts["presets"], counts, reps or opts["reps"], overrides, dev)

@@ -32,9 +32,11 @@ from ..train import train
 from .common import interleaved, median
 
 
-def trained_model(preset: str, train_steps: int, data_dir: str | None, out_dir: str) -> MetaGAN:
-    """Meta-train `preset` for `train_steps` steps into out_dir (no sample grids) and load the result."""
-    overrides = [f"train.steps={train_steps}", "train.sample_every=0", "train.ckpt_every=0"]
+def trained_model(preset: str, train_steps: int, data_dir: str | None, out_dir: str,
+                  extra: Sequence[str] = ()) -> MetaGAN:
+    """Meta-train `preset` (with the `extra` overrides) for `train_steps` steps into out_dir (no sample grids) and
+    load the result."""
+    overrides = [*extra, f"train.steps={train_steps}", "train.sample_every=0", "train.ckpt_every=0"]
     if data_dir:
         overrides.append(f"data.root={data_dir}")
     run = train(apply_overrides(get_preset(preset), overrides), out_dir=out_dir, name=preset, progress=False)
@@ -112,7 +114,8 @@ ROUTES: dict[str, Callable[[MetaGAN, Tensor, int, torch.Generator], AdaptedGener
 
 def adapt_latency(preset: str = "omniglot-fomaml", checkpoint: str | None = None, data_dir: str | None = None,
                   train_steps: int = 300, k: int = 5, steps: int | None = None, num: int = 64, reps: int = 20,
-                  device: torch.device = torch.device("cpu"), routes: Sequence[str] = ("default",)) -> Iterator[dict]:
+                  device: torch.device = torch.device("cpu"), routes: Sequence[str] = ("default",),
+                  overrides: Sequence[str] = ()) -> Iterator[dict]:
     """One record per route (ROUTES; the default path first): median milliseconds of adapt + sample, and of each
     part, over `reps` repetitions in which the routes take turns; beside the default, each other route's speed-up
     over it and the largest difference between its `num` samples and the default's (same seeds)."""
@@ -124,10 +127,10 @@ def adapt_latency(preset: str = "omniglot-fomaml", checkpoint: str | None = None
         checkpoint = PRETRAINED_PREFIX + preset
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="metagan-perf-") as tmp:
-        model = load(checkpoint) if checkpoint else trained_model(preset, train_steps, data_dir, tmp)
+        model = load(checkpoint) if checkpoint else trained_model(preset, train_steps, data_dir, tmp, overrides)
     train_s = time.perf_counter() - t0
     cfg = model.cfg
-    steps = steps or cfg.train.adapt_steps or cfg.meta.inner_steps  # the model's own adaptation by default
+    steps = steps or model.own_steps
     if data_dir and cfg.data.source == "omniglot":
         cfg = apply_overrides(cfg, [f"data.root={data_dir}"])
     _, heldout = build_datasets(cfg.data)

@@ -90,7 +90,8 @@ def build_app(checkpoint: str | None = None) -> gr.Blocks:
                                 file_count="multiple", elem_id="support-files")
                 model = gr.Dropdown(models.names, value=models.default, label="model", elem_id="model")
                 num = gr.Slider(1, MAX_PAGE_NUM, value=16, step=1, label="samples", elem_id="num")
-                steps = gr.Slider(0, MAX_PAGE_STEPS, value=10, step=1, label="adaptation steps", elem_id="steps")
+                steps = gr.Slider(0, MAX_PAGE_STEPS, value=models.get(models.default).own_steps, step=1,
+                                  label="adaptation steps", elem_id="steps")
                 seed = gr.Number(0, precision=0, minimum=0, maximum=MAX_PAGE_SEED, label="seed", elem_id="seed")
                 with gr.Accordion("more", open=False):
                     select = gr.Slider(1, MAX_PAGE_SELECT, value=1, step=0.5, label="select: draw R x samples, keep "
@@ -106,6 +107,7 @@ def build_app(checkpoint: str | None = None) -> gr.Blocks:
         with gr.Row():
             text = gr.Markdown(elem_id="figures")
             download = gr.File(label="download the samples (zip of PNGs and grid.png)", elem_id="download")
+        model.change(lambda name: gr.update(value=models.get(name).own_steps), model, steps)  # each its own steps
         button.click(run, [files, model, num, steps, seed, select, polarity],
                      [shown_support, shown_samples, text, download], concurrency_limit=CONCURRENCY)
     app.queue(max_size=QUEUE_SIZE)
