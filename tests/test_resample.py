@@ -4,7 +4,7 @@ import torch
 from torch.func import grad, vmap
 from torch.nn import functional as F
 
-from metagan.models.resample import any_order_resampling, bilinear, resample
+from metagan.models.resample import any_order_resampling, resample, sample
 
 
 def grid_sample(x, grid):
@@ -137,18 +137,18 @@ def test_gradcheck_and_gradgradcheck():
         resample(x, grid, "nearest")
 
 
-def test_bilinear_is_grid_sample_outside_the_block_and_resample_inside():
+def test_sample_is_grid_sample_outside_the_block_and_resample_inside():
     x, grid = make_case(4)
     torch.manual_seed(0)
-    assert torch.equal(bilinear(x, grid), grid_sample(x, grid))
+    assert torch.equal(sample(x, grid), grid_sample(x, grid))
     with any_order_resampling():
-        assert torch.equal(bilinear(x, grid), resample(x, grid))
+        assert torch.equal(sample(x, grid), resample(x, grid))
         with any_order_resampling(False):
-            assert torch.equal(bilinear(x, grid), grid_sample(x, grid))
-        assert torch.equal(bilinear(x, grid), resample(x, grid))
+            assert torch.equal(sample(x, grid), grid_sample(x, grid))
+        assert torch.equal(sample(x, grid), resample(x, grid))
     with pytest.raises(RuntimeError, match="boom"), any_order_resampling():
         raise RuntimeError("boom")
-    assert torch.equal(bilinear(x, grid), grid_sample(x, grid))  # left on an error too
+    assert torch.equal(sample(x, grid), grid_sample(x, grid))  # left on an error too
 
 
 def test_a_shipped_warp_model_samples_the_same_either_way():

@@ -16,7 +16,7 @@ meta-gradients through the warp generator cannot be vectorised over tasks with i
 have batching rules at every order. But torch's fused kernel is much faster where it can run (on the CPU at
 28x28, batch 5-80, one thread: forward 16-32x, forward and backward 4-7x; with a double backward `resample`
 takes 0.8-1.1x grid_sample's time; an eager adaptation of a shipped model took 11% more CPU time with it). So
-the generators call `sample` (or `bilinear`), which is grid_sample unless the caller is inside `any_order_resampling()`, as
+the generators call `sample`, which is grid_sample unless the caller is inside `any_order_resampling()`, as
 `meta_gradients` is for second-order learners, vmapped or not: one resampler gives both ways the same
 meta-gradient, also from an untrained warp, whose identity grid puts every point on a kink.
 
@@ -39,7 +39,7 @@ _ANY_ORDER: contextvars.ContextVar[bool] = contextvars.ContextVar("metagan_any_o
 
 @contextlib.contextmanager
 def any_order_resampling(on: bool = True) -> Iterator[None]:
-    """Within the block (on=True), `bilinear` computes `resample`: differentiable to any order under vmap."""
+    """Within the block (on=True), `sample` computes `resample`: differentiable to any order under vmap."""
     token = _ANY_ORDER.set(on)
     try:
         yield
@@ -54,11 +54,6 @@ def sample(x: torch.Tensor, grid: torch.Tensor, mode: str = "bilinear") -> torch
     if _ANY_ORDER.get():
         return resample(x, grid, mode)
     return F.grid_sample(x, grid, mode=mode, padding_mode="zeros", align_corners=False)
-
-
-def bilinear(x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
-    """`sample` with bilinear interpolation."""
-    return sample(x, grid, "bilinear")
 
 
 CUBIC_A = -0.75  # torch's (and OpenCV's) cubic convolution coefficient
