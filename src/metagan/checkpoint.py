@@ -50,6 +50,17 @@ def pretrained_names() -> list[str]:
     return sorted(p.stem for p in PRETRAINED_DIR.glob("*.safetensors"))
 
 
+def config_of(path: str | os.PathLike) -> Config:
+    """A checkpoint's config, read from its header only (no tensors, no checks of them)."""
+    p = resolve(path)
+    try:
+        with safe_open(str(p), framework="pt") as f:
+            return _read_metadata(p, f.metadata() or {})[0]
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{p} is not a readable safetensors checkpoint ({' '.join(str(e).split())[:200]}): "
+                              "use another checkpoint") from None
+
+
 @dataclass
 class Checkpoint:
     config: Config

@@ -312,7 +312,8 @@ def _features(args: argparse.Namespace) -> int:
 
 
 def _require_omniglot(model, command: str) -> None:
-    """evaluate and rank measure in the feature network's domain: Omniglot, 1 channel, 28 or 32 pixels."""
+    """evaluate (and rank, for image models) measure in the feature network's domain: Omniglot, 1 channel, 28 or
+    32 pixels."""
     from .errors import ConfigError
 
     d = model.cfg.data
@@ -355,17 +356,35 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rank_shots(shots: int | None, train_ds) -> int:
+    """rank's K: the one asked for, else 5 or, for classes too small for that (PigCVP's 6 series), as many as
+    leave 4 of the class's examples besides the supports (references and a pool, evaluate._draws)."""
+    most = train_ds.min_class_size - 4
+    if most < 1:
+        raise ConfigError("rank needs training classes of at least 5 examples (a support and 4 others to compare "
+                          f"with); the smallest has {train_ds.min_class_size}")
+    if shots is not None and shots > most:
+        raise ConfigError("rank needs K + 4 examples per class (the supports and 4 others to compare with); the "
+                          f"smallest training class has {train_ds.min_class_size}: use --shots {most} or fewer")
+    return shots or min(5, most)
+
+
 def _rank(args: argparse.Namespace) -> int:
     """Rank checkpoints by validation metrics on training classes; print one JSON line each, then the best."""
     import json
 
     from .adapt import check_select, load
     from .baselines import metagan_generator
-    from .data import build_datasets
+    from .data import build_datasets, is_series
     from .evaluate import PROTOCOLS, validation_metrics
     from .metrics.features import load_feature_net
 
     from .checkpoint import resolve
+
+    def rank_features(train_ds):  # the series domain's code loads only for a series model
+        from .series_suite.networks import training_features
+
+        return training_features(train_ds)
 
     check_select(args.select, "--select")
     for name in ("classes", "samples", "draws"):
@@ -375,17 +394,20 @@ def _rank(args: argparse.Namespace) -> int:
     protocol = PROTOCOLS["small"]
     protocol = replace(protocol, **{field: value for field, value in (
         ("classes", args.classes), ("samples", args.samples), ("support_draws", args.draws)) if value is not None})
-    net, rows, datasets = load_feature_net(), [], {}
+    rows, datasets = [], {}
     for path in args.checkpoint:
         model = load(path)
-        _require_omniglot(model, "rank")
+        if not is_series(model.cfg.data):
+            _require_omniglot(model, "rank")
         d = replace(model.cfg.data, root=args.data_dir or model.cfg.data.root)
-        if d not in datasets:  # snapshots of one run share their data: read it once
-            datasets[d] = build_datasets(d)[0]
-        train_ds = datasets[d]
+        if d not in datasets:  # snapshots of one run share their data and feature network: build them once
+            train_ds = build_datasets(d)[0]
+            datasets[d] = train_ds, (rank_features(train_ds) if is_series(d) else load_feature_net())
+        train_ds, net = datasets[d]
+        shots = _rank_shots(args.shots, train_ds)
         gen = metagan_generator(model, args.steps, select=args.select,  # steps None: the checkpoint's own
                                 keep_generator=args.keep_generator)
-        r = validation_metrics(gen, train_ds, args.shots, net, protocol)
+        r = validation_metrics(gen, train_ds, shots, net, protocol)
         rows.append({"checkpoint": str(path), "step": model.step, **r})
         print(json.dumps(rows[-1]), flush=True)
     best = (max if args.by in ("fidelity", "precision", "coverage") else min)(rows, key=lambda r: r[args.by])
@@ -647,7 +669,9 @@ def _add_rank(sub) -> None:
     v.add_argument("--by", default="fidelity", choices=["fidelity", "fd", "kid", "precision", "coverage"],
                    help="the metric that picks the best (fd and kid: lowest; the others: highest) "
                         "(default fidelity)")
-    v.add_argument("--shots", type=_SHOTS, default=5, help="K, the support images per class (default 5)")
+    v.add_argument("--shots", type=_SHOTS, default=None,
+                   help="K, the support examples per class (default 5, or as many as leave 4 of the smallest "
+                        "class's examples as references: 2 for PigCVP's 6 series)")
     v.add_argument("--steps", type=_STEPS, default=None, help="adaptation steps (default: each checkpoint's)")
     v.add_argument("--select", type=_ratio, default=1.0, metavar="R",
                    help="as metagan adapt --select: draw R x samples candidates and keep the samples the adapted "

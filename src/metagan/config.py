@@ -47,7 +47,7 @@ class TaskConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    kind: str = "conv"             # conv (images) | mlp (vectors) | conv1d (series)
+    kind: str = "conv"             # conv (images) | mlp (vectors) | conv1d, attn1d (series)
     z_dim: int = 32                # latent size
     g_width: int = 32              # generator channels at full resolution (doubled at each lower resolution)
     d_width: int = 32              # discriminator channels at the first layer (doubled at each stride)
@@ -125,7 +125,7 @@ class Config(Sections):
 CHOICES = {
     "data.source": ("digits", "omniglot", "folder", "ucr", "series-folder"),
     "data.split": ("background", "background-val", "vinyals"),
-    "model.kind": ("conv", "mlp", "conv1d"),
+    "model.kind": ("conv", "mlp", "conv1d", "attn1d"),
     "model.norm": ("none", "group", "layer"),
     "model.condition": ("none", "image", "series"),
     "model.resample": ("bilinear", "bicubic"),
@@ -342,9 +342,10 @@ def validate(cfg: Config) -> None:
     if cfg.model.g_affine < 0 or (cfg.model.g_affine > 0 and cfg.model.condition not in PAIRED):
         raise ConfigError(f"model.g_affine={cfg.model.g_affine} bounds the warp's affine component: it needs "
                           "model.condition=image and a value >= 0 (with model.condition=none set model.g_affine=0)")
-    if cfg.model.condition != "none" and cfg.model.kind != ("conv1d" if cfg.model.condition == "series" else "conv"):
+    if cfg.model.condition != "none" and cfg.model.kind not in (
+            SERIES_KINDS if cfg.model.condition == "series" else ("conv",)):
         raise ConfigError(f"model.condition={cfg.model.condition} needs model.kind="
-                          f"{'conv1d' if cfg.model.condition == 'series' else 'conv'}")
+                          f"{' or '.join(SERIES_KINDS) if cfg.model.condition == 'series' else 'conv'}")
     for name in ("mismatch", "diversity", "diversity_tau", "outer_adv", "outer_mmd"):
         if getattr(cfg.loss, name) < 0:
             raise ConfigError(f"loss.{name} must be non-negative, got {getattr(cfg.loss, name)}")
@@ -382,18 +383,20 @@ def validate(cfg: Config) -> None:
 
 
 SERIES_SOURCES = ("ucr", "series-folder")  # data.source values whose examples are series (C, L), not images
+SERIES_KINDS = ("conv1d", "attn1d")  # model.kind values built for series: L a multiple of 4, series conditioning
 
 
 def _validate_series(cfg: Config) -> None:
     """The series part of `validate`: the model kind, and the normalisation's numbers."""
     d = cfg.data
-    if cfg.model.kind not in ("conv1d", "mlp"):
-        raise ConfigError(f"data.source={d.source} gives series (C, L): use model.kind=conv1d (or mlp), not "
-                          f"{cfg.model.kind}")
+    if cfg.model.kind not in SERIES_KINDS + ("mlp",):
+        raise ConfigError(f"data.source={d.source} gives series (C, L): use model.kind=conv1d or attn1d (or mlp), "
+                          f"not {cfg.model.kind}")
     if d.channels < 1 or d.length < 1:
         raise ConfigError(f"data.channels and data.length must be at least 1, got {d.channels} and {d.length}")
-    if cfg.model.kind == "conv1d" and d.length % 4:
-        raise ConfigError(f"data.length={d.length}: the conv1d models need a multiple of 4 (e.g. 64, 128, 256)")
+    if cfg.model.kind in SERIES_KINDS and d.length % 4:
+        raise ConfigError(f"data.length={d.length}: the {cfg.model.kind} models need a multiple of 4 (e.g. 64, 128, "
+                          "256)")
     if len(d.center) != len(d.scale) or (d.center and len(d.center) != d.channels):
         raise ConfigError(f"data.center and data.scale give one number per channel ({d.channels}), got "
                           f"{len(d.center)} and {len(d.scale)}; leave both empty to fit them on the training classes")

@@ -27,6 +27,7 @@ KERNELS = (7, 5, 3)  # one conv block per kernel, each halving the length
 FEATURE_LR = 1e-3
 EPISODES = 600  # prototype-accuracy episodes behind the feature network's record
 BATCH = 64
+FEATURE_UPDATES = 600  # Adam updates of the feature network (the benchmark's and rank's)
 
 
 class SeriesCNN(nn.Module):
@@ -92,6 +93,12 @@ def train_features(train: ClassDataset, updates: int, seed: int = 0) -> SeriesCN
         torch.manual_seed(seed)
         net = SeriesCNN(train.shape[0], train.num_classes)
     return fit(net, x, y, updates, torch.Generator().manual_seed(seed))
+
+
+def training_features(train: ClassDataset, updates: int = FEATURE_UPDATES) -> Embedding:
+    """The benchmark's feature network (the same seed and updates) as an embedding, trained on `train` in memory:
+    what `metagan rank` measures series checkpoints in, on those same training classes (seconds)."""
+    return Embedding(train_features(train, updates))
 
 
 def feature_network(train: ClassDataset, heldout: ClassDataset, path: Path, updates: int,

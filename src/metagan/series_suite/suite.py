@@ -33,7 +33,7 @@ from ..evaluate import Protocol, chosen_classes
 from ..lowdata import Classifier
 from ..plots import plot_results
 from .augment import augmenter, classic_augment
-from .networks import SeriesCNN, feature_network
+from .networks import FEATURE_UPDATES, SeriesCNN, feature_network
 from .scores import series_scores
 
 NAME = "pigcvp"
@@ -66,7 +66,6 @@ BUDGETS = {
     "full": {"protocol": "full", "adapt_steps": 10, "meta_batch": 8, "pretrained": True,
              "steps": {"pigcvp-joint": 2000, "pigcvp-fomaml": 2000, "pigcvp-metasgd": 2000}},
 }
-FEATURE_UPDATES = 600  # the feature network's training (networks.feature_network)
 GRID_ROWS = 6  # held-out pigs in each samples-<method>.png
 KIT = Classifier(lambda n_classes, x: SeriesCNN(x.shape[1], n_classes), classic_augment, "augmentation")
 AUGMENTATION_TEXT = ("augmentation: each real series under a fresh random draw of jitter, scaling, magnitude "
