@@ -229,6 +229,7 @@ def test_pretrained_names_resolve_to_shipped_files_and_unknown_names_list_them(c
     from metagan import checkpoint as ckpt
     for name in ckpt.pretrained_names():
         assert ckpt.resolve(f"pretrained:{name}") == ckpt.PRETRAINED_DIR / f"{name}.safetensors"
+    for name in ckpt.pretrained_names(ckpt.FORMAT):  # the dialogue model: tests/test_dialogue_pretrained.py
         assert ckpt.load(f"pretrained:{name}").config.data.root is None
     assert main(["adapt", "--checkpoint", "pretrained:no-such-model", "--support", "x.png", "--out", "o"]) != 0
     assert "no shipped model 'no-such-model'" in capsys.readouterr().err

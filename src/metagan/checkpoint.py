@@ -15,7 +15,9 @@ Configs written by metagan 0.1.0 load where the options removed since did nothin
 others are refused with a message naming that release.
 
 The ratings and dialogue domains store theirs with `save_domain` and `load_domain`: meta-parameters, and in a run's
-last checkpoint the optimizer and RNG state (tensors meta.*, opt.*, rng), under their own format names.
+last checkpoint the optimizer and RNG state (tensors meta.*, opt.*, rng), under their own format names. A shipped
+model may be of such a format (pretrained:dialogue-gan-fomaml, written by `export_domain`): `load_domain` resolves
+`pretrained:` names, `load` and `config_of` refuse it naming its command, `pretrained_names(fmt)` lists one format.
 
 Loading reads tensors and JSON only: it never runs code from the file. Saving writes a temporary file
 in the same folder, fsyncs it and renames it over the old one, so a crash leaves the previous
@@ -46,8 +48,31 @@ PRETRAINED_PREFIX = "pretrained:"
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 
 
-def pretrained_names() -> list[str]:
-    return sorted(p.stem for p in PRETRAINED_DIR.glob("*.safetensors"))
+# the commands that use checkpoints of the other domains' formats (DomainFormat.name): named in errors
+DOMAIN_COMMANDS = {"metagan-dialogue-1": "metagan reply", "metagan-ratings-1": "metagan recommend"}
+
+
+def pretrained_names(fmt: str | None = None) -> list[str]:
+    """The shipped models' names (`pretrained:<name>`); with `fmt`, only those whose file has that format (FORMAT:
+    the image and series models; a DomainFormat's name: that domain's)."""
+    names = sorted(p.stem for p in PRETRAINED_DIR.glob("*.safetensors"))
+    return names if fmt is None else [n for n in names if format_of(PRETRAINED_PREFIX + n) == fmt]
+
+
+def domain_of(fmt: str) -> str | None:
+    """ratings | dialogue for a format of DOMAIN_COMMANDS ("metagan-<domain>-<version>"), else None."""
+    return fmt.split("-")[1] if fmt in DOMAIN_COMMANDS else None
+
+
+def format_of(path: str | os.PathLike) -> str:
+    """The format a checkpoint's header names (FORMAT, or a DomainFormat's name), read without its tensors."""
+    p = resolve(path)
+    try:
+        with safe_open(str(p), framework="pt") as f:
+            return str((f.metadata() or {}).get("format"))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{p} is not a readable safetensors checkpoint ({' '.join(str(e).split())[:200]}): "
+                              "use another checkpoint") from None
 
 
 def config_of(path: str | os.PathLike) -> Config:
@@ -210,6 +235,9 @@ def optimizer_state(tensors: dict[str, torch.Tensor], extra: dict[str, dict], gr
 
 
 def _read_metadata(p: Path, md: dict) -> tuple:
+    if md.get("format") in DOMAIN_COMMANDS:
+        raise CheckpointError(f"{p} is a {domain_of(md['format'])} model, not an image model: use it with "
+                              f"`{DOMAIN_COMMANDS[md['format']]} --checkpoint ...`")
     if md.get("format") != FORMAT:
         raise CheckpointError(f"{p} is not a metagan checkpoint (format {str(md.get('format'))[:40]!r}, "
                               f"expected {FORMAT!r})")
@@ -293,9 +321,24 @@ def export(src: str | os.PathLike, dst: str | os.PathLike, overwrite: bool = Fal
 
     Raises OutputError, before reading anything, when `dst` is a folder, exists and `overwrite` is False, or is
     `src`'s own file (refused even with `overwrite`: the run would lose what it needs to resume)."""
+    source, dst = resolve(src), Path(dst)
+    _check_export_target(source, dst, overwrite)
+    ck = load(source)
+    cfg = replace(ck.config, data=replace(ck.config.data, root=None), train=_shippable_train(ck.config.train))
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    return save(dst, Checkpoint(cfg, ck.step, ck.meta, ck.ema, None, ck.param_order, None))
+
+
+def _shippable_train(train):
+    """The train section with a train.init_from that is a local path cleared (a `pretrained:` name is kept)."""
+    init = train.init_from
+    return replace(train, init_from=init if init and init.startswith(PRETRAINED_PREFIX) else None)
+
+
+def _check_export_target(source: Path, dst: Path, overwrite: bool) -> None:
+    """OutputError unless `dst` is a file export may write (see `export`)."""
     from .errors import OutputError
 
-    source, dst = resolve(src), Path(dst)
     if dst.is_dir():
         raise OutputError(f"{dst} is a folder: export writes one file; name it, e.g. {dst / 'model.safetensors'}")
     if dst.exists() and os.path.samefile(dst, source):
@@ -306,13 +349,6 @@ def export(src: str | os.PathLike, dst: str | os.PathLike, overwrite: bool = Fal
     parent = next(p for p in (dst.absolute().parent, *dst.absolute().parents) if p.exists())
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
         raise OutputError(f"cannot write {dst}: {parent} is not a writable folder")
-    ck = load(source)
-    init = ck.config.train.init_from
-    cfg = replace(ck.config, data=replace(ck.config.data, root=None),
-                  train=replace(ck.config.train, init_from=init if init and init.startswith(PRETRAINED_PREFIX)
-                                else None))
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    return save(dst, Checkpoint(cfg, ck.step, ck.meta, ck.ema, None, ck.param_order, None))
 
 
 def check_compatible(meta: dict, expected: dict, source: str) -> None:
@@ -376,8 +412,9 @@ def save_domain(path: str | os.PathLike, fmt: DomainFormat, ck: DomainCheckpoint
 
 def load_domain(path: str | os.PathLike, fmt: DomainFormat, last: bool = False) -> DomainCheckpoint:
     """Read a checkpoint of format `fmt` (tensors and JSON only); a run folder gives its BEST file (with `last`, or
-    where it has none, its FILENAME). Raises CheckpointError naming the presets that make such runs."""
-    p = Path(path)
+    where it has none, its FILENAME); `pretrained:<name>` a shipped file (`resolve`). Raises CheckpointError naming
+    the presets that make such runs."""
+    p = resolve(path) if str(path).startswith(PRETRAINED_PREFIX) else Path(path)
     if p.is_dir():
         p = p / BEST if (p / BEST).is_file() and not last else p / FILENAME
     if not p.is_file():
@@ -398,3 +435,21 @@ def load_domain(path: str | os.PathLike, fmt: DomainFormat, last: bool = False) 
     meta = unflatten({k[5:]: v for k, v in tensors.items() if k.startswith("meta.")})
     own = {k: v for k, v in md.items() if k not in ("format", "step", "config", "opt_groups", "opt_extra")}
     return DomainCheckpoint(cfg, step, meta, optimizer, tensors.get("rng"), own)
+
+
+def export_domain(src: str | os.PathLike, dst: str | os.PathLike, fmt: DomainFormat,
+                  overwrite: bool = False) -> Path:
+    """`export` for a ratings or dialogue checkpoint: the validation-best meta-parameters of run folder `src` (or
+    the file `src`), its step, config (a train.init_from that is a local path cleared; data.source kept: the
+    shipped dialogue model's is the installed corpus) and the domain's own metadata; no optimizer or RNG state.
+    The same refusals as `export`."""
+    source = resolve(src) if str(src).startswith(PRETRAINED_PREFIX) else Path(src)
+    if source.is_dir():
+        source = source / BEST if (source / BEST).is_file() else source / FILENAME
+    dst = Path(dst)
+    if source.is_file():
+        _check_export_target(source, dst, overwrite)
+    ck = load_domain(source, fmt)  # CheckpointError for a missing or foreign file
+    cfg = replace(ck.config, train=_shippable_train(ck.config.train))
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    return save_domain(dst, fmt, DomainCheckpoint(cfg, ck.step, ck.meta, metadata=ck.metadata))

@@ -131,7 +131,15 @@ def _out_folder(out: Path, overwrite: bool, outputs: re.Pattern, described: str)
 def _export(args: argparse.Namespace) -> int:
     from . import checkpoint as ckpt
 
-    out = ckpt.export(args.checkpoint, args.out, overwrite=args.overwrite)
+    domain = _run_domain(args.checkpoint) or (  # else a ratings or dialogue file outside its run folder
+        None if Path(args.checkpoint).is_dir() else ckpt.domain_of(ckpt.format_of(args.checkpoint)))
+    if domain in ("ratings", "dialogue"):  # the run's validation-best meta-parameters and config
+        from importlib import import_module
+
+        fmt = import_module(f".{domain}.train", __package__).FORMAT
+        out = ckpt.export_domain(args.checkpoint, args.out, fmt, overwrite=args.overwrite)
+    else:
+        out = ckpt.export(args.checkpoint, args.out, overwrite=args.overwrite)
     print(f"{out} ({out.stat().st_size / 1e6:.1f} MB); load it with --checkpoint {out}")
     return 0
 
@@ -537,7 +545,8 @@ _DATA_DIR = "Omniglot folder (default: the checkpoint's data.root, else $METAGAN
 def _add_reply(sub) -> None:
     r = sub.add_parser("reply", help="adapt a dialogue model to a few exchanges of a topic and answer prompts")
     r.add_argument("--checkpoint", required=True,
-                   help="run folder or checkpoint of `metagan train --preset dialogue-...` (required)")
+                   help="run folder or checkpoint of `metagan train --preset dialogue-...`, or the shipped "
+                        "pretrained:dialogue-gan-fomaml (required)")
     r.add_argument("--conversations", required=True,
                    help="the topic's exchanges: a chatterbot YAML file, a JSON lines file of {\"prompt\", \"reply\"} "
                         "objects, or a folder of them (required)")

@@ -25,7 +25,7 @@ import torch
 from PIL import Image
 
 from ..adapt import MetaGAN, check_sample_memory, check_select, check_support_size, load
-from ..checkpoint import PRETRAINED_PREFIX, config_of, pretrained_names
+from ..checkpoint import FORMAT, PRETRAINED_PREFIX, config_of, pretrained_names
 from ..data import files_inverted, from_model_space, is_series, save_grid
 from ..errors import ConfigError, DataError
 
@@ -52,8 +52,9 @@ class ModelCache:
     and an optional extra checkpoint (a run folder or file given to `metagan serve --checkpoint`)."""
 
     def __init__(self, extra: str | None = None):
-        # the page shows images: the shipped series models (docs/series.md) are for `metagan adapt`
-        self.names = [PRETRAINED_PREFIX + n for n in pretrained_names()
+        # the page shows images: the shipped series models (docs/series.md) are for `metagan adapt`, the dialogue
+        # model (another format, docs/dialogue.md) for `metagan reply`
+        self.names = [PRETRAINED_PREFIX + n for n in pretrained_names(FORMAT)
                       if not is_series(config_of(PRETRAINED_PREFIX + n).data)]
         if extra is not None and extra not in self.names:
             self.names.insert(0, str(extra))
