@@ -42,8 +42,10 @@ def test_each_shipped_series_model_is_its_preset_adapts_to_three_series_and_samp
         assert x.shape == (6, 1, 128) and torch.isfinite(x).all(), name
         gain = 1 + PairSeriesGenerator.MAX_GAIN  # a support resampled in time under a bounded gain
         assert x.abs().max() <= gain * support.abs().max() + 1e-5, name
-        # a conditional generator: its samples follow the supports they were adapted to, not another family
-        assert (x - support.mean(0)).abs().mean() < (x + support.mean(0)).abs().mean(), name
+        # a conditional generator: its samples keep the level of the supports they were adapted to, not another
+        # family's (the mirrored supports'); time warps of up to 10% may shift this short-period wave by half a period
+        level, own = x.mean(-1), support.mean()
+        assert ((level - own).abs() < (level + own).abs()).all(), name
 
 
 def test_the_full_pigcvp_benchmark_evaluates_the_shipped_models(tmp_path):

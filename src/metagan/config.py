@@ -180,7 +180,9 @@ _FINETUNE = {"meta": {"outer_lr_g": 2e-5, "outer_lr_d": 2e-5}}
 _PIGCVP = {
     "data": {"source": "ucr", "dataset": "PigCVP", "length": 128},  # 2000 steps resampled: minutes on 2 CPU cores
     "task": {"k_shot": 3, "q_query": 3, "meta_batch": 8},            # every pig has 6 series
-    "model": {"kind": "conv1d", "condition": "series", "z_dim": 16, "g_width": 32, "d_width": 32, "norm": "group"},
+    # attention models: on 20 training pigs (metagan rank --by fd) the joint model reached FD 2.98 against conv1d's
+    # 8.1 (both at step 500), Meta-SGD 2.99 against 7.2; conv1d stays available (model.kind=conv1d, norm group)
+    "model": {"kind": "attn1d", "condition": "series", "z_dim": 16, "g_width": 32, "d_width": 32, "norm": "none"},
     "loss": {"r1_gamma": 1.0, "mismatch": 1.0, "diversity": 0.3},     # the image models' stabilisers
     "meta": {"n_g": 2, "inner_lr_g": 0.01, "inner_lr_d": 0.01, "outer_lr_g": 2e-4, "outer_lr_d": 2e-4},
     "train": {"steps": 2000, "log_every": 20, "sample_every": 500, "ckpt_every": 500, "ema": 0.99,
