@@ -1,5 +1,6 @@
-"""Series models (model.kind=conv1d): shapes, the pair generator's warp, vmap = loop for every learner, a few
-training steps of all four meta-learners and the joint baseline, exact resume, and `metagan adapt` on series."""
+"""Series models (model.kind=conv1d): shapes, the pair generator's warp, vmap = loop for every learner (conv1d and
+attn1d), a few training steps of all four meta-learners and the joint baseline, exact resume, and `metagan adapt`
+on series."""
 from __future__ import annotations
 
 import dataclasses
@@ -55,8 +56,8 @@ def test_the_pair_generator_starts_as_its_reference_and_warps_time_and_magnitude
     assert (gen(z, ref) - gen(-z, ref)).abs().max() > 1e-3  # z drives the warp once the fields read it
 
 
-def _problem(condition):
-    cfg = ModelConfig(kind="conv1d", z_dim=4, g_width=4, d_width=4, condition=condition)
+def _problem(condition, kind="conv1d"):
+    cfg = ModelConfig(kind=kind, z_dim=4, g_width=4, d_width=4, condition=condition)
     torch.manual_seed(0)
     gen, disc = build_models(cfg, SHAPE)
     gen, disc = gen.double(), disc.double()
@@ -67,10 +68,11 @@ def _problem(condition):
     return GanProblem(gen, disc, LossConfig(kind="ns", r1_gamma=1.0)), pg, params_of(disc)
 
 
+@pytest.mark.parametrize("kind", ["conv1d", "attn1d"])
 @pytest.mark.parametrize("condition", ["none", "series"])
 @pytest.mark.parametrize("name", ["maml", "fomaml", "reptile", "metasgd", "joint"])
-def test_vmap_equals_the_per_task_loop_and_every_parameter_gets_a_meta_gradient(name, condition):
-    prob, pg, pd = _problem(condition)
+def test_vmap_equals_the_per_task_loop_and_every_parameter_gets_a_meta_gradient(name, condition, kind):
+    prob, pg, pd = _problem(condition, kind)
     learner = _learners(prob)[name]
     meta = learner.init_meta(pg, pd)
     g = torch.Generator().manual_seed(3)
@@ -78,7 +80,8 @@ def test_vmap_equals_the_per_task_loop_and_every_parameter_gets_a_meta_gradient(
              "query": torch.rand(B, Q, *SHAPE, generator=g, dtype=torch.float64) * 2 - 1,
              "noise": sample_noise(B, SCHED, K, Q, prob.z_dim, g, torch.float64)}
     g_loop, a_loop = meta_gradients(learner, meta, tasks, "loop")
-    g_vmap, a_vmap = meta_gradients(learner, meta, tasks, "vmap")  # second order too: the warp gathers
+    g_vmap, a_vmap = meta_gradients(learner, meta, tasks, "vmap")  # second order too: the warp gathers, and
+    # attention is matmul and softmax
     assert max_diff(g_loop, g_vmap, tuple(meta)) < 1e-10
     for k in a_loop:
         torch.testing.assert_close(a_loop[k], a_vmap[k])
@@ -107,17 +110,24 @@ def tiny_series(root, *overrides):
                                                 "data.channels=2", "model.kind=conv1d", *overrides])
 
 
-@pytest.mark.parametrize("learner", ["maml", "fomaml", "reptile", "metasgd", "joint"])
-def test_every_learner_trains_on_series_and_resumes_bit_for_bit(tmp_path, series_root, learner):
-    plot = learner == "joint"  # the sample plot of a series run, drawn once
-    cfg = tiny_series(series_root, f"meta.learner={learner}", "model.condition=series", "train.steps=3",
-                      "train.ckpt_every=0", f"train.sample_every={3 if plot else 0}")
+def train_and_resume(cfg, tmp_path):
+    """cfg's run straight through, and 1 step then resumed to the end: asserts the two end equal, bit for bit;
+    returns the straight run's folder, the 1-step tensors and the end tensors."""
     straight = train(cfg, out_dir=tmp_path / "a", progress=False)
     half = train(apply_overrides(cfg, ["train.steps=1"]), out_dir=tmp_path / "b", progress=False)
     first = load_file(str(half / ckpt.FILENAME))
     resumed = train(cfg, resume=half, progress=False)
     a, b = load_file(str(straight / ckpt.FILENAME)), load_file(str(resumed / ckpt.FILENAME))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    return straight, first, a
+
+
+@pytest.mark.parametrize("learner", ["maml", "fomaml", "reptile", "metasgd", "joint"])
+def test_every_learner_trains_on_series_and_resumes_bit_for_bit(tmp_path, series_root, learner):
+    plot = learner == "joint"  # the sample plot of a series run, drawn once
+    cfg = tiny_series(series_root, f"meta.learner={learner}", "model.condition=series", "train.steps=3",
+                      "train.ckpt_every=0", f"train.sample_every={3 if plot else 0}")
+    straight, first, a = train_and_resume(cfg, tmp_path)
     assert not torch.equal(first["meta.g.fc.weight"], a["meta.g.fc.weight"])  # the steps moved the generator
     stored = ckpt.load(straight).config.data
     assert len(stored.center) == 2 and len(stored.scale) == 2  # the fitted normalisation travels with the model
