@@ -44,9 +44,12 @@ def test_the_pair_generator_starts_as_its_reference_and_warps_time_and_magnitude
     ref = torch.rand(4, 1, 16, dtype=torch.float64) * 2 - 1
     z = torch.randn(4, 8, dtype=torch.float64)
     torch.testing.assert_close(gen(z, ref), ref)
-    # a constant shift of one step reads the next step: the series moves one step left, the end held
+    # a constant shift of one step reads the next step: the series moves one step left, and past the end it is
+    # reflected (the last step reads the one before it), not held
     shift = torch.ones(4, 1, 16, dtype=torch.float64)
     torch.testing.assert_close(warp(ref, shift)[..., :-1], ref[..., 1:])
+    torch.testing.assert_close(warp(ref, shift)[..., -1], ref[..., -2])
+    torch.testing.assert_close(warp(ref, -2 * shift)[..., :2], ref[..., [2, 1]])
     torch.testing.assert_close(warp(ref, shift * 0.5)[..., :-1], (ref[..., 1:] + ref[..., :-1]) / 2)
     with torch.no_grad():  # the gain field alone: tanh(b) * MAX_GAIN scales the reference
         gen.fields.bias.copy_(torch.tensor([0.0, float(np.arctanh(0.4))]))

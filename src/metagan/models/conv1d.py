@@ -83,9 +83,12 @@ class PairSeriesGenerator(nn.Module):
 
 def warp(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     """x (B, C, L), L >= 2, read at steps t + shift (B, 1, L), linearly interpolated between the two neighbouring
-    steps, positions clamped to the ends -> (B, C, L)."""
+    steps -> (B, C, L). A position past an end is reflected back into the series (step -1 reads step 1, step L reads
+    step L - 2), once, then clamped: holding the end value instead drew flat tails a discriminator tells apart."""
     n = x.shape[-1]
-    pos = (torch.arange(n, dtype=x.dtype, device=x.device) + shift).clamp(0, n - 1)  # (B, 1, L)
+    pos = torch.arange(n, dtype=x.dtype, device=x.device) + shift  # (B, 1, L)
+    pos = torch.where(pos < 0, -pos, pos)
+    pos = torch.where(pos > n - 1, 2 * (n - 1) - pos, pos).clamp(0, n - 1)
     i0 = pos.detach().floor().clamp(max=n - 2).long()  # the left neighbour; its index carries no gradient
     frac = pos - i0.to(x.dtype)
     i0 = i0.expand(-1, x.shape[1], -1)
