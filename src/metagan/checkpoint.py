@@ -64,26 +64,25 @@ def domain_of(fmt: str) -> str | None:
     return fmt.split("-")[1] if fmt in DOMAIN_COMMANDS else None
 
 
-def format_of(path: str | os.PathLike) -> str:
-    """The format a checkpoint's header names (FORMAT, or a DomainFormat's name), read without its tensors."""
+def _from_header(path: str | os.PathLike, read):
+    """read(file, metadata) on a checkpoint's header, without its tensors; an unreadable file -> CheckpointError."""
     p = resolve(path)
     try:
         with safe_open(str(p), framework="pt") as f:
-            return str((f.metadata() or {}).get("format"))
+            return read(p, f.metadata() or {})
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{p} is not a readable safetensors checkpoint ({' '.join(str(e).split())[:200]}): "
                               "use another checkpoint") from None
+
+
+def format_of(path: str | os.PathLike) -> str:
+    """The format a checkpoint's header names (FORMAT, or a DomainFormat's name), read without its tensors."""
+    return _from_header(path, lambda p, md: str(md.get("format")))
 
 
 def config_of(path: str | os.PathLike) -> Config:
     """A checkpoint's config, read from its header only (no tensors, no checks of them)."""
-    p = resolve(path)
-    try:
-        with safe_open(str(p), framework="pt") as f:
-            return _read_metadata(p, f.metadata() or {})[0]
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"{p} is not a readable safetensors checkpoint ({' '.join(str(e).split())[:200]}): "
-                              "use another checkpoint") from None
+    return _from_header(path, lambda p, md: _read_metadata(p, md)[0])
 
 
 @dataclass

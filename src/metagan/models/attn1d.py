@@ -24,9 +24,8 @@ import math
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
-from .conv1d import PairSeriesGenerator, warp
+from .conv1d import PairSeriesGenerator, warp_by_fields
 
 PATCH = 4  # steps per token
 HEADS = 4  # attention heads: the widths must be multiples of it
@@ -119,10 +118,7 @@ class PairAttnGenerator(nn.Module):
 
     def forward(self, z: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         h = self.trunk(_tokens(self.embed, context) + self.zproj(z)[:, None])  # (B, T, w)
-        f = torch.tanh(self.fields(h)).transpose(1, 2)  # (B, 2, T)
-        f = F.interpolate(f, size=self.length, mode="linear", align_corners=False)  # (B, 2, L)
-        shift = f[:, :1] * (self.MAX_SHIFT * (self.length - 1))  # (B, 1, L), in steps
-        return warp(context, shift) * (1.0 + self.MAX_GAIN * f[:, 1:])
+        return warp_by_fields(context, self.fields(h).transpose(1, 2))  # fields (B, 2, T)
 
 
 class AttnDiscriminator(nn.Module):

@@ -76,9 +76,17 @@ class PairSeriesGenerator(nn.Module):
         e = self.act(self.enc2(self.act(self.enc1(context))))  # (B, 2w, L/4)
         h = self.act(self.fc(z)).view(z.shape[0], -1, self.l0)  # (B, 2w, L/4)
         h = self.act(self.norm1(self.conv1(_up(torch.cat([h, e], 1)))))  # (B, w, L/2)
-        f = F.interpolate(torch.tanh(self.fields(h)), size=self.length, mode="linear", align_corners=False)
-        shift = f[:, :1] * (self.MAX_SHIFT * (self.length - 1))  # (B, 1, L), in steps
-        return warp(context, shift) * (1.0 + self.MAX_GAIN * f[:, 1:])
+        return warp_by_fields(context, self.fields(h))
+
+
+def warp_by_fields(context: torch.Tensor, fields: torch.Tensor) -> torch.Tensor:
+    """The pair generators' output: context (B, C, L) resampled in time and rescaled by two fields (B, 2, T) at any
+    resolution T (tanh-bounded, upsampled linearly to L): a time shift of at most MAX_SHIFT of the length and a
+    gain in [1 - MAX_GAIN, 1 + MAX_GAIN] -> (B, C, L)."""
+    length = context.shape[-1]
+    f = F.interpolate(torch.tanh(fields), size=length, mode="linear", align_corners=False)  # (B, 2, L)
+    shift = f[:, :1] * (PairSeriesGenerator.MAX_SHIFT * (length - 1))  # (B, 1, L), in steps
+    return warp(context, shift) * (1.0 + PairSeriesGenerator.MAX_GAIN * f[:, 1:])
 
 
 def warp(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
