@@ -237,6 +237,22 @@ def test_benchmark_order_chooses_the_query_protocol(ml, tmp_path, capsys):
     assert "drop --order" in capsys.readouterr().err
 
 
+def test_benchmark_seeds_adds_seeds_to_a_folder(ml, tmp_path, capsys):
+    """--seeds N runs seeds 0..N-1; a folder that has seed 0 keeps it and gains seed 1; other suites refuse it."""
+    out = tmp_path / "s"
+    args = ["benchmark", "--suite", "movielens-100k", "--data-dir", str(ml), "--out", str(out), "--methods",
+            "item-mean", "--budget", "small"]
+    assert main(args) == 0
+    first = json.loads((out / "results.json").read_text())["per_user"]["ratings"]["item-mean"]
+    assert list(first) == ["0"]
+    assert main([*args, "--seeds", "2"]) == 0
+    both = json.loads((out / "results.json").read_text())["per_user"]["ratings"]["item-mean"]
+    assert sorted(both) == ["0", "1"] and both["0"] == first["0"]
+    capsys.readouterr()
+    assert main(["benchmark", "--suite", "omniglot", "--out", str(tmp_path / "o"), "--seeds", "3"]) == 2
+    assert "drop --seeds" in capsys.readouterr().err
+
+
 def test_vmapped_adaptation_matches_one_user_at_a_time(tiny_gan):
     from metagan.ratings.train import adapt_batch
 

@@ -431,6 +431,9 @@ def _benchmark(args: argparse.Namespace) -> int:
     if args.order is not None and args.suite != "movielens-100k":
         raise ConfigError(f"--order chooses the movielens-100k suite's query interactions; --suite {args.suite} "
                           "has none: drop --order")
+    if args.seeds is not None and (args.suite != "movielens-100k" or args.seeds < 1):
+        raise ConfigError("--seeds N (N >= 1) sets the movielens-100k suite's user splits and training seeds; "
+                          f"--suite {args.suite} takes its seeds from --budget: drop --seeds")
     if args.suite == "dialogue":
         from .dialogue.suite import run_suite as run_dialogue
 
@@ -443,7 +446,7 @@ def _benchmark(args: argparse.Namespace) -> int:
 
         _out_dir(args.out, "--out")
         run_suite(args.out, args.budget, source=args.data_dir or "movielens-100k", methods=args.methods,
-                  order=args.order or "time")
+                  order=args.order or "time", seeds=args.seeds)
         print((Path(args.out) / "results.md").read_text())
         return 0
 
@@ -728,6 +731,9 @@ def _add_benchmark(sub) -> None:
                    help="held-out classes: evaluation (the reported table), confirmation (100 evaluation classes no "
                         "budget evaluates) or validation (5 background alphabets, for design decisions; "
                         "docs/evaluation.md) (default evaluation; a folder holds one split)")
+    b.add_argument("--seeds", type=int, default=None, metavar="N",
+                   help="movielens-100k: run seeds 0..N-1, each its own user split, query draws and training "
+                        "(default: the budget's, 3 for full; an existing folder keeps the seeds it has)")
     b.add_argument("--lowdata-seeds", type=int, default=1, metavar="N",
                    help="repeat the low-data cell at the smallest n for every arm over protocol seeds 0..N-1 and "
                         "report each arm's paired gain over no augmentation, and the generated arms' over affine, "
