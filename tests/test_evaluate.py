@@ -255,7 +255,7 @@ def _small_benchmark_with(tmp_path, monkeypatch, model: str):
     omniglot = omniglot_dir()
     monkeypatch.setitem(ev.PROTOCOLS, "small", PROTO)
     ck = tmp_path / f"{model}.safetensors"
-    shutil.copy(Path(benchmark.__file__).parent / "pretrained" / f"omniglot-{model}.safetensors", ck)
+    shutil.copy(Path(benchmark.__file__).parents[1] / "pretrained" / f"omniglot-{model}.safetensors", ck)
     return omniglot, ck
 
 
@@ -264,7 +264,7 @@ def _forbid_training(monkeypatch):
 
     def no_training(*a, **k):
         raise AssertionError("trained a method the benchmark had a model for")
-    monkeypatch.setattr(benchmark, "_train_method", no_training)
+    monkeypatch.setattr(benchmark.harness, "_train_method", no_training)
 
 
 def test_repeats_of_a_kept_row_adapt_the_model_it_was_evaluated_with(tmp_path, monkeypatch):

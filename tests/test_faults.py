@@ -175,7 +175,7 @@ def test_an_interrupted_benchmark_keeps_finished_methods_and_resumes(tmp_path, m
             raise KeyboardInterrupt
         return method_generator(name, *args, **kwargs)
 
-    monkeypatch.setattr(benchmark, "_method_generator", killed_at_affine)
+    monkeypatch.setattr(benchmark.omniglot, "_method_generator", killed_at_affine)
     with pytest.raises(KeyboardInterrupt):
         benchmark.run_benchmark("omniglot", "small", out, methods=["support-copy", "affine"], **kw)
     finished = json.loads((out / "results.json").read_text())
@@ -188,7 +188,7 @@ def test_an_interrupted_benchmark_keeps_finished_methods_and_resumes(tmp_path, m
             raise KeyboardInterrupt
         return replace(src, dst)
 
-    monkeypatch.setattr(benchmark, "_method_generator", method_generator)
+    monkeypatch.setattr(benchmark.omniglot, "_method_generator", method_generator)
     monkeypatch.setattr(os, "replace", killed_while_replacing)
     with pytest.raises(KeyboardInterrupt):
         benchmark.run_benchmark("omniglot", "small", out, methods=["support-copy", "affine"], **kw)

@@ -162,17 +162,17 @@ def test_benchmark_rows_arms_share_from_validation_and_paired_report(tmp_path, m
     proto = replace(PROTO, classes=6, samples=12, support_draws=2, n_way=6, episodes=10, proto_generated=3,
                     lowdata_n=(5,), lowdata_updates=2, lowdata_shares=(0.25, 0.5))
     monkeypatch.setitem(ev.PROTOCOLS, "small", proto)
-    splits, real_split = [], benchmark.split_dataset
+    splits, real_split = [], benchmark.omniglot.split_dataset
 
     def fake_split(root, split, **kw):  # the validation split: small fake classes
         splits.append(split)
         return strokes(n_classes=8, per_class=12) if split == "validation" else real_split(root, split, **kw)
-    monkeypatch.setattr(benchmark, "split_dataset", fake_split)
+    monkeypatch.setattr(benchmark.omniglot, "split_dataset", fake_split)
     real_method = benchmark._method_generator
 
     def method(name, *a, **k):
         return (greedy, {}) if name == "metagan-fomaml" else real_method(name, *a, **k)
-    monkeypatch.setattr(benchmark, "_method_generator", method)
+    monkeypatch.setattr(benchmark.omniglot, "_method_generator", method)
     res = benchmark.run_benchmark("omniglot", "small", tmp_path, data_root=str(omniglot), shots=(1,), progress=False,
                                   log=lambda m: None, methods=["no-augmentation", "affine", "metagan-fomaml"],
                                   lowdata_seeds=2)

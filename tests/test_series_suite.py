@@ -111,7 +111,7 @@ def test_pigcvp_benchmark_end_to_end_with_reference_rows(tmp_path, monkeypatch):
         assert all(torch.equal(s, pig[:2]) for (s, _), pig in zip(lines, pigs))
     assert all(torch.equal(x, pig[2:]) for (_, x), pig in zip(dict(grids)["samples-real.png"], pigs))
     # a second call keeps every row: the folder's feature network is reused, so the protocol header matches
-    monkeypatch.setattr(benchmark, "_train_method", lambda *a, **k: pytest.fail("trained again"))
+    monkeypatch.setattr(benchmark.harness, "_train_method", lambda *a, **k: pytest.fail("trained again"))
     kept = []
     again = benchmark.run_benchmark("pigcvp", "small", tmp_path, shots=(1,), progress=False, log=kept.append)
     assert len(kept) == len(suite.METHODS) and again["methods"] == json.loads(json.dumps(rows))
