@@ -338,8 +338,8 @@ def test_output_paths_that_are_files_or_read_only_are_refused(tiny, tmp_path, ca
     assert main(["train", "--preset", "tiny", "--out-dir", str(a_file), "--no-progress"]) == 2
     _one_error_line(capsys, "--out-dir", "is a file")
     assert a_file.read_text() == "keep"
-    import metagan.cli
-    monkeypatch.setattr(metagan.cli.os, "access", lambda path, mode: False)  # a read-only folder (tests run as root)
+    import metagan.cli.common  # the output-path checks (_writable) call os.access there
+    monkeypatch.setattr(metagan.cli.common.os, "access", lambda path, mode: False)  # read-only (tests run as root)
     assert main(["adapt", "--checkpoint", str(run), "--support", *paths, "--out", str(tmp_path / "ro" / "o")]) == 2
     _one_error_line(capsys, "cannot write", "read-only")
     assert not (tmp_path / "ro").exists()
