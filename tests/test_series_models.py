@@ -156,6 +156,10 @@ def test_adapt_reads_csv_and_npy_series_and_writes_csv_npy_and_a_plot(tmp_path, 
     assert (samples >= lo[None, :, None] - 1e-4).all() and (samples <= hi[None, :, None] + 1e-4).all()  # data units
     assert main(["adapt", "--checkpoint", str(run), "--support", str(tmp_path / "a.csv"), "--out", str(out)]) == 2
     assert "--overwrite" in capsys.readouterr().err
+    kept = (out / "sample-0001.csv").read_bytes()  # a support that --overwrite would replace: refused, kept
+    assert main(["adapt", "--checkpoint", str(run), "--support", str(out / "sample-0001.csv"), "--out", str(out),
+                 "--overwrite"]) == 2
+    assert "would replace" in capsys.readouterr().err and (out / "sample-0001.csv").read_bytes() == kept
 
 
 def test_series_models_are_checked_against_their_shapes():

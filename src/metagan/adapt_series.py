@@ -11,7 +11,6 @@ holds one series (a row per step, a column per channel), each .npy / .npz one or
 """
 from __future__ import annotations
 
-import os
 import re
 import sys
 from pathlib import Path
@@ -26,17 +25,13 @@ OUTPUTS = re.compile(r"sample-\d{4,}\.csv|samples\.npy|plot\.png")  # what --ove
 
 def adapt_series_command(args, model, out_folder) -> int:
     """The series branch of `metagan adapt` (args as its parser gives them; model a series MetaGAN;
-    out_folder(out, overwrite, pattern, described) the CLI's output-folder check)."""
+    out_folder(out, overwrite, pattern, described, inputs) the CLI's output-folder check)."""
     from .adapt import check_sample_memory, check_support_size
     from .data.series import to_units
     from .data.series_plot import save_series_plot, write_series_csv
 
     out = Path(args.out)
-    old = out_folder(out, args.overwrite, OUTPUTS, "sample-NNNN.csv, samples.npy and plot.png")
-    for s in args.support:  # --overwrite must not replace an input
-        if any(Path(s).exists() and os.path.samefile(s, p) for p in old):
-            raise OutputError(f"--support {s} is one of the files --overwrite would replace in --out {out}; "
-                              "move it or write elsewhere")
+    old = out_folder(out, args.overwrite, OUTPUTS, "sample-NNNN.csv, samples.npy and plot.png", args.support)
     check_sample_memory(args.num, args.select, model.system.shape, model.system.problem.z_dim, bytes_per_image=8)
     support = model.read_support(args.support)
     note = check_support_size(support.shape[0], model.cfg.task.k_shot)

@@ -91,9 +91,10 @@ def _out_dir(path: str | os.PathLike, option: str) -> None:
     _writable(p)
 
 
-def _out_folder(out: Path, overwrite: bool, outputs: re.Pattern, described: str) -> list[Path]:
+def _out_folder(out: Path, overwrite: bool, outputs: re.Pattern, described: str, inputs=()) -> list[Path]:
     """A command's output folder: missing, empty, or (with --overwrite) any folder. Returns the files there
-    that `outputs` matches (metagan's own earlier outputs, which the caller removes just before writing)."""
+    that `outputs` matches (metagan's own earlier outputs, which the caller removes just before writing); none of
+    them may be one of the command's `inputs` (its --support files)."""
     if out.exists() and not out.is_dir():
         raise OutputError(f"--out {out} is a file; give a new or empty folder")
     try:
@@ -105,4 +106,9 @@ def _out_folder(out: Path, overwrite: bool, outputs: re.Pattern, described: str)
                           f"empty folder, or pass --overwrite to replace metagan's outputs there ({described}; "
                           "other files are kept)")
     _writable(out)
-    return [p for p in entries if p.is_file() and outputs.fullmatch(p.name)]
+    old = [p for p in entries if p.is_file() and outputs.fullmatch(p.name)]
+    for s in inputs:  # --overwrite must not replace an input
+        if any(Path(s).exists() and os.path.samefile(s, p) for p in old):
+            raise OutputError(f"--support {s} is one of the files --overwrite would replace in --out {out}; "
+                              "move it or write elsewhere")
+    return old

@@ -4,7 +4,6 @@ recommend (ratings)."""
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 from pathlib import Path
@@ -64,11 +63,7 @@ def _adapt(args: argparse.Namespace) -> int:
     if is_series(model.cfg.data):  # series in CSV/.npy, samples out as CSV, .npy and a plot
         return adapt_series_command(args, model, _out_folder)
     out = Path(args.out)
-    old = _out_folder(out, args.overwrite, ADAPT_OUTPUTS, "sample-NNNN.png and grid.png")
-    for s in args.support:  # --overwrite must not replace an input
-        if any(Path(s).exists() and os.path.samefile(s, p) for p in old):
-            raise OutputError(f"--support {s} is one of the files --overwrite would replace in --out {out}; "
-                              "move it or write elsewhere")
+    old = _out_folder(out, args.overwrite, ADAPT_OUTPUTS, "sample-NNNN.png and grid.png", args.support)
     note = check_support_size(len(args.support), model.cfg.task.k_shot)
     check_sample_memory(args.num, args.select, model.system.shape, model.system.problem.z_dim, bytes_per_image=5)
     support = model.read_support(args.support, args.polarity)
