@@ -60,12 +60,21 @@ def test_every_shipped_model_loads_and_its_networks_match_its_config():
         assert model.cfg.model.condition == ("none" if name in ("omniglot-figr", "omniglot-dawson") else "image")
 
 
-def test_configs_stored_before_model_resample_keep_bilinear_and_new_ones_are_bicubic():
+def test_configs_stored_before_model_resample_keep_bilinear_and_new_ones_are_bicubic(tmp_path):
     """A stored config without model.resample was trained with the bilinear warp, and loads as such (its samples
     and a resumed run stay the same); a new config, and every preset, reads the reference bicubically."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
     from metagan.adapt import load
     from metagan.config import Config, config_from_json, get_preset
-    shipped = load(f"{ckpt.PRETRAINED_PREFIX}omniglot-fomaml")  # trained before model.resample
+    with safe_open(str(ckpt.resolve(f"{ckpt.PRETRAINED_PREFIX}omniglot-joint")), "pt") as f:  # bicubic warp
+        tensors, meta = {k: f.get_tensor(k) for k in f.keys()}, f.metadata()
+    stored = json.loads(meta["config"])
+    assert stored["model"].pop("resample") == "bicubic"
+    old = tmp_path / "before-resample.safetensors"  # the same file as metagan 0.2.0 stored it: no model.resample
+    save_file(tensors, str(old), metadata={**meta, "config": json.dumps(stored)})
+    shipped = load(str(old))
     assert shipped.cfg.model.resample == "bilinear"
     assert shipped.system.problem.gen.mode == "bilinear"
     assert Config().model.resample == get_preset("omniglot-metasgd").model.resample == "bicubic"
