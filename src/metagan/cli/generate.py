@@ -159,6 +159,15 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_timed_adaptation(r, verb: str, seed_note: str = "") -> None:
+    """--steps, --seed and --repeat of a command that adapts to one task, then `verb`s or times the adaptation."""
+    r.add_argument("--steps", type=_STEPS, default=None, help="adaptation steps (default: the model's inner steps)")
+    r.add_argument("--seed", type=_SEED, default=0, help=f"seed of the adaptation's noise{seed_note} (default 0)")
+    r.add_argument("--repeat", type=_int_in(1, 100_000, "timed repetitions"), default=0,
+                   help=f"instead of {verb[:-1] if verb.endswith('e') else verb}ing, time the adaptation N times and "
+                        f"print one JSON line (median and 90th percentile ms) (default 0: {verb})")
+
+
 def _add_reply(sub) -> None:
     r = sub.add_parser("reply", help="adapt a dialogue model to a few exchanges of a topic and answer prompts")
     r.add_argument("--checkpoint", required=True,
@@ -169,12 +178,7 @@ def _add_reply(sub) -> None:
                         "objects, or a folder of them (required)")
     r.add_argument("--prompt", action="append", default=[], metavar="TEXT",
                    help="a prompt to answer; repeat for more; prints prompt, tab, reply per line (default: none)")
-    r.add_argument("--steps", type=_STEPS, default=None, help="adaptation steps (default: the model's inner steps)")
-    r.add_argument("--seed", type=_SEED, default=0,
-                   help="seed of the adaptation's noise; the replies use seed + 1 (default 0)")
-    r.add_argument("--repeat", type=_int_in(1, 100_000, "timed repetitions"), default=0,
-                   help="instead of replying, time the adaptation N times and print one JSON line (median and "
-                        "90th percentile ms) (default 0: reply)")
+    _add_timed_adaptation(r, "reply", "; the replies use seed + 1")
     r.set_defaults(func=_reply)
 
 
@@ -201,11 +205,7 @@ def _add_recommend(sub) -> None:
     r.add_argument("--ratings", required=True, help="CSV of item, rating rows: the user's ratings (required)")
     r.add_argument("--top", type=_int_in(1, 100_000, "items to recommend"), default=10,
                    help="items to print, best first: rank, item id, predicted label (default 10)")
-    r.add_argument("--steps", type=_STEPS, default=None, help="adaptation steps (default: the model's inner steps)")
-    r.add_argument("--seed", type=_SEED, default=0, help="seed of the adaptation's noise (default 0)")
-    r.add_argument("--repeat", type=_int_in(1, 100_000, "timed repetitions"), default=0,
-                   help="instead of recommending, time the adaptation N times and print one JSON line (median and "
-                        "90th percentile ms) (default 0: recommend)")
+    _add_timed_adaptation(r, "recommend")
     r.set_defaults(func=_recommend)
 
 
