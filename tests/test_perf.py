@@ -78,6 +78,20 @@ def test_autograd_baseline_computes_the_same_meta_gradient(name, kind, r1, condi
     assert max(float(v.abs().max()) for p in ours.values() for v in p.values()) > 1e-3  # not all zero
 
 
+def test_autograd_baseline_takes_each_inner_steps_own_rates():
+    """Meta-SGD with per-step rates (omniglot-metasgd's meta.rates=step): the reference reads step t's rates at
+    inner step t, as the engine does; with the two steps' rates made different, a reference that used one map
+    for both steps would not match."""
+    prob, pg, pd = make_problem("ns", 1.0, "image", 0.5, 0.3, 10.0, 0.0)
+    learner = MetaSGD(prob, SCHED, 0.1, 0.1, first_order=True, per_step=True)
+    meta = learner.init_meta(pg, pd)
+    for group in ("lr_g", "lr_d"):
+        meta[group] = {k: v * torch.tensor([1.0, 3.0], dtype=v.dtype) for k, v in meta[group].items()}
+    tasks = make_tasks(prob.z_dim, other=True)
+    ours, _ = meta_gradients(learner, meta, tasks, "loop")
+    assert max_diff(ours, autograd_meta_gradients(learner, meta, tasks)) < 1e-10
+
+
 def test_autograd_baseline_follows_the_query_loss_weights():
     """outer_mmd and outer_adv change the generator's meta-gradient, and the reference follows each change: a
     reference that left either term out would match the engine at the defaults only."""

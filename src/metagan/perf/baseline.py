@@ -22,7 +22,7 @@ from torch import Tensor
 
 from .. import losses
 from ..errors import ConfigError
-from ..functional import Meta, Params, index
+from ..functional import Meta, Params, index, rate_at
 from ..meta import MAML, GanProblem, Reptile
 
 
@@ -126,10 +126,10 @@ def adapt(problem: GanProblem, pg: Params, pd: Params, lr_g, lr_d, support: Tens
                 fake = problem.generate(pg, noise["z_d"][t, j], support)
             eps = noise["eps_d"][t, j]
             pd = _step(pd, lambda p: d_loss(problem, p, support, fake, eps, support, 1, noise.get("other"))[0],
-                       lr_d, second_order)
+                       rate_at(lr_d, t), second_order)
         for j in range(sched.n_g):
             z = noise["z_g"][t, j]
-            pg = _step(pg, lambda p: _g_loss(problem, p, pd, z, support), lr_g, second_order)
+            pg = _step(pg, lambda p: _g_loss(problem, p, pd, z, support), rate_at(lr_g, t), second_order)
     return pg, pd
 
 
