@@ -235,7 +235,7 @@ def test_pretrained_names_resolve_to_shipped_files_and_unknown_names_list_them(c
     assert "no shipped model 'no-such-model'" in capsys.readouterr().err
 
 
-BILINEAR_SHIPPED = {"omniglot-maml", "omniglot-figr", "omniglot-dawson"}
+BILINEAR_SHIPPED = {"omniglot-figr", "omniglot-dawson"}
 
 
 def test_shipped_models_are_their_presets_and_adapt_to_five_images():
