@@ -78,15 +78,18 @@ def test_autograd_baseline_computes_the_same_meta_gradient(name, kind, r1, condi
     assert max(float(v.abs().max()) for p in ours.values() for v in p.values()) > 1e-3  # not all zero
 
 
-def test_autograd_baseline_takes_each_inner_steps_own_rates():
+@pytest.mark.parametrize("rates", ["step", "tensor"])
+def test_autograd_baseline_takes_each_inner_steps_own_rates(rates):
     """Meta-SGD with per-step rates (omniglot-metasgd's meta.rates=step): the reference reads step t's rates at
     inner step t, as the engine does; with the two steps' rates made different, a reference that used one map
-    for both steps would not match."""
+    for both steps would not match. Per-tensor rates (pigcvp-metasgd's), first order too: the engine's closed-form
+    rate gradients, summed over each tensor, equal the reference's."""
     prob, pg, pd = make_problem("ns", 1.0, "image", 0.5, 0.3, 10.0, 0.0)
-    learner = MetaSGD(prob, SCHED, 0.1, 0.1, first_order=True, per_step=True)
+    learner = MetaSGD(prob, SCHED, 0.1, 0.1, first_order=True, per_step=rates == "step", per_tensor=rates == "tensor")
     meta = learner.init_meta(pg, pd)
+    scale = torch.tensor([1.0, 3.0]) if rates == "step" else torch.tensor(2.0)
     for group in ("lr_g", "lr_d"):
-        meta[group] = {k: v * torch.tensor([1.0, 3.0], dtype=v.dtype) for k, v in meta[group].items()}
+        meta[group] = {k: v * scale.to(v.dtype) for k, v in meta[group].items()}
     tasks = make_tasks(prob.z_dim, other=True)
     ours, _ = meta_gradients(learner, meta, tasks, "loop")
     assert max_diff(ours, autograd_meta_gradients(learner, meta, tasks)) < 1e-10

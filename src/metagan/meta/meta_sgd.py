@@ -12,8 +12,9 @@ and per inner step, a (T,) tensor; step t of the inner loop uses entry t (an ada
 from __future__ import annotations
 
 import torch
+from torch.func import grad
 
-from ..functional import Meta, Params
+from ..functional import Meta, Params, detach
 from .maml import MAML
 from .problem import GanProblem, InnerSchedule
 
@@ -42,3 +43,33 @@ class MetaSGD(MAML):
             return tuple([{k: v[t] for k, v in meta[group].items()} for t in range(self.sched.steps)]
                          for group in ("lr_g", "lr_d"))
         return meta["lr_g"], meta["lr_d"]
+
+    def task_grads(self, meta: Meta, task: dict):
+        """First order on a GanProblem: the adapted parameters are theta - sum_t rate_t * g_t with every g_t a
+        constant, so each player's meta-gradient is its query loss's gradient at the adapted parameters (one
+        backward, as FOMAML) and rate_t's is -(that gradient) * g_t, summed over the updates that used it and
+        reduced to the rate's shape. The same values as differentiating through the unrolled loop, without
+        a backward pass through it. Otherwise (second order, other problems): MAML's path."""
+        if not (self.detach_inner and isinstance(self.problem, GanProblem)):
+            return super().task_grads(meta, task)
+        lr_g, lr_d = self.rates(detach(meta))
+        steps: list = []
+        pg, pd, stats = self.problem.inner_loop(detach(meta["g"]), detach(meta["d"]), lr_g, lr_d, task["support"],
+                                                task["noise"], self.sched, True, record=steps)
+        adapted = {"g": detach(pg), "d": detach(pd)}
+        grads, aux = grad(self.problem.own_losses_sum, has_aux=True)(adapted, task["support"], task["query"],
+                                                                     task["noise"], meta["d"])
+        rate_grads = {group: {k: torch.zeros_like(v) for k, v in meta[group].items()} for group in ("lr_g", "lr_d")}
+        last = self.sched.steps - 1
+        for player, t, g in steps:
+            into = rate_grads["lr_" + player]
+            for k, gk in g.items():
+                contrib = -(grads[player][k] * gk)
+                if self.per_step:
+                    at_t = (torch.arange(last + 1, device=contrib.device) == min(t, last)).to(contrib.dtype)
+                    into[k] = into[k] + at_t * contrib.sum()
+                elif self.per_tensor:
+                    into[k] = into[k] + contrib.sum()
+                else:
+                    into[k] = into[k] + contrib
+        return {**grads, **rate_grads}, {**aux, **stats}

@@ -157,7 +157,8 @@ class GanProblem:
         return ld + lg, {"d_loss": ld.detach(), "g_loss": lg.detach(), **extra}
 
     def inner_loop(self, pg: Params, pd: Params, lr_g, lr_d, support: Tensor, noise: dict[str, Tensor],
-                   sched: InnerSchedule, first_order: bool) -> tuple[Params, Params, dict[str, Tensor]]:
+                   sched: InnerSchedule, first_order: bool, record: list | None = None
+                   ) -> tuple[Params, Params, dict[str, Tensor]]:
         """SGD on the task's support set: per step n_d discriminator then n_g generator updates.
 
         lr_g / lr_d map parameter names to floats (MAML) or tensors (Meta-SGD), or are lists of such maps, one per
@@ -165,7 +166,10 @@ class GanProblem:
         inner gradients are detached, so no outer transform differentiates through them.
 
         Paired models with one support image do not update D: its real pair would be the image beside itself,
-        which teaches D that a copy of the reference is real (and so G to copy)."""
+        which teaches D that a copy of the reference is real (and so G to copy).
+
+        record (first order only): a list that receives (player "g" or "d", step t, the detached gradient) for
+        every update, in order (first-order Meta-SGD's rate gradients are read from them)."""
         def d_obj(pd_, fake, eps):
             loss, _ = self.d_loss(pd_, support, fake, eps, support, real_shift=1, other=noise.get("other"))
             return loss, loss
@@ -179,10 +183,16 @@ class GanProblem:
             for j in range(0 if self.paired and support.shape[0] == 1 else sched.n_d):
                 fake = self.generate(pg, noise["z_d"][t, j], support)
                 g, stats["inner_d"] = grad(d_obj, has_aux=True)(pd, fake, noise["eps_d"][t, j])
-                pd = sgd_update(pd, detach(g) if first_order else g, rate_at(lr_d, t))
+                g = detach(g) if first_order else g
+                pd = sgd_update(pd, g, rate_at(lr_d, t))
+                if record is not None and first_order:
+                    record.append(("d", t, g))
             for j in range(sched.n_g):
                 g, stats["inner_g"] = grad(g_obj, has_aux=True)(pg, pd, noise["z_g"][t, j])
-                pg = sgd_update(pg, detach(g) if first_order else g, rate_at(lr_g, t))
+                g = detach(g) if first_order else g
+                pg = sgd_update(pg, g, rate_at(lr_g, t))
+                if record is not None and first_order:
+                    record.append(("g", t, g))
         return pg, pd, {k: v.detach() for k, v in stats.items()}
 
 
