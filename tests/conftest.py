@@ -57,3 +57,29 @@ def _sigint_left_as_found():
     if after is not before:
         signal.signal(signal.SIGINT, before)
         pytest.fail(f"the test left SIGINT's handler {after!r} (it was {before!r}): restore it")
+
+
+@pytest.fixture
+def metasgd_closed_form_check():
+    """check(problem, sched, meta_g, meta_d, task): first-order Meta-SGD with per-tensor rates (made unequal)
+    takes its meta-gradient in closed form (MetaSGD.task_grads); it must equal differentiating through the
+    unrolled inner loop (MAML.task_grads, the same learner), for every meta-parameter, and reach the rates."""
+    import torch
+
+    from metagan.meta import MAML, MetaSGD
+
+    def check(problem, sched, meta_g, meta_d, task, rtol=1e-4, atol=1e-6):
+        assert getattr(problem, "records_inner_steps", False)
+        learner = MetaSGD(problem, sched, 0.01, 0.01, first_order=True, per_tensor=True)
+        meta = learner.init_meta(meta_g, meta_d)
+        for i, group in enumerate(("lr_g", "lr_d")):
+            meta[group] = {k: v * (1.0 + 0.5 * ((j + i) % 3)) for j, (k, v) in enumerate(meta[group].items())}
+        fast, fast_aux = learner.task_grads(meta, task)
+        unrolled, aux = MAML.task_grads(learner, meta, task)
+        assert fast.keys() == unrolled.keys() and set(fast_aux) == set(aux)
+        for group in unrolled:
+            for k, v in unrolled[group].items():
+                torch.testing.assert_close(fast[group][k], v, rtol=rtol, atol=atol, msg=f"{group}.{k}")
+        assert any(float(v.abs().max()) > 0 for v in fast["lr_g"].values())
+        assert any(float(v.abs().max()) > 0 for v in fast["lr_d"].values())
+    return check

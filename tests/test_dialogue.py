@@ -162,6 +162,16 @@ def test_meta_gradients_reach_both_players_and_vmap_equals_loop(corpus, learner)
     assert set(aux) >= ({"inner_d", "inner_g"} if learner == "reptile" else {"d_loss", "g_loss", "nll"})
 
 
+def test_first_order_metasgd_closed_form_equals_the_unrolled_meta_gradient(corpus, metasgd_closed_form_check):
+    """dialogue-gan-metasgd's learner (first order, per-tensor rates) on the reply GAN."""
+    from metagan.functional import index
+    cfg = _tiny("maml")
+    system = build_system(cfg)
+    meta = init_meta(system, 0)
+    task = index(_batch(corpus, cfg, system), 0)
+    metasgd_closed_form_check(system.problem, system.learner.sched, meta["g"], meta["d"], task)
+
+
 def test_plain_language_model_never_runs_the_discriminator(corpus):
     cfg = _tiny("fomaml", ["loss.inner_adv=0", "loss.outer_adv=0", "meta.n_d=0"])
     system = build_system(cfg)

@@ -143,6 +143,15 @@ def test_gan_meta_gradients_reach_every_parameter_and_vmap_equals_loop(tiny_gan)
     assert set(aux) >= {"d_loss", "g_loss", "inner_d", "inner_g"}
 
 
+def test_first_order_metasgd_closed_form_equals_the_unrolled_meta_gradient(tiny_gan, metasgd_closed_form_check):
+    """movielens-gan-metasgd's learner (first order, per-tensor rates) on the ratings GAN, which adapts the head
+    only: the rates of the parameters it does not adapt get no gradient either way."""
+    from metagan.functional import index
+    data, cfg, system, tasks = tiny_gan
+    meta = init_meta(system, 0)
+    metasgd_closed_form_check(system.problem, system.learner.sched, meta["g"], meta["d"], index(tasks, 0))
+
+
 def test_gan_inner_loop_adapts_only_the_head_and_lowers_the_support_error(tiny_gan):
     data, cfg, system, tasks = tiny_gan
     meta = init_meta(system, 0)

@@ -43,6 +43,8 @@ def reply_nll(logits: Tensor, replies: Tensor) -> tuple[Tensor, Tensor]:
 
 
 class DialogueProblem:
+    records_inner_steps = True  # inner_loop(record=[...]) lists its first-order steps: Meta-SGD's closed form
+
     def __init__(self, gen: ReplyGenerator, disc: PairDiscriminator, loss, prompt_len: int, tau: float):
         self.gen, self.disc, self.loss, self.lp, self.tau = gen, disc, loss, prompt_len, tau
         self.adversarial = loss.inner_adv > 0 or loss.outer_adv > 0
@@ -108,9 +110,11 @@ class DialogueProblem:
         return ld + lg, {"d_loss": ld.detach(), "g_loss": lg.detach(), "nll": ml.detach()}
 
     def inner_loop(self, pg: Params, pd: Params, lr_g, lr_d, support: Tensor, noise: dict[str, Tensor],
-                   sched: InnerSchedule, first_order: bool) -> tuple[Params, Params, dict[str, Tensor]]:
+                   sched: InnerSchedule, first_order: bool, record: list | None = None
+                   ) -> tuple[Params, Params, dict[str, Tensor]]:
         """SGD on the topic's support exchanges: per step n_d discriminator then n_g generator updates (no
-        discriminator updates for a plain LM). lr_g / lr_d: floats (MAML) or tensors (Meta-SGD) per parameter."""
+        discriminator updates for a plain LM). lr_g / lr_d: floats (MAML) or tensors (Meta-SGD) per parameter.
+        record: as GanProblem.inner_loop's."""
         prompts, replies = split(support, self.lp)
 
         def d_obj(pd_, fake):
@@ -128,8 +132,14 @@ class DialogueProblem:
             for j in range(sched.n_d if self.adversarial else 0):
                 fake = self.sample(pg, prompts, noise["z_d"][t, j])
                 g, stats["inner_d"] = grad(d_obj, has_aux=True)(pd, fake)
-                pd = sgd_update(pd, detach(g) if first_order else g, lr_d)
+                g = detach(g) if first_order else g
+                pd = sgd_update(pd, g, lr_d)
+                if record is not None and first_order:
+                    record.append(("d", t, g))
             for j in range(sched.n_g):
                 g, stats["inner_g"] = grad(g_obj, has_aux=True)(pg, pd, noise["z_g"][t, j])
-                pg = sgd_update(pg, detach(g) if first_order else g, lr_g)
+                g = detach(g) if first_order else g
+                pg = sgd_update(pg, g, lr_g)
+                if record is not None and first_order:
+                    record.append(("g", t, g))
         return pg, pd, {k: v.detach() for k, v in stats.items()}

@@ -45,12 +45,13 @@ class MetaSGD(MAML):
         return meta["lr_g"], meta["lr_d"]
 
     def task_grads(self, meta: Meta, task: dict):
-        """First order on a GanProblem: the adapted parameters are theta - sum_t rate_t * g_t with every g_t a
+        """First order: the adapted parameters are theta - sum_t rate_t * g_t with every g_t a
         constant, so each player's meta-gradient is its query loss's gradient at the adapted parameters (one
         backward, as FOMAML) and rate_t's is -(that gradient) * g_t, summed over the updates that used it and
         reduced to the rate's shape. The same values as differentiating through the unrolled loop, without
-        a backward pass through it. Otherwise (second order, other problems): MAML's path."""
-        if not (self.detach_inner and isinstance(self.problem, GanProblem)):
+        a backward pass through it. Otherwise (second order, or a problem whose inner loop does not record its
+        steps): MAML's path."""
+        if not (self.detach_inner and getattr(self.problem, "records_inner_steps", False)):
             return super().task_grads(meta, task)
         lr_g, lr_d = self.rates(detach(meta))
         steps: list = []

@@ -41,6 +41,8 @@ class InnerSchedule:
 
 
 class GanProblem:
+    records_inner_steps = True  # inner_loop(record=[...]) lists its first-order steps: Meta-SGD's closed form
+
     def __init__(self, gen: nn.Module, disc: nn.Module, loss: LossConfig):
         self.gen, self.disc, self.loss = gen, disc, loss
         self.z_dim = gen.z_dim

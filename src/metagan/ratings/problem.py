@@ -43,6 +43,8 @@ def label_error(pred: Tensor, target: Tensor, mask: Tensor, clicks: bool) -> Ten
 
 
 class RatingGanProblem:
+    records_inner_steps = True  # inner_loop(record=[...]) lists its first-order steps: Meta-SGD's closed form
+
     def __init__(self, gen: nn.Module, disc: nn.Module, loss, clicks: bool, adapt: str = "head"):
         self.gen, self.disc, self.loss, self.clicks, self.adapt = gen, disc, loss, clicks, adapt
         self.z_dim = gen.z_dim
@@ -88,9 +90,11 @@ class RatingGanProblem:
         return ld + lg, {"d_loss": ld.detach(), "g_loss": lg.detach()}
 
     def inner_loop(self, pg: Params, pd: Params, lr_g, lr_d, support: Tensor, noise: dict[str, Tensor],
-                   sched: InnerSchedule, first_order: bool) -> tuple[Params, Params, dict[str, Tensor]]:
+                   sched: InnerSchedule, first_order: bool, record: list | None = None
+                   ) -> tuple[Params, Params, dict[str, Tensor]]:
         """SGD on the user's support set: per step n_d discriminator then n_g generator updates, of the
-        parameters `partition` adapts (the rest are read, not differentiated: no per-user copy of them)."""
+        parameters `partition` adapts (the rest are read, not differentiated: no per-user copy of them).
+        record: as GanProblem.inner_loop's."""
         (ag, fg), (ad, fd) = self.partition(pg), self.partition(pd)
         items = support[:, 1].long()
 
@@ -107,10 +111,16 @@ class RatingGanProblem:
             for j in range(sched.n_d):
                 fake = self.generate({**fg, **ag}, noise["z_d"][t, j], support, items)
                 g, stats["inner_d"] = grad(d_obj, has_aux=True)(ad, fake)
-                ad = sgd_update(ad, detach(g) if first_order else g, lr_d)
+                g = detach(g) if first_order else g
+                ad = sgd_update(ad, g, lr_d)
+                if record is not None and first_order:
+                    record.append(("d", t, g))
             for j in range(sched.n_g):
                 g, stats["inner_g"] = grad(g_obj, has_aux=True)(ag, {**fd, **ad}, noise["z_g"][t, j])
-                ag = sgd_update(ag, detach(g) if first_order else g, lr_g)
+                g = detach(g) if first_order else g
+                ag = sgd_update(ag, g, lr_g)
+                if record is not None and first_order:
+                    record.append(("g", t, g))
         return {**fg, **ag}, {**fd, **ad}, {k: v.detach() for k, v in stats.items()}
 
     def partition(self, params: Params) -> tuple[Params, Params]:
