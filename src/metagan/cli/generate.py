@@ -182,19 +182,25 @@ def _add_reply(sub) -> None:
     r.set_defaults(func=_reply)
 
 
-def _reply(args: argparse.Namespace) -> int:
+def _timed(args: argparse.Namespace, model, support) -> bool:
+    """With --repeat: time the adaptation of `model` (a Replier or Recommender) to `support`, print one JSON
+    line and say so (True); otherwise do nothing (False)."""
+    if not args.repeat:
+        return False
     import json
+    print(json.dumps(model.latency(support, reps=args.repeat, steps=args.steps)))
+    return True
 
+
+def _reply(args: argparse.Namespace) -> int:
     from ..dialogue.reply import Replier
 
     bot = Replier.load(args.checkpoint)
     support = bot.read_support(args.conversations)
-    if args.repeat:
-        print(json.dumps(bot.latency(support, reps=args.repeat, steps=args.steps)))
-        return 0
-    adapted = bot.adapt(support, args.steps, args.seed)
-    for prompt, reply in zip(args.prompt, adapted.reply(args.prompt, seed=args.seed + 1)):
-        print(f"{prompt}\t{reply}")
+    if not _timed(args, bot, support):
+        adapted = bot.adapt(support, args.steps, args.seed)
+        for prompt, reply in zip(args.prompt, adapted.reply(args.prompt, seed=args.seed + 1)):
+            print(f"{prompt}\t{reply}")
     return 0
 
 
@@ -210,15 +216,11 @@ def _add_recommend(sub) -> None:
 
 
 def _recommend(args: argparse.Namespace) -> int:
-    import json
-
     from ..ratings.recommend import Recommender
 
     rec = Recommender.load(args.checkpoint)
     support = rec.read_ratings(args.ratings)
-    if args.repeat:
-        print(json.dumps(rec.latency(support, reps=args.repeat, steps=args.steps)))
-        return 0
-    for rank, (item, score) in enumerate(rec.top(support, args.top, args.steps, args.seed), 1):
-        print(f"{rank}\t{item}\t{score:.4f}")
+    if not _timed(args, rec, support):
+        for rank, (item, score) in enumerate(rec.top(support, args.top, args.steps, args.seed), 1):
+            print(f"{rank}\t{item}\t{score:.4f}")
     return 0
