@@ -28,6 +28,18 @@ def sgd_update(params: Params, grads: Params, lr: Mapping[str, Tensor | float]) 
     return {k: params[k] - lr[k] * grads[k] for k in params}
 
 
+def inner_update(params: Params, grads: Params, lr, first_order: bool, record: list | None = None,
+                 tag: tuple = ()) -> Params:
+    """One inner SGD update of a player: params - lr * grads, the gradients detached when first_order. With
+    first_order and a `record` list, (*tag, the detached gradients) is appended to it (first-order Meta-SGD
+    reads its rate gradients from them; tag = (player, step))."""
+    if first_order:
+        grads = detach(grads)
+        if record is not None:
+            record.append((*tag, grads))
+    return sgd_update(params, grads, lr)
+
+
 def rate_at(lr, t: int):
     """The rates of inner step t: lr itself (one map for every step), or entry t of a per-step list of maps
     (Meta-SGD with meta.rates=step; steps beyond the list use its last map)."""

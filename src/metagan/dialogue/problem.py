@@ -28,7 +28,7 @@ from torch import Tensor
 from torch.func import functional_call, grad
 
 from .. import losses
-from ..functional import Params, detach, sgd_update
+from ..functional import Params, detach, inner_update
 from ..meta.problem import InnerSchedule
 from .models import PairDiscriminator, ReplyGenerator, one_hot
 from .tokens import PAD, split
@@ -132,14 +132,8 @@ class DialogueProblem:
             for j in range(sched.n_d if self.adversarial else 0):
                 fake = self.sample(pg, prompts, noise["z_d"][t, j])
                 g, stats["inner_d"] = grad(d_obj, has_aux=True)(pd, fake)
-                g = detach(g) if first_order else g
-                pd = sgd_update(pd, g, lr_d)
-                if record is not None and first_order:
-                    record.append(("d", t, g))
+                pd = inner_update(pd, g, lr_d, first_order, record, ("d", t))
             for j in range(sched.n_g):
                 g, stats["inner_g"] = grad(g_obj, has_aux=True)(pg, pd, noise["z_g"][t, j])
-                g = detach(g) if first_order else g
-                pg = sgd_update(pg, g, lr_g)
-                if record is not None and first_order:
-                    record.append(("g", t, g))
+                pg = inner_update(pg, g, lr_g, first_order, record, ("g", t))
         return pg, pd, {k: v.detach() for k, v in stats.items()}

@@ -41,6 +41,19 @@ class MAML(FixedRates):
     def task_grads(self, meta: Meta, task: dict):
         return player_grads(lambda m: self._adapt_and_score(m, task), meta)
 
+    def _grads_at_adapted(self, meta: Meta, task: dict, record: list | None = None):
+        """Adapt first order without an outer graph, then each player's gradient of its own query loss at the
+        adapted parameters (one backward): ({"g", "d"} grads, aux with the inner stats). record: passed to the
+        inner loop (it lists the inner steps)."""
+        lr_g, lr_d = self.rates(detach(meta))
+        steps = {} if record is None else {"record": record}
+        pg, pd, stats = self.problem.inner_loop(detach(meta["g"]), detach(meta["d"]), lr_g, lr_d, task["support"],
+                                                task["noise"], self.sched, True, **steps)
+        adapted = {"g": detach(pg), "d": detach(pd)}
+        grads, aux = grad(self.problem.own_losses_sum, has_aux=True)(adapted, task["support"], task["query"],
+                                                                     task["noise"], meta["d"])
+        return grads, {**aux, **stats}
+
 
 class FOMAML(MAML):
     """First-order MAML: adapt without an outer graph, then differentiate the query losses there."""
@@ -49,10 +62,4 @@ class FOMAML(MAML):
     second_order = False
 
     def task_grads(self, meta: Meta, task: dict):
-        lr_g, lr_d = self.rates(meta)
-        pg, pd, stats = self.problem.inner_loop(detach(meta["g"]), detach(meta["d"]), lr_g, lr_d,
-                                                task["support"], task["noise"], self.sched, True)
-        adapted = {"g": detach(pg), "d": detach(pd)}
-        grads, aux = grad(self.problem.own_losses_sum, has_aux=True)(adapted, task["support"], task["query"],
-                                                                     task["noise"], meta["d"])
-        return grads, {**aux, **stats}
+        return self._grads_at_adapted(meta, task)

@@ -12,9 +12,8 @@ and per inner step, a (T,) tensor; step t of the inner loop uses entry t (an ada
 from __future__ import annotations
 
 import torch
-from torch.func import grad
 
-from ..functional import Meta, Params, detach
+from ..functional import Meta, Params
 from .maml import MAML
 from .problem import GanProblem, InnerSchedule
 
@@ -53,13 +52,8 @@ class MetaSGD(MAML):
         steps): MAML's path."""
         if not (self.detach_inner and getattr(self.problem, "records_inner_steps", False)):
             return super().task_grads(meta, task)
-        lr_g, lr_d = self.rates(detach(meta))
         steps: list = []
-        pg, pd, stats = self.problem.inner_loop(detach(meta["g"]), detach(meta["d"]), lr_g, lr_d, task["support"],
-                                                task["noise"], self.sched, True, record=steps)
-        adapted = {"g": detach(pg), "d": detach(pd)}
-        grads, aux = grad(self.problem.own_losses_sum, has_aux=True)(adapted, task["support"], task["query"],
-                                                                     task["noise"], meta["d"])
+        grads, aux = self._grads_at_adapted(meta, task, steps)
         rate_grads = {group: {k: torch.zeros_like(v) for k, v in meta[group].items()} for group in ("lr_g", "lr_d")}
         last = self.sched.steps - 1
         for player, t, g in steps:
@@ -73,4 +67,4 @@ class MetaSGD(MAML):
                     into[k] = into[k] + contrib.sum()
                 else:
                     into[k] = into[k] + contrib
-        return {**grads, **rate_grads}, {**aux, **stats}
+        return {**grads, **rate_grads}, aux

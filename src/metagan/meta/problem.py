@@ -30,7 +30,7 @@ from torch.func import functional_call, grad
 
 from .. import losses
 from ..config import LossConfig
-from ..functional import Params, detach, rate_at, sgd_update
+from ..functional import Params, detach, inner_update, rate_at
 
 
 @dataclass(frozen=True)
@@ -185,16 +185,10 @@ class GanProblem:
             for j in range(0 if self.paired and support.shape[0] == 1 else sched.n_d):
                 fake = self.generate(pg, noise["z_d"][t, j], support)
                 g, stats["inner_d"] = grad(d_obj, has_aux=True)(pd, fake, noise["eps_d"][t, j])
-                g = detach(g) if first_order else g
-                pd = sgd_update(pd, g, rate_at(lr_d, t))
-                if record is not None and first_order:
-                    record.append(("d", t, g))
+                pd = inner_update(pd, g, rate_at(lr_d, t), first_order, record, ("d", t))
             for j in range(sched.n_g):
                 g, stats["inner_g"] = grad(g_obj, has_aux=True)(pg, pd, noise["z_g"][t, j])
-                g = detach(g) if first_order else g
-                pg = sgd_update(pg, g, rate_at(lr_g, t))
-                if record is not None and first_order:
-                    record.append(("g", t, g))
+                pg = inner_update(pg, g, rate_at(lr_g, t), first_order, record, ("g", t))
         return pg, pd, {k: v.detach() for k, v in stats.items()}
 
 

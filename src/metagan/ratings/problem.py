@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, grad
 
 from .. import losses
-from ..functional import Params, detach, sgd_update
+from ..functional import Params, detach, inner_update
 from ..meta.problem import InnerSchedule
 from .models import MeluNet
 
@@ -111,16 +111,10 @@ class RatingGanProblem:
             for j in range(sched.n_d):
                 fake = self.generate({**fg, **ag}, noise["z_d"][t, j], support, items)
                 g, stats["inner_d"] = grad(d_obj, has_aux=True)(ad, fake)
-                g = detach(g) if first_order else g
-                ad = sgd_update(ad, g, lr_d)
-                if record is not None and first_order:
-                    record.append(("d", t, g))
+                ad = inner_update(ad, g, lr_d, first_order, record, ("d", t))
             for j in range(sched.n_g):
                 g, stats["inner_g"] = grad(g_obj, has_aux=True)(ag, {**fd, **ad}, noise["z_g"][t, j])
-                g = detach(g) if first_order else g
-                ag = sgd_update(ag, g, lr_g)
-                if record is not None and first_order:
-                    record.append(("g", t, g))
+                ag = inner_update(ag, g, lr_g, first_order, record, ("g", t))
         return {**fg, **ag}, {**fd, **ad}, {k: v.detach() for k, v in stats.items()}
 
     def partition(self, params: Params) -> tuple[Params, Params]:
@@ -180,5 +174,5 @@ class MeluProblem:
         stats = {}
         for _ in range(sched.steps * max(1, sched.n_g)):
             g, stats["inner_g"] = grad(obj, has_aux=True)(pg)
-            pg = sgd_update(pg, detach(g) if first_order else g, lr_g)
+            pg = inner_update(pg, g, lr_g, first_order)
         return pg, pd, {k: v.detach() for k, v in stats.items()}
