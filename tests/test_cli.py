@@ -125,7 +125,7 @@ def test_presets_lists_all(capsys):
     assert main(["presets"]) == 0
     out = capsys.readouterr().out
     for name in ["digits-demo", "omniglot-reptile", "omniglot-fomaml", "omniglot-maml", "omniglot-metasgd",
-                 "omniglot-figr", "omniglot-dawson", "omniglot-joint"]:
+                 "omniglot-figr", "omniglot-dawson", "omniglot-joint", "omniglot-cvae", "omniglot-cvae-metasgd"]:
         assert name in out
 
 
@@ -244,7 +244,8 @@ def test_shipped_models_are_their_presets_and_adapt_to_five_images():
     from metagan import checkpoint as ckpt
     from metagan.adapt import load
     names = [n for n in ckpt.pretrained_names() if n.startswith("omniglot-")]  # series: test_series_pretrained
-    assert {"omniglot-joint", "omniglot-fomaml", "omniglot-reptile", "omniglot-maml", "omniglot-metasgd"} <= set(names)
+    assert {"omniglot-joint", "omniglot-fomaml", "omniglot-reptile", "omniglot-maml", "omniglot-metasgd",
+            "omniglot-cvae", "omniglot-cvae-metasgd"} <= set(names)
     for name in names:
         model = load(f"pretrained:{name}")
         preset = get_preset(name)
@@ -255,7 +256,7 @@ def test_shipped_models_are_their_presets_and_adapt_to_five_images():
             if section == "model" and name in BILINEAR_SHIPPED:
                 want = type(want)(**{**want.__dict__, "resample": "bilinear"})
             assert getattr(model.cfg, section) == want, (name, section)
-        assert model.cfg.train.init_from in (None, "pretrained:omniglot-joint")
+        assert model.cfg.train.init_from in (None, "pretrained:omniglot-joint", "pretrained:omniglot-cvae")
         support = torch.rand(5, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
         x = model.adapt(support, 2, torch.Generator().manual_seed(0)).sample(4, torch.Generator().manual_seed(1))
         assert x.shape == (4, 1, 28, 28) and torch.isfinite(x).all() and x.abs().max() <= 1

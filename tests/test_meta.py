@@ -15,13 +15,13 @@ K, Q, B = 2, 3, 3
 
 
 def make_problem(kind="ns", r1=0.0, model="conv", condition="none", mismatch=0.0, diversity=0.0, g_affine=0.0,
-                 outer_mmd=0.0, outer_adv=1.0):
+                 outer_mmd=0.0, outer_adv=1.0, recon=0.0):
     cfg = dataclasses.replace(get_preset("tiny").model, kind=model, hidden=8, condition=condition, g_affine=g_affine)
     torch.manual_seed(0)
-    gen, disc = build_models(cfg, SHAPE)
+    gen, disc = build_models(cfg, SHAPE, posterior=recon > 0)
     gen, disc = gen.double(), disc.double()
     loss = LossConfig(kind=kind, r1_gamma=r1, mismatch=mismatch, diversity=diversity, diversity_tau=0.5,
-                      outer_mmd=outer_mmd, outer_adv=outer_adv)
+                      outer_mmd=outer_mmd, outer_adv=outer_adv, recon=recon)
     pg = params_of(gen)
     with torch.no_grad():  # leave the warp's zero initialisation, where the field ignores z and the reference
         for k in ("flow.weight", "affine.weight"):
@@ -329,6 +329,69 @@ def test_warp_generator_meta_gradients_reach_its_encoder_and_vmap_equals_loop(na
     assert all(float(g_loop["g"][k].abs().max()) > 0 for k in ("enc1.weight", "enc2.weight", "fc.weight"))
     z = torch.randn(4, prob.z_dim, dtype=torch.float64)
     assert not torch.allclose(prob.generate(pg, z, tasks["support"][0]), prob.generate(pg, z, tasks["support"][1]))
+
+
+def test_recon_term_is_the_cvae_loss_of_the_posterior_and_adds_to_the_generators_query_loss_only():
+    """loss.recon: G's query losses gain recon x (L1 + L1 of blurs) of each real image against its reference warped
+    by z = mu + sigma eps from the posterior encoder, + recon_kl x KL(q || N(0, I)); D's losses are unchanged; the
+    rest of the generator initialises as without the encoder."""
+    from metagan import losses
+    from metagan.meta.problem import call_module
+    prob, pg, pd = make_problem("ns", condition="image", g_affine=0.25, recon=2.0)
+    plain, *_ = make_problem("ns", condition="image", g_affine=0.25)
+    cfg = dataclasses.replace(get_preset("tiny").model, condition="image", g_affine=0.25)
+    built = []
+    for posterior in (True, False):
+        torch.manual_seed(3)
+        built.append(params_of(build_models(cfg, SHAPE, posterior)[0]))
+    assert {k for k in built[0] if not k.startswith("post.")} == built[1].keys()
+    assert all(torch.equal(built[0][k], built[1][k]) for k in built[1])
+    assert {k for k in pg if k.startswith("post.")}
+    pg0 = {k: v for k, v in pg.items() if not k.startswith("post.")}
+    t = make_tasks(SCHED, prob.z_dim, seed=11)
+    support, query = t["support"][0], t["query"][0]
+    noise = {"z_o": t["noise"]["z_o"][0], "eps_o": t["noise"]["eps_o"][0]}
+    (ld, lg), _ = prob.outer_losses(pg, pd, support, query, noise)
+    (ld0, lg0), _ = plain.outer_losses(pg0, pd, support, query, noise)
+    torch.testing.assert_close(ld, ld0)
+    ref = support[torch.arange(Q) % K]
+    mu, logvar = call_module(prob.gen, pg, None, ref, encode=query)
+    rec = call_module(prob.gen, pg, mu + torch.exp(0.5 * logvar) * noise["z_o"].flip(0), ref)
+    l1 = (rec - query).abs().mean() + (losses.blur(rec) - losses.blur(query)).abs().mean()
+    kl = 0.5 * (mu ** 2 + logvar.exp() - 1 - logvar).sum(1).mean()
+    assert float(kl) > 0
+    torch.testing.assert_close(lg, lg0 + 2.0 * l1 + 0.01 * kl)
+    g = torch.func.grad(lambda p: prob.recon_term(p, query, support, noise["z_o"].flip(0)))(pg)
+    assert all(float(g[k].abs().max()) > 0 for k in pg if k.startswith("post.") or k in ("fc.weight", "flow.weight"))
+
+
+def test_blur_keeps_the_background_and_spreads_a_stroke():
+    from metagan.losses import blur
+    x = -torch.ones(1, 1, 9, 9, dtype=torch.float64)
+    torch.testing.assert_close(blur(x), x)
+    x[0, 0, 4, 4] = 1.0
+    y = blur(x)
+    assert float(y.sum() + 81) == pytest.approx(2.0)  # the ink (x + 1) is conserved away from the border
+    assert -1 < float(y[0, 0, 4, 5]) < float(y[0, 0, 4, 4]) < 1
+
+
+@pytest.mark.parametrize("name", ["maml", "fomaml", "metasgd-fo", "joint"])
+def test_recon_term_vmap_equals_loop_and_trains_the_posterior(name):
+    prob, pg, pd = make_problem("ns", condition="image", g_affine=0.25, recon=1.0)
+    tasks = make_tasks(SCHED, prob.z_dim, seed=12)
+    learner = _learners(prob)[name]
+    g_loop, _ = loop_checked_by_vmap(learner, learner.init_meta(pg, pd), tasks)
+    assert all(float(g_loop["g"][k].abs().max()) > 0 for k in pg if k.startswith("post."))
+
+
+def test_recon_needs_the_warp_generator():
+    from metagan.config import apply_overrides, validate
+    from metagan.errors import ConfigError
+    validate(apply_overrides(get_preset("tiny"), ["model.condition=image", "loss.recon=1"]))
+    with pytest.raises(ConfigError, match="loss.recon"):
+        validate(apply_overrides(get_preset("tiny"), ["loss.recon=1"]))
+    with pytest.raises(ConfigError, match="Reptile"):
+        validate(apply_overrides(get_preset("tiny"), ["model.condition=image", "loss.recon=1", "meta.learner=reptile"]))
 
 
 def test_warp_generator_second_order_runs_under_vmap():

@@ -54,7 +54,7 @@ def test_every_shipped_model_loads_and_its_networks_match_its_config():
     where they did nothing."""
     from metagan.adapt import load
     names = [n for n in ckpt.pretrained_names() if n.startswith("omniglot-")]  # series: test_series_pretrained
-    assert len(names) == 7
+    assert len(names) == 9
     for name in names:
         model = load(f"{ckpt.PRETRAINED_PREFIX}{name}")  # checks the tensors against the config's networks
         assert model.cfg.model.condition == ("none" if name in ("omniglot-figr", "omniglot-dawson") else "image")

@@ -82,6 +82,16 @@ def diversity_term(fake: torch.Tensor, fake2: torch.Tensor, z: torch.Tensor, z2:
     return -torch.clamp((fake - fake2).abs().mean() / (z - z2).abs().mean(), max=tau)
 
 
+def blur(x: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
+    """A separable Gaussian blur (5 taps) of images (B, C, H, W), zero-padded from the background -1."""
+    t = torch.arange(-2, 3, dtype=x.dtype, device=x.device)
+    k = torch.exp(-t ** 2 / (2 * sigma ** 2))
+    k = k / k.sum()
+    c = x.shape[1]
+    y = torch.nn.functional.conv2d(x + 1, k.view(1, 1, 5, 1).expand(c, 1, 5, 1), padding=(2, 0), groups=c)
+    return torch.nn.functional.conv2d(y, k.view(1, 1, 1, 5).expand(c, 1, 1, 5), padding=(0, 2), groups=c) - 1
+
+
 def mmd2(x: torch.Tensor, y: torch.Tensor, scales: tuple[float, ...] = (0.25, 1.0, 4.0)) -> torch.Tensor:
     """Unbiased MMD^2 (U-statistic) between samples x (n, d) and y (m, d), n, m >= 2, with the kernel
     sum_s exp(-|a - b|^2 / (s * bw)), bw = the mean squared distance over all pairs of [x; y] (detached)."""

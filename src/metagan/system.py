@@ -36,7 +36,7 @@ def build_system(cfg: Config) -> System:
     # Module construction draws initial weights from the global RNG: fork it so building a system
     # never disturbs the caller's random state; init_meta re-seeds explicitly.
     with torch.random.fork_rng(devices=[]):
-        gen, disc = build_models(cfg.model, shape)
+        gen, disc = build_models(cfg.model, shape, cfg.loss.recon > 0)
     problem = GanProblem(gen, disc, cfg.loss)
     return System(cfg, shape, problem, build_learner(cfg, problem))
 
@@ -45,7 +45,7 @@ def init_meta(system: System, seed: int, dtype: torch.dtype = torch.float32) -> 
     """Fresh meta-parameters: the models' default init drawn from `seed`."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        gen, disc = build_models(system.cfg.model, system.shape)
+        gen, disc = build_models(system.cfg.model, system.shape, system.cfg.loss.recon > 0)
     pg = {k: v.to(dtype) for k, v in params_of(gen).items()}
     pd = {k: v.to(dtype) for k, v in params_of(disc).items()}
     return system.learner.init_meta(pg, pd)

@@ -129,10 +129,23 @@ class GanProblem:
         """The generator's query loss: outer_adv x its adversarial loss + its regulariser
         [+ outer_mmd x query_match]; aux {"mmd": ...} when the match is on."""
         lg = self.loss.outer_adv * self._g_main(fake_logits) + self.g_extra(pg, fake, z, support)
+        if self.loss.recon > 0:
+            lg = lg + self.recon_term(pg, real, support, z.flip(0), real_shift)
         if self.loss.outer_mmd <= 0 or d_feat is None:
             return lg, {}
         m = self.query_match(detach(d_feat), fake, real, support, real_shift)
         return lg + self.loss.outer_mmd * m, {"mmd": m.detach()}
+
+    def recon_term(self, pg: Params, real: Tensor, support: Tensor, eps: Tensor, real_shift: int = 0) -> Tensor:
+        """loss.recon's cVAE term (BicycleGAN's cVAE-GAN half): each real image's reference (as D pairs them) warped
+        by z = mu + sigma eps, (mu, log sigma^2) = q(z | reference, image), onto the image: L1 of the two and of
+        their blurs (a wider basin for thin strokes), + loss.recon_kl x KL(q || N(0, I)) summed over z."""
+        ref = self.refs(support, real.shape[0], real_shift)
+        mu, logvar = call_module(self.gen, pg, None, ref, encode=real)
+        rec = call_module(self.gen, pg, mu + torch.exp(0.5 * logvar) * eps[:real.shape[0]], ref)
+        l1 = (rec - real).abs().mean() + (losses.blur(rec) - losses.blur(real)).abs().mean()
+        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1).mean()
+        return self.loss.recon * l1 + self.loss.recon_kl * kl
 
     def outer_losses(self, pg: Params, pd: Params, support: Tensor, query: Tensor, noise: dict[str, Tensor],
                      real_shift: int = 0, d_feat: Params | None = None):

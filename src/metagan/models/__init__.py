@@ -20,7 +20,7 @@ __all__ = ["build_models", "ConvGenerator", "PairGenerator", "ConvDiscriminator"
            "PairAttnGenerator"]
 
 
-def build_models(cfg: ModelConfig, shape: tuple[int, ...]) -> tuple[nn.Module, nn.Module]:
+def build_models(cfg: ModelConfig, shape: tuple[int, ...], posterior: bool = False) -> tuple[nn.Module, nn.Module]:
     """Generator and discriminator for samples of `shape`: (C, H, W) images, (C, L) series or (D,) vectors."""
     if cfg.kind == "conv":
         if len(shape) != 3 or shape[1] != shape[2]:
@@ -28,7 +28,7 @@ def build_models(cfg: ModelConfig, shape: tuple[int, ...]) -> tuple[nn.Module, n
                               "use model.kind=mlp for vectors")
         c, s, _ = shape
         if cfg.condition == "image":
-            return (PairGenerator(cfg.z_dim, c, s, cfg.g_width, cfg.norm, cfg.g_affine, cfg.resample),
+            return (PairGenerator(cfg.z_dim, c, s, cfg.g_width, cfg.norm, cfg.g_affine, cfg.resample, posterior),
                     ConvDiscriminator(c, s, cfg.d_width, paired=True))
         return ConvGenerator(cfg.z_dim, c, s, cfg.g_width, cfg.norm), ConvDiscriminator(c, s, cfg.d_width)
     if cfg.kind == "conv1d":

@@ -123,13 +123,17 @@ class PairGenerator(nn.Module):
 
     resample: how the reference is read between its pixels, bilinear or bicubic (sharper: bilinear interpolation
     blurs thin strokes wherever the warp moves them by a fraction of a pixel); bicubic samples are clamped to the
-    images' range."""
+    images' range.
+
+    posterior: also an encoder q(z | x_ref, x) (two strided convolutions over the pair, a linear map to the mean
+    and log-variance of z), created after every other layer so the rest initialises as without it; GanProblem's
+    cVAE term (loss.recon) trains it, and sampling never uses it."""
 
     paired = True
     MAX_DISP = 0.25  # 1/8 of the image width
 
     def __init__(self, z_dim: int, channels: int, size: int, width: int, norm: str = "none", affine: float = 0.0,
-                 resample: str = "bilinear"):
+                 resample: str = "bilinear", posterior: bool = False):
         super().__init__()
         self.z_dim, self.channels, self.size = z_dim, channels, size
         self.mode = resample
@@ -149,8 +153,18 @@ class PairGenerator(nn.Module):
             nn.init.zeros_(self.affine.weight)
             nn.init.zeros_(self.affine.bias)
         self.act = nn.LeakyReLU(SLOPE)
+        self.post = None
+        if posterior:
+            self.post = nn.Sequential(nn.Conv2d(2 * channels, w, 4, stride=2, padding=1), nn.LeakyReLU(SLOPE),
+                                      nn.Conv2d(w, 2 * w, 4, stride=2, padding=1), nn.LeakyReLU(SLOPE),
+                                      nn.Flatten(), nn.Linear(2 * w * self.s0 * self.s0, 2 * z_dim))
 
-    def forward(self, z: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor | None, context: torch.Tensor, encode: torch.Tensor | None = None):
+        """The references warped by z; with encode = target images (B, C, s, s) instead the mean and log-variance
+        (B, z_dim) each of q(z | reference, target) (z is not read)."""
+        if encode is not None:
+            mu, logvar = self.post(torch.cat([encode, context], 1)).chunk(2, 1)
+            return mu, logvar.clamp(-10, 4)
         return self._resample(context, *self.fields(z, context))
 
     def fields(self, z: torch.Tensor, ref: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
