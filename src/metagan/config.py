@@ -252,11 +252,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     # The same networks and joint training with a cVAE term (BicycleGAN's cVAE-GAN half): an encoder infers the z that
     # warps a drawing's reference onto the drawing, so z ~ N(0, I) draws the class's own variation. Validation classes,
     # not adapted: K = 1 recall 0.68 against 0.20 without it; samples alone in the low-data classifier -3 points
-    # against affine augmentation (-10 without). Used as trained: fine-tuning a jointly trained model hurts.
+    # against affine augmentation (-10 without). Use it with --steps 0, as omniglot-joint (fine-tuning hurts).
     "omniglot-cvae": _merge(_OMNIGLOT, _STABLE, _METAGAN, {
         "meta": {"learner": "joint"},
         "loss": {"recon": 10.0, "recon_kl": 0.01},  # recon_kl 0.1: K = 1 FD 0.86 and recall 0.58 (0.01: 0.72, 0.68)
-        "train": {"adapt_steps": 0},
     }),
     # FIGR (Clouatre & Demers 2019) as a baseline, with its published settings: Reptile, WGAN-GP, K = 4, 10 inner
     # steps, inner and outer SGD.

@@ -31,7 +31,9 @@ from ..metrics.features import sha256
 from ..train import train
 from .results import _header_differences, _in_report_order, _previous_results, _write, upgrade_results
 
-NOT_ADAPTED = {"pretrain-only"}  # methods whose model generates without adaptation (0 steps), whatever the budget
+# methods whose model generates without adaptation (0 steps), whatever the budget: jointly trained models, which
+# fine-tuning makes worse
+NOT_ADAPTED = {"pretrain-only", "metagan-cvae"}
 
 
 @dataclass(frozen=True)
