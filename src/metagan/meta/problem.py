@@ -129,7 +129,7 @@ class GanProblem:
         """The generator's query loss: outer_adv x its adversarial loss + its regulariser
         [+ outer_mmd x query_match]; aux {"mmd": ...} when the match is on."""
         lg = self.loss.outer_adv * self._g_main(fake_logits) + self.g_extra(pg, fake, z, support)
-        if self.loss.recon > 0:
+        if self.loss.recon > 0:  # its noise: the query latents reversed (the task's noise stream is unchanged)
             lg = lg + self.recon_term(pg, real, support, z.flip(0), real_shift)
         if self.loss.outer_mmd <= 0 or d_feat is None:
             return lg, {}
