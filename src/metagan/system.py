@@ -31,12 +31,18 @@ def sample_shape(cfg: Config) -> tuple[int, ...]:
     return data_shape(cfg.data)
 
 
+def _networks(cfg: Config, shape: tuple[int, ...]):
+    """The config's generator and discriminator (the generator with its posterior encoder when loss.recon trains one),
+    initialised from the global RNG."""
+    return build_models(cfg.model, shape, posterior=cfg.loss.recon > 0)
+
+
 def build_system(cfg: Config) -> System:
     shape = sample_shape(cfg)
     # Module construction draws initial weights from the global RNG: fork it so building a system
     # never disturbs the caller's random state; init_meta re-seeds explicitly.
     with torch.random.fork_rng(devices=[]):
-        gen, disc = build_models(cfg.model, shape, cfg.loss.recon > 0)
+        gen, disc = _networks(cfg, shape)
     problem = GanProblem(gen, disc, cfg.loss)
     return System(cfg, shape, problem, build_learner(cfg, problem))
 
@@ -45,7 +51,7 @@ def init_meta(system: System, seed: int, dtype: torch.dtype = torch.float32) -> 
     """Fresh meta-parameters: the models' default init drawn from `seed`."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        gen, disc = build_models(system.cfg.model, system.shape, system.cfg.loss.recon > 0)
+        gen, disc = _networks(system.cfg, system.shape)
     pg = {k: v.to(dtype) for k, v in params_of(gen).items()}
     pd = {k: v.to(dtype) for k, v in params_of(disc).items()}
     return system.learner.init_meta(pg, pd)

@@ -139,10 +139,11 @@ class GanProblem:
     def recon_term(self, pg: Params, real: Tensor, support: Tensor, eps: Tensor, real_shift: int = 0) -> Tensor:
         """loss.recon's cVAE term (BicycleGAN's cVAE-GAN half): each real image's reference (as D pairs them) warped
         by z = mu + sigma eps, (mu, log sigma^2) = q(z | reference, image), onto the image: L1 of the two and of
-        their blurs (a wider basin for thin strokes), + loss.recon_kl x KL(q || N(0, I)) summed over z."""
+        their blurs (a wider basin for thin strokes), + loss.recon_kl x KL(q || N(0, I)) summed over z. eps: one
+        standard normal row per real image."""
         ref = self.refs(support, real.shape[0], real_shift)
         mu, logvar = call_module(self.gen, pg, None, ref, encode=real)
-        rec = call_module(self.gen, pg, mu + torch.exp(0.5 * logvar) * eps[:real.shape[0]], ref)
+        rec = call_module(self.gen, pg, mu + torch.exp(0.5 * logvar) * eps, ref)
         l1 = (rec - real).abs().mean() + (losses.blur(rec) - losses.blur(real)).abs().mean()
         kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1).mean()
         return self.loss.recon * l1 + self.loss.recon_kl * kl
