@@ -465,3 +465,17 @@ def test_batched_sampling_equals_one_call(tmp_path, condition):
     # n <= batch is the one call itself, bit for bit
     assert torch.equal(adapted.sample(40, torch.Generator().manual_seed(3), batch=40),
                        adapted.sample(40, torch.Generator().manual_seed(3), batch=10_000))
+
+
+def test_adapting_a_jointly_trained_model_notes_that_steps_0_samples_it_as_trained(tmp_path, capsys):
+    assert main(["train", "--preset", "tiny", "--set", "meta.learner=joint", "--set", "train.steps=2",
+                 "--out-dir", str(tmp_path), "--no-progress"]) == 0
+    run = next(tmp_path.glob("00000-tiny"))
+    _, heldout = build_datasets(get_preset("tiny").data)
+    paths = list(map(str, _write_supports(tmp_path, heldout.images[0][:3])))
+    argv = ["adapt", "--checkpoint", str(run), "--support", *paths, "--num", "2", "--out", str(tmp_path / "o")]
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert "--steps 0" in capsys.readouterr().err
+    assert main(argv + ["--steps", "0", "--overwrite"]) == 0
+    assert "--steps 0" not in capsys.readouterr().err
