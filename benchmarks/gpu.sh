@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU table of docs/performance.md: meta-training throughput of each learner (vmap against the per-task
 # loop and the autograd reference), peak memory of second-order MAML up to meta-batch 32, and the adaptation
-# latency of the recommended model, all with `--device "$dev"`. One JSON line per measurement, in OUT_DIR/*.jsonl.
+# latency of omniglot-cvae-metasgd, all with `--device cuda` (DEVICE=cpu: the same on the CPU). One JSON line
+# per measurement, in OUT_DIR/*.jsonl.
 #
 #   bash benchmarks/gpu.sh DATA_DIR OUT_DIR      # DATA_DIR: the Omniglot folder (METAGAN_DATA_DIR); ~6 minutes
 #
