@@ -191,8 +191,8 @@ def test_page_adapts_a_shipped_model_in_a_browser_offline(drawings, tmp_path):
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.route("**/*", only_local)
             page.goto(url)
-            # the steps slider starts at the default model's own adaptation steps (omniglot-metasgd: 2)
-            expect(page.locator("#steps input[type=number]")).to_have_value("2", timeout=20_000)
+            # the page opens on the recommended omniglot-cvae, trained jointly: the steps slider starts at 0
+            expect(page.locator("#steps input[type=number]")).to_have_value("0", timeout=20_000)
             upload = page.locator("#support-files input[type=file]")
             upload.set_input_files([str(not_image)])  # a bad upload: a message on the page, then it still serves
             page.locator("#generate").click()
@@ -217,3 +217,10 @@ def test_page_adapts_a_shipped_model_in_a_browser_offline(drawings, tmp_path):
         app.folders.cleanup()
     assert shot.stat().st_size > 10_000
     assert not blocked, f"the page asked for assets from the internet: {blocked}"
+
+
+def test_the_page_starts_a_jointly_trained_model_at_0_steps_and_the_others_at_their_own():
+    from metagan.adapt import load
+    from metagan.serve.handler import start_steps
+    assert start_steps(load("pretrained:omniglot-cvae")) == 0
+    assert start_steps(load("pretrained:omniglot-metasgd")) == 2

@@ -73,8 +73,14 @@ class ModelCache:
 
 
 def _default(names: list[str]) -> str:
-    best = PRETRAINED_PREFIX + "omniglot-metasgd"
+    best = PRETRAINED_PREFIX + "omniglot-cvae"  # the recommended model (README), sampled without adaptation
     return best if best in names else names[0]
+
+
+def start_steps(model) -> int:
+    """The page's adaptation steps for a model: its own, or 0 for a jointly trained one (fine-tuning it on a few
+    images lowered its samples' quality on Omniglot; the user can still raise the slider)."""
+    return 0 if model.cfg.meta.learner == "joint" else model.own_steps
 
 
 @dataclass
