@@ -221,6 +221,5 @@ def test_page_adapts_a_shipped_model_in_a_browser_offline(drawings, tmp_path):
 
 def test_the_page_starts_a_jointly_trained_model_at_0_steps_and_the_others_at_their_own():
     from metagan.adapt import load
-    from metagan.serve.handler import start_steps
-    assert start_steps(load("pretrained:omniglot-cvae")) == 0
-    assert start_steps(load("pretrained:omniglot-metasgd")) == 2
+    assert load("pretrained:omniglot-cvae").offered_steps == 0
+    assert load("pretrained:omniglot-metasgd").offered_steps == 2

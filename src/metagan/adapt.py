@@ -241,6 +241,13 @@ class MetaGAN:
         """The adaptation steps the model was made for: train.adapt_steps, else its meta-trained inner steps."""
         return self.cfg.train.adapt_steps or self.cfg.meta.inner_steps
 
+    @property
+    def offered_steps(self) -> int:
+        """The adaptation steps to offer a user (the web page's start, what `metagan adapt` suggests): own_steps, or 0
+        for a jointly trained model, which has no meta-learned adaptation (fine-tuning one on a few images lowered
+        its samples' quality on Omniglot)."""
+        return 0 if self.cfg.meta.learner == "joint" else self.own_steps
+
     def adapt(self, support: Tensor, steps: int | None = None, generator: torch.Generator | None = None,
               use_ema: bool = True, keep_generator: bool = False) -> AdaptedGenerator:
         """Run the inner loop on `support` for `steps` steps. keep_generator: adapt as usual, then sample from the

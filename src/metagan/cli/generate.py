@@ -69,7 +69,7 @@ def _adapt(args: argparse.Namespace) -> int:
     support = model.read_support(args.support, args.polarity)
     if note:
         print(f"warning: {note}", file=sys.stderr)
-    if args.steps is None and model.cfg.meta.learner == "joint" and model.own_steps:
+    if args.steps is None and model.offered_steps != model.own_steps:
         print(f"note: {args.checkpoint} was trained jointly (no meta-learned adaptation); it is fine-tuned for "
               f"{model.own_steps} steps on the supports, which lowered the samples' quality on Omniglot: pass "
               "--steps 0 to sample from it as trained", file=sys.stderr)

@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 
 from ..errors import MetaganError  # noqa: E402
 from .handler import (MAX_FILE_MB, MAX_PAGE_NUM, MAX_PAGE_SEED, MAX_PAGE_SELECT, MAX_PAGE_STEPS,  # noqa: E402
-                      MAX_UPLOADS, POLARITIES, ModelCache, generate, start_steps)
+                      MAX_UPLOADS, POLARITIES, ModelCache, generate)
 
 CONCURRENCY = 2  # requests handled at once (they adapt one at a time: handler._TORCH_LOCK); more queue
 QUEUE_SIZE = 16  # requests waiting; more are refused with a message
@@ -90,7 +90,7 @@ def build_app(checkpoint: str | None = None) -> gr.Blocks:
                                 file_count="multiple", elem_id="support-files")
                 model = gr.Dropdown(models.names, value=models.default, label="model", elem_id="model")
                 num = gr.Slider(1, MAX_PAGE_NUM, value=16, step=1, label="samples", elem_id="num")
-                steps = gr.Slider(0, MAX_PAGE_STEPS, value=start_steps(models.get(models.default)), step=1,
+                steps = gr.Slider(0, MAX_PAGE_STEPS, value=models.get(models.default).offered_steps, step=1,
                                   label="adaptation steps", elem_id="steps")
                 seed = gr.Number(0, precision=0, minimum=0, maximum=MAX_PAGE_SEED, label="seed", elem_id="seed")
                 with gr.Accordion("more", open=False):
@@ -107,7 +107,7 @@ def build_app(checkpoint: str | None = None) -> gr.Blocks:
         with gr.Row():
             text = gr.Markdown(elem_id="figures")
             download = gr.File(label="download the samples (zip of PNGs and grid.png)", elem_id="download")
-        model.change(lambda name: gr.update(value=start_steps(models.get(name))), model, steps)
+        model.change(lambda name: gr.update(value=models.get(name).offered_steps), model, steps)
         button.click(run, [files, model, num, steps, seed, select, polarity],
                      [shown_support, shown_samples, text, download], concurrency_limit=CONCURRENCY)
     app.queue(max_size=QUEUE_SIZE)

@@ -77,12 +77,6 @@ def _default(names: list[str]) -> str:
     return best if best in names else names[0]
 
 
-def start_steps(model) -> int:
-    """The page's adaptation steps for a model: its own, or 0 for a jointly trained one (fine-tuning it on a few
-    images lowered its samples' quality on Omniglot; the user can still raise the slider)."""
-    return 0 if model.cfg.meta.learner == "joint" else model.own_steps
-
-
 @dataclass
 class Result:
     support: list[np.ndarray]  # the K supports as the model read them: uint8 (H, W) or (H, W, 3), files' polarity
