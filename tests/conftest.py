@@ -27,7 +27,7 @@ def omniglot_missing() -> str | None:
     """Why the Omniglot tests cannot run here, or None when the npz files are there."""
     if OMNIGLOT is None:
         return (f"Omniglot not found: set {DATA_ENV} to a folder holding images_background.npz and "
-                "images_evaluation.npz (see the README's Tests section)")
+                "images_evaluation.npz (see the README's Quick start)")
     for name in ("images_background.npz", "images_evaluation.npz"):
         if not (OMNIGLOT / name).is_file():
             return f"Omniglot not found: {DATA_ENV}={OMNIGLOT} holds no {name}"

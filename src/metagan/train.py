@@ -154,7 +154,7 @@ def sample_tasks(system: System, sampler: TaskSampler, rng: torch.Generator, dty
     return tasks if dev.type == "cpu" else tree_map(lambda t: t.to(dev, non_blocking=True), tasks)
 
 
-# meta.vectorize=auto. On CUDA vmap. On the CPU (`metagan perf throughput`, 1 thread, README "Benchmarks"), as
+# meta.vectorize=auto. On CUDA vmap. On the CPU (`metagan perf throughput`, 1 thread, docs/performance.md), as
 # ratios to the per-task autograd loop: first order, vmap is the faster of our two ways for every model (shipped
 # Omniglot presets: vmap 0.95-1.21x, the torch.func loop 0.79-1.07x). Second order, unconditional generators: vmap
 # pays while per-operator overhead dominates (MAML, meta-batch 8: digits-demo vmap 1.77x / loop 1.01x at 1.4 MFLOP
