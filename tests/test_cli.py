@@ -425,9 +425,9 @@ def test_many_support_images_warn_and_too_many_are_refused(tiny, tmp_path, capsy
     assert main(["adapt", "--checkpoint", str(run), "--support", *(paths * 3), "--steps", "1", "--num", "1",
                  "--out", str(tmp_path / "a")]) == 0  # K = 9 > 4 x task.k_shot = 8
     err = capsys.readouterr().err
-    assert err.startswith("warning: 9 support images") and err.count("\n") == 1
+    assert err.startswith("warning: 9 support examples") and err.count("\n") == 1
     assert main(["adapt", "--checkpoint", str(run), "--support", *(paths * 34), "--out", str(tmp_path / "b")]) == 2
-    _one_error_line(capsys, "102 support images", "at most 100")
+    _one_error_line(capsys, "102 support examples", "at most 100")
     assert not (tmp_path / "b").exists()
 
 

@@ -161,6 +161,10 @@ def test_evaluate_command_on_an_omniglot_checkpoint(tmp_path, monkeypatch, capsy
     assert main(["train", "--preset", "tiny", "--out-dir", str(tmp_path / "d"), "--no-progress"]) == 0
     assert main(["evaluate", "--checkpoint", str(next((tmp_path / "d").glob("0*")))]) == 2
     assert "evaluate measures Omniglot models" in capsys.readouterr().err
+    # a series checkpoint is refused with the command that measures it
+    assert main(["evaluate", "--checkpoint", "pretrained:pigcvp-metasgd"]) == 2
+    err = capsys.readouterr().err
+    assert "series model" in err and "--suite pigcvp" in err
 
 
 def test_benchmark_resumes_and_merges_folders(tmp_path, monkeypatch):

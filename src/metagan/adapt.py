@@ -49,11 +49,11 @@ def check_support_size(k: int, k_shot: int) -> str | None:
     if k < 1:
         raise DataError("adaptation needs at least one support example (K >= 1)")
     if k > MAX_SUPPORT:
-        raise DataError(f"{k} support images: at most {MAX_SUPPORT} are accepted (every adaptation step runs the "
+        raise DataError(f"{k} support examples: at most {MAX_SUPPORT} are accepted (every adaptation step runs the "
                         f"generator and discriminator over all of them, and this model was meta-trained with "
                         f"K = {k_shot}); pass the {k_shot} to {SUPPORT_WARN_FACTOR * k_shot} most typical ones")
     if k > SUPPORT_WARN_FACTOR * k_shot:
-        return (f"{k} support images, more than {SUPPORT_WARN_FACTOR}x the K = {k_shot} this model was meta-trained "
+        return (f"{k} support examples, more than {SUPPORT_WARN_FACTOR}x the K = {k_shot} this model was meta-trained "
                 "with: adaptation is slower and its learning rates were not tuned for so many")
     return None
 

@@ -15,7 +15,13 @@ def _require_omniglot(model, command: str) -> None:
     32 pixels."""
     from ..errors import ConfigError
 
+    from ..data import is_series
+
     d = model.cfg.data
+    if is_series(d):
+        raise ConfigError(f"{command} measures Omniglot models; this checkpoint is a series model ({d.source} "
+                          f"{d.dataset or d.root}): measure it with `metagan benchmark --suite pigcvp` (PigCVP) or "
+                          "`metagan rank --by fd`")
     if d.source != "omniglot" or d.image_size not in (28, 32) or d.channels != 1:
         raise ConfigError(f"{command} measures Omniglot models (1 channel, 28 or 32 pixels); this checkpoint was "
                           f"trained on {d.source} at {d.image_size}x{d.image_size}")
