@@ -13,8 +13,6 @@ from .common import _CHECKPOINT, _DATA_DIR, _SHOTS, _STEPS, _out_file, _ratio
 def _require_omniglot(model, command: str) -> None:
     """evaluate (and rank, for image models) measure in the feature network's domain: Omniglot, 1 channel, 28 or
     32 pixels."""
-    from ..errors import ConfigError
-
     from ..data import is_series
 
     d = model.cfg.data
