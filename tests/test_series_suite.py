@@ -42,6 +42,24 @@ def test_classic_augmentation_is_a_stream_and_each_transform_does_what_it_says()
     assert torch.equal(augment.jitter(const, g), const) and not torch.equal(augment.jitter(x, g), x)
 
 
+
+def test_classic_augmentation_applies_only_the_chosen_transforms():
+    ramp = torch.linspace(-1, 1, 32).repeat(64, 1, 1)
+    # the amplitude set never moves a value along the time axis: the ramp's zero crossing stays where it was
+    out = augment.classic_augment(ramp, torch.Generator().manual_seed(0), transforms=("magnitude_warp", "scaling", "jitter"))
+    assert not torch.allclose(out, ramp)
+    assert torch.equal(torch.sign(out[..., :15]), torch.sign(ramp[..., :15]))
+    assert torch.equal(torch.sign(out[..., 17:]), torch.sign(ramp[..., 17:]))
+    # time warping alone keeps every series a rising ramp between -1 and 1 (no scaling, no noise)
+    out = augment.classic_augment(ramp, torch.Generator().manual_seed(0), transforms=("time_warp",))
+    assert (out.diff(dim=-1) >= -1e-6).all() and torch.allclose(out[..., [0, -1]], ramp[..., [0, -1]])
+    # an empty set is the identity; an unknown name is refused with the known ones
+    assert torch.equal(augment.classic_augment(ramp, torch.Generator(), transforms=()), ramp)
+    with pytest.raises(ValueError, match="window_slice"):
+        augment.augmentation(("rotate",))
+    gen = augment.augmenter(transforms=("magnitude_warp", "scaling", "jitter"))
+    assert gen(ramp[:2], 5, torch.Generator().manual_seed(0)).shape == (5, 1, 32)
+
 def test_discriminative_and_predictive_scores_tell_good_from_bad_generators():
     g = torch.Generator().manual_seed(0)
     real = [_family(+1, 8, g), _family(-1, 8, g)]

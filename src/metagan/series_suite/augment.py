@@ -10,9 +10,11 @@ in model space:
 - time warping: resampled along a smooth warp of the time axis whose speed passes through 4 knots ~ N(1, 0.2);
 - window slicing: a window of 90% of the length at a random start, stretched back to L.
 
-`classic_augment` applies each transform to each series with probability 0.5, in that order (time, then
-magnitude), and clips to [-1, 1] (the series' model space). Every random draw comes from the generator passed in,
-and the same number of draws is made whichever transforms are picked, so a stream is reproducible.
+`classic_augment` applies each transform of a set (default: all five) to each series with probability 0.5, in
+that order (time, then magnitude), and clips to [-1, 1] (the series' model space). Every random draw comes from
+the generator passed in, and for a given set the same number of draws is made whichever transforms are picked, so
+a stream is reproducible. The pigcvp benchmark uses magnitude warping and scaling, the set that helped its
+low-data classifier most on the training pigs (docs/series-results.md).
 
 Why not tsaug: it imports under numpy 2, but it has no scaling or magnitude warping, and its randomness is a
 seed per augmenter object rather than a stream shared with the rest of the protocol.
@@ -91,22 +93,39 @@ def window_slice(x: Tensor, generator: torch.Generator, ratio: float = WINDOW) -
 
 TRANSFORMS = (("time_warp", time_warp), ("window_slice", window_slice), ("magnitude_warp", magnitude_warp),
               ("scaling", scaling), ("jitter", jitter))
+ALL = tuple(name for name, _ in TRANSFORMS)
 
 
-def classic_augment(x: Tensor, generator: torch.Generator, probability: float = PROBABILITY) -> Tensor:
-    """x (N, C, L) -> (N, C, L): each transform of TRANSFORMS applied to each series with `probability`, then
-    clipped to [-1, 1]."""
+def _transforms(names) -> list:
+    unknown = set(names) - set(ALL)
+    if unknown:
+        raise ValueError(f"unknown transforms {sorted(unknown)}; the transforms are: {', '.join(ALL)}")
+    return [(name, f) for name, f in TRANSFORMS if name in names]
+
+
+def classic_augment(x: Tensor, generator: torch.Generator, probability: float = PROBABILITY,
+                    transforms=ALL) -> Tensor:
+    """x (N, C, L) -> (N, C, L): each transform named in `transforms` (in TRANSFORMS' order) applied to each series
+    with `probability`, then clipped to [-1, 1]."""
     x = x.float()
-    for _, transform in TRANSFORMS:
+    for _, transform in _transforms(transforms):
         pick = (torch.rand(len(x), generator=generator) < probability).view(-1, 1, 1)
         x = torch.where(pick, transform(x, generator), x)
     return x.clamp(-1.0, 1.0)
 
 
-def augmenter(probability: float = PROBABILITY):
+def augmentation(transforms=ALL, probability: float = PROBABILITY):
+    """classic_augment with a fixed set: augment(x, generator) -> x augmented (a low-data classifier's kit)."""
+    _transforms(transforms)
+    return lambda x, generator: classic_augment(x, generator, probability, transforms)
+
+
+def augmenter(probability: float = PROBABILITY, transforms=ALL):
     """The `augmentation` method as a few-shot generator: n series, each a randomly chosen support series under
     classic_augment."""
+    augment = augmentation(transforms, probability)
+
     def gen(support: Tensor, n: int, generator: torch.Generator) -> Tensor:
         pick = torch.randint(len(support), (n,), generator=generator)
-        return classic_augment(support[pick], generator, probability)
+        return augment(support[pick], generator)
     return gen
