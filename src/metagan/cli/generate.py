@@ -182,6 +182,9 @@ def _add_reply(sub) -> None:
                         "objects, or a folder of them (required)")
     r.add_argument("--prompt", action="append", default=[], metavar="TEXT",
                    help="a prompt to answer; repeat for more; prints prompt, tab, reply per line (default: none)")
+    r.add_argument("--temperature", type=float, default=None, metavar="T",
+                   help="sampling temperature of the replies, > 0: lower keeps closer to the topic's most likely "
+                        "bytes, less varied (default: the model's model.temperature)")
     _add_timed_adaptation(r, "reply", "; the replies use seed + 1")
     r.set_defaults(func=_reply)
 
@@ -199,11 +202,15 @@ def _timed(args: argparse.Namespace, model, support) -> bool:
 def _reply(args: argparse.Namespace) -> int:
     from ..dialogue.reply import Replier
 
+    if args.temperature is not None and not args.temperature > 0:
+        raise ConfigError(f"--temperature {args.temperature}: give a positive temperature (the model's is "
+                          "model.temperature)")
     bot = Replier.load(args.checkpoint)
     support = bot.read_support(args.conversations)
     if not _timed(args, bot, support):
         adapted = bot.adapt(support, args.steps, args.seed)
-        for prompt, reply in zip(args.prompt, adapted.reply(args.prompt, seed=args.seed + 1)):
+        for prompt, reply in zip(args.prompt, adapted.reply(args.prompt, seed=args.seed + 1,
+                                                                  temperature=args.temperature)):
             print(f"{prompt}\t{reply}")
     return 0
 

@@ -14,6 +14,9 @@ The cross-entropy keeps replies fluent: a discriminator alone gives a sparse, hi
 discrete bytes and lets G drift into degenerate text; the adversarial term pushes G's own samples (what it
 produces free-running, not under teacher forcing) towards what D takes for the topic's replies.
 
+A retrieve-and-edit generator (model.copy) reads the task's support exchanges as its memory everywhere: in the
+inner loop each support row reads the other support exchanges (never its own), on the query all of them.
+
 With inner_adv = outer_adv = 0 the problem is a plain conditional language model (PAML-style): D is never run, its
 loss is a constant 0, and z carries no Gumbel noise.
 
@@ -52,15 +55,31 @@ class DialogueProblem:
         self._d_main = losses.D_LOSSES[loss.kind]
         self._g_main = losses.G_LOSSES[loss.kind]
 
-    def nll(self, pg: Params, rows: Tensor, z: Tensor) -> Tensor:
-        """Mean NLL per reply byte (nats) of rows (B, Lp + Lr) under G at latents z (B, >= z_dim)."""
+    def memory(self, support: Tensor | None, rows: Tensor | None = None, n: int = 0):
+        """The memory a retrieve-and-edit generator reads (None for the plain one): the support rows (M, Lp + Lr)
+        and which slots each of `rows` (B, Lp + Lr) may read (not its own exchange, compared byte by byte); without
+        rows, n rows that may read every slot."""
+        if not self.gen.copy or support is None:  # without supports the generator says what it needs
+            return None
+        mp, mr = split(support, self.lp)
+        if rows is None:
+            allowed = torch.ones(n, support.shape[0], dtype=torch.bool, device=support.device)
+        else:
+            allowed = ~(rows[:, None, :] == support[None]).all(-1)
+        return mp, mr, allowed
+
+    def nll(self, pg: Params, rows: Tensor, z: Tensor, support: Tensor | None = None) -> Tensor:
+        """Mean NLL per reply byte (nats) of rows (B, Lp + Lr) under G at latents z (B, >= z_dim); support: the
+        memory of a retrieve-and-edit generator."""
         prompts, replies = split(rows, self.lp)
-        total, count = reply_nll(functional_call(self.gen, pg, (z, prompts, replies)), replies)
+        logits = functional_call(self.gen, pg, (z, prompts, replies), {"memory": self.memory(support, rows)})
+        total, count = reply_nll(logits, replies)
         return total / count.clamp(min=1.0)
 
-    def sample(self, pg: Params, prompts: Tensor, z: Tensor, temperature: float = 1.0) -> Tensor:
-        """prompts (B, Lp), z (B, z_dim) -> straight-through one-hot replies (B, Lr, V)."""
-        return functional_call(self.gen, pg, (z, prompts), {"tau": self.tau, "temperature": temperature})
+    def sample(self, pg: Params, prompts: Tensor, z: Tensor, temperature: float = 1.0, memory=None) -> Tensor:
+        """prompts (B, Lp), z (B, z_dim) -> straight-through one-hot replies (B, Lr, V); memory: self.memory's."""
+        return functional_call(self.gen, pg, (z, prompts),
+                               {"tau": self.tau, "temperature": temperature, "memory": memory})
 
     def d_loss(self, pd: Params, prompts: Tensor, replies: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
         """D's loss on real replies (B, Lr) int64 against fakes (B', Lr, V) for the same prompts, in one batch;
@@ -71,8 +90,8 @@ class DialogueProblem:
         n = replies.shape[0]
         return self._d_main(logits[:n], logits[n:]), logits[n:]
 
-    def g_adv(self, pg: Params, pd: Params, prompts: Tensor, z: Tensor) -> Tensor:
-        fake = self.sample(pg, prompts, z)
+    def g_adv(self, pg: Params, pd: Params, prompts: Tensor, z: Tensor, memory=None) -> Tensor:
+        fake = self.sample(pg, prompts, z, memory=memory)
         return self._g_main(functional_call(self.disc, pd, (prompts, fake)))
 
     def _zero(self, pd: Params) -> Tensor:
@@ -84,10 +103,11 @@ class DialogueProblem:
         """Query losses (L_D, L_G) of adapted parameters; aux for logging. real_shift, d_feat: unused here (the
         joint learner passes support and query together as the query)."""
         z = noise["z_o"]
-        ml = self.nll(pg, query, z)
+        ml = self.nll(pg, query, z, support)
         prompts, replies = split(query, self.lp)
         if self.adversarial:
-            ld, fake_logits = self.d_loss(pd, prompts, replies, self.sample(pg, prompts, z))
+            fake = self.sample(pg, prompts, z, memory=self.memory(support, query))
+            ld, fake_logits = self.d_loss(pd, prompts, replies, fake)
             lg = self.loss.ml * ml + self.loss.outer_adv * self._g_main(fake_logits)
         else:
             ld, lg = self._zero(pd), self.loss.ml * ml
@@ -98,10 +118,10 @@ class DialogueProblem:
         """L_D(pd; fakes held constant) + L_G(pg; D held constant): one scalar whose gradient is each player's
         gradient of its own query loss."""
         z = noise["z_o"]
-        ml = self.nll(p["g"], query, z)
+        ml = self.nll(p["g"], query, z, support)
         prompts, replies = split(query, self.lp)
         if self.adversarial:
-            fake = self.sample(p["g"], prompts, z)
+            fake = self.sample(p["g"], prompts, z, memory=self.memory(support, query))
             ld, _ = self.d_loss(p["d"], prompts, replies, fake.detach())
             adv = self._g_main(functional_call(self.disc, detach(p["d"]), (prompts, fake)))
             lg = self.loss.ml * ml + self.loss.outer_adv * adv
@@ -116,21 +136,22 @@ class DialogueProblem:
         discriminator updates for a plain LM). lr_g / lr_d: floats (MAML) or tensors (Meta-SGD) per parameter.
         record: as GanProblem.inner_loop's."""
         prompts, replies = split(support, self.lp)
+        memory = self.memory(support, support)  # each support row reads the others
 
         def d_obj(pd_, fake):
             loss, _ = self.d_loss(pd_, prompts, replies, fake)
             return loss, loss
 
         def g_obj(pg_, pd_, z):
-            loss = self.loss.ml * self.nll(pg_, support, z)
+            loss = self.loss.ml * self.nll(pg_, support, z, support)
             if self.adversarial and self.loss.inner_adv > 0:
-                loss = loss + self.loss.inner_adv * self.g_adv(pg_, pd_, prompts, z)
+                loss = loss + self.loss.inner_adv * self.g_adv(pg_, pd_, prompts, z, memory)
             return loss, loss
 
         stats = {}
         for t in range(sched.steps):
             for j in range(sched.n_d if self.adversarial else 0):
-                fake = self.sample(pg, prompts, noise["z_d"][t, j])
+                fake = self.sample(pg, prompts, noise["z_d"][t, j], memory=memory)
                 g, stats["inner_d"] = grad(d_obj, has_aux=True)(pd, fake)
                 pd = inner_update(pd, g, lr_d, first_order, record, ("d", t))
             for j in range(sched.n_g):

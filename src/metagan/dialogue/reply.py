@@ -30,6 +30,7 @@ MAX_EXCHANGES = 1000  # a support set beyond this is not a few-shot topic
 class AdaptedReplier:
     system: DialogueSystem
     pg: Params
+    support: Tensor | None = None  # the exchanges adapted to (what a retrieve-and-edit generator reads)
 
     def reply(self, prompts: list[str], seed: int = 0, temperature: float | None = None) -> list[str]:
         """One sampled reply per prompt (the model's sampling temperature unless given)."""
@@ -38,7 +39,8 @@ class AdaptedReplier:
         lp = self.system.cfg.data.prompt_len
         x = torch.stack([encode_prompt(p, lp) for p in prompts])
         with model_threads(self.system.cfg):
-            toks = reply_tokens(self.system, self.pg, x, torch.Generator().manual_seed(seed), temperature)
+            toks = reply_tokens(self.system, self.pg, x, torch.Generator().manual_seed(seed), temperature,
+                                self.support)
         return [decode(t) for t in toks]
 
 
@@ -70,7 +72,7 @@ class Replier:
         with model_threads(self.system.cfg):
             pg, _ = adapt(self.system, self.meta, support, self.steps if steps is None else steps,
                           torch.Generator().manual_seed(seed))
-        return AdaptedReplier(self.system, pg)
+        return AdaptedReplier(self.system, pg, support)
 
     def latency(self, support: Tensor, reps: int = 20, steps: int | None = None) -> dict:
         """Milliseconds to adapt to the support rows (after one warm-up): median and 90th percentile of the wall

@@ -157,13 +157,14 @@ def _measure(name: str, model, held, k: int, draw: int, sup: list[int], ctx: dic
         system, meta, steps = model
         d = system.cfg.data
         t0 = time.perf_counter()
-        pg, _ = adapt(system, meta, encode(support, d.prompt_len, d.reply_len), steps,
-                      torch.Generator().manual_seed(seed))
+        s_rows = encode(support, d.prompt_len, d.reply_len)
+        pg, _ = adapt(system, meta, s_rows, steps, torch.Generator().manual_seed(seed))
         row["adapt_ms"] = 1000 * (time.perf_counter() - t0)
         rows = encode(held.query, d.prompt_len, d.reply_len)
-        total, count = nll_bytes(system, pg, rows)
+        total, count = nll_bytes(system, pg, rows, s_rows)
         row["ppl"] = math.exp(total / max(count, 1))
-        toks = reply_tokens(system, pg, rows[:, :d.prompt_len], torch.Generator().manual_seed(seed + 1))
+        toks = reply_tokens(system, pg, rows[:, :d.prompt_len], torch.Generator().manual_seed(seed + 1),
+                            support=s_rows)
         hyps = [decode(t) for t in toks]
     lang = held.topic.language
     row.update(bleu=bleu(hyps, refs, lang), chrf=chrf(hyps, refs), distinct1=distinct(hyps, 1, lang),

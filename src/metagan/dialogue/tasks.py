@@ -99,7 +99,8 @@ def support_draws(pool_size: int, k: int, draws: int, seed: int) -> list[list[in
 
 class TaskSampler:
     """Meta-training tasks: a meta-batch of distinct training topics, each with k support and q query exchanges
-    drawn at random (without replacement, disjoint) every time the topic is drawn."""
+    drawn at random (without replacement, disjoint) every time the topic is drawn; `sample(..., k=)` draws another
+    support size for one meta-batch (at most the k given here)."""
 
     def __init__(self, topics: list[Topic], k: int, q: int, lp: int, lr: int):
         small = [t.name for t in topics if len(t.exchanges) < k + q]
@@ -109,12 +110,13 @@ class TaskSampler:
         self.rows = [encode(t.exchanges, lp, lr) for t in topics]
         self.k, self.q = k, q
 
-    def sample(self, batch: int, rng: torch.Generator) -> dict[str, Tensor]:
+    def sample(self, batch: int, rng: torch.Generator, k: int | None = None) -> dict[str, Tensor]:
         """{"support": (B, k, lp + lr), "query": (B, q, lp + lr)} int64; B = min(batch, topics)."""
+        k = self.k if k is None else min(k, self.k)
         idx = torch.randperm(len(self.rows), generator=rng)[:min(batch, len(self.rows))].tolist()
         s, q = [], []
         for i in idx:
             perm = torch.randperm(len(self.rows[i]), generator=rng)
-            s.append(self.rows[i][perm[:self.k]])
-            q.append(self.rows[i][perm[self.k:self.k + self.q]])
+            s.append(self.rows[i][perm[:k]])
+            q.append(self.rows[i][perm[k:k + self.q]])
         return {"support": torch.stack(s), "query": torch.stack(q)}

@@ -49,7 +49,7 @@ class DialogueSystem:
 
 def _networks(cfg: DialogueConfig) -> tuple[ReplyGenerator, PairDiscriminator]:
     m = cfg.model
-    return (ReplyGenerator(m.embed, m.hidden, m.z_dim, cfg.data.reply_len, eos_grad=m.eos_grad),
+    return (ReplyGenerator(m.embed, m.hidden, m.z_dim, cfg.data.reply_len, eos_grad=m.eos_grad, copy=m.copy),
             PairDiscriminator(m.embed, m.hidden))
 
 
@@ -107,19 +107,23 @@ def adapt(system: DialogueSystem, meta: Meta, support: Tensor, steps: int, gener
 
 
 def reply_tokens(system: DialogueSystem, pg: Params, prompts: Tensor, generator: torch.Generator,
-                 temperature: float | None = None) -> Tensor:
-    """Sampled replies (N, Lr) int64 to prompts (N, Lp), latents and Gumbel noise from `generator`."""
-    gen = system.problem.gen
-    z = torch.randn(prompts.shape[0], gen.noise_dim(True), generator=generator)
+                 temperature: float | None = None, support: Tensor | None = None) -> Tensor:
+    """Sampled replies (N, Lr) int64 to prompts (N, Lp), latents and Gumbel noise from `generator`; support: the
+    exchanges (K, Lp + Lr) a retrieve-and-edit generator reads (model.copy; ignored otherwise)."""
+    prob = system.problem
+    z = torch.randn(prompts.shape[0], prob.gen.noise_dim(True), generator=generator)
     with torch.no_grad():
-        y = system.problem.sample(pg, prompts, z, temperature or system.cfg.model.temperature)
+        y = prob.sample(pg, prompts, z, temperature or system.cfg.model.temperature,
+                        memory=prob.memory(support, n=prompts.shape[0]))
     return y.argmax(-1)
 
 
-def nll_bytes(system: DialogueSystem, pg: Params, rows: Tensor) -> tuple[float, int]:
-    """(summed NLL in nats, number of reply bytes) of rows (N, Lp + Lr) at z = 0, the latent's mean."""
+def nll_bytes(system: DialogueSystem, pg: Params, rows: Tensor, support: Tensor | None = None
+              ) -> tuple[float, int]:
+    """(summed NLL in nats, number of reply bytes) of rows (N, Lp + Lr) at z = 0, the latent's mean; support as
+    reply_tokens'."""
     with torch.no_grad():
-        mean = system.problem.nll(pg, rows, torch.zeros(rows.shape[0], system.problem.gen.z_dim))
+        mean = system.problem.nll(pg, rows, torch.zeros(rows.shape[0], system.problem.gen.z_dim), support)
     n = int((split_rows(rows, system.cfg.data.prompt_len)[1] != 256).sum())
     return float(mean) * n, n
 
@@ -130,9 +134,9 @@ def validate(system: DialogueSystem, meta: Meta, topics: list[Topic], seed: int 
     steps = system.cfg.train.adapt_steps or system.cfg.meta.inner_steps
     for i, t in enumerate(topics):
         held = heldout_parts(t, seed)
-        pg, _ = adapt(system, meta, encode(held.pool[:VALID_K], d.prompt_len, d.reply_len), steps,
-                      torch.Generator().manual_seed(seed + i))
-        s, n = nll_bytes(system, pg, encode(held.query, d.prompt_len, d.reply_len))
+        support = encode(held.pool[:VALID_K], d.prompt_len, d.reply_len)
+        pg, _ = adapt(system, meta, support, steps, torch.Generator().manual_seed(seed + i))
+        s, n = nll_bytes(system, pg, encode(held.query, d.prompt_len, d.reply_len), support)
         total, count = total + s, count + n
     return total / max(count, 1)
 
@@ -175,8 +179,10 @@ def train(cfg: DialogueConfig, out_dir: str | Path | None = None, name: str = "d
     sampler = TaskSampler(split["train"], t.k_shot, t.query, cfg.data.prompt_len, cfg.data.reply_len)
 
     def draw(rng: torch.Generator) -> dict:
-        batch = sampler.sample(t.meta_batch, rng)
-        batch["noise"] = sample_noise(batch["support"].shape[0], system.learner.sched, t.k_shot, t.query,
+        # task.k_min: every meta-batch draws its support size from k_min..k_shot, so one model serves every K
+        k = int(torch.randint(t.k_min, t.k_shot + 1, (1,), generator=rng)) if t.k_min else t.k_shot
+        batch = sampler.sample(t.meta_batch, rng, k)
+        batch["noise"] = sample_noise(batch["support"].shape[0], system.learner.sched, k, t.query,
                                       system.problem.z_dim, rng)
         return batch
 
