@@ -24,7 +24,7 @@ code with the slot's prompt code (the support exchange whose prompt is like this
 position after the one attended at the previous step (copying a run of bytes). The next-byte distribution mixes
 the vocabulary softmax and the attention's bytes through a learned gate; a null slot, always readable, takes the
 attention where no support fits (and when the mask leaves none). The attention's context enters the next input.
-So a reply can take words from the support replies of its topic, in its script, and change them.
+So a reply can take bytes, or runs of them, from the support replies of its topic and change the rest.
 
 PairDiscriminator: judges (prompt, reply) pairs; a reply is (B, Lr, V) one-hot or relaxed one-hot, embedded by a
 matrix product, so real replies (exact one-hot) and generated ones go through the same path.
@@ -144,8 +144,8 @@ class ReplyGenerator(nn.Module):
 
     def logits(self, z: Tensor, prompt: Tensor, reply: Tensor, memory=None) -> Tensor:
         """Teacher forcing: z (B, >= z_dim), prompt (B, Lp), reply (B, Lr) int64 -> next-byte logits (B, Lr, V);
-        step t reads reply byte t - 1 (BOS at t = 0). With copy, memory (read_memory's) is required and the
-        logits are log probabilities."""
+        step t reads reply byte t - 1 (BOS at t = 0). With copy, memory (support prompts, support replies,
+        allowed slots: read_memory's argument) is required and the logits are log probabilities."""
         h, c = self.start(z, prompt)
         inputs = torch.cat([torch.full_like(reply[:, :1], BOS), reply[:, :-1]], 1)
         gi = self.project(self.emb[inputs], c)  # (B, Lr, 3H), every step's input at once
